@@ -1,0 +1,116 @@
+"""The one composition root: builds the storage driver, the SQL index and ``Services`` from ``Settings``,
+and mounts the edges into one ASGI application.
+
+``trustyard serve`` runs ``worker_app`` in each Granian worker process; settings reach the workers as JSON
+in ``TRUSTYARD_WORKER_SETTINGS`` so every worker runs exactly what the parent resolved.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from trustyard import errors
+from trustyard.config import Settings
+from trustyard.db.engine import create_engine, migrate
+from trustyard.db.index import Index
+from trustyard.registry import errors as registry_errors
+from trustyard.registry.routes import routes as registry_routes
+from trustyard.services import Services
+from trustyard.storage.driver import StorageDriver
+from trustyard.storage.filesystem import FilesystemDriver
+from trustyard.storage.memory import MemoryDriver
+
+WORKER_SETTINGS_ENV = "TRUSTYARD_WORKER_SETTINGS"
+log = logging.getLogger("trustyard")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+
+def build_driver(settings: Settings) -> StorageDriver:
+    if settings.storage.driver == "inmemory":
+        return MemoryDriver()
+    root = settings.storage_root
+    root.mkdir(parents=True, exist_ok=True)
+    return FilesystemDriver(root)
+
+
+async def prepare(settings: Settings) -> None:
+    """One-time start-up work done once per node before workers start: data dir and schema."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await migrate(settings.database)
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    engine = create_engine(settings.database)
+    driver = build_driver(settings)
+    try:
+        yield Services.create(Index(engine), driver)
+    finally:
+        await driver.close()
+        await engine.dispose()
+
+
+def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if migrate_first:
+            await prepare(settings)
+        async with open_services(settings) as services:
+            app.state.services = services
+            yield
+
+    app = Starlette(
+        routes=registry_routes,
+        lifespan=lifespan,
+        exception_handlers={errors.TrustyardError: registry_errors.handle, HTTPException: _http_error},
+    )
+    return app
+
+
+def worker_app() -> ASGIApp:
+    """Granian's factory target in each worker process."""
+    settings = Settings.model_validate_json(os.environ[WORKER_SETTINGS_ENV])
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return with_api_version(create_app(settings))
+
+
+def with_api_version(app: ASGIApp) -> ASGIApp:
+    """Add ``Docker-Distribution-API-Version`` to every response (cheaper than a Starlette middleware)."""
+    header = (b"docker-distribution-api-version", b"registry/2.0")
+
+    async def wrapped(scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await app(scope, receive, send_with_header)
+
+    return wrapped
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        error: errors.TrustyardError = errors.Unsupported(f"{request.method} is not supported on {request.url.path}")
+    elif exc.status_code == 404:
+        error = errors.NameUnknown(f"no such endpoint: {request.url.path}")
+    else:
+        return Response(str(exc.detail), status_code=exc.status_code)
+    return registry_errors.error_response(request, error)

@@ -1,0 +1,111 @@
+"""``trustyard`` commands. Flags map onto ``Settings``; every command builds services through ``app``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from trustyard import __version__
+from trustyard.app import WORKER_SETTINGS_ENV, open_services, prepare
+from trustyard.config import Settings, load_settings
+from trustyard.errors import TrustyardError
+from trustyard.services.actor import Actor
+
+CONFIG = click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                      help="YAML config file (Distribution's storage: block accepted).")
+DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+                        help="Data directory (default ./trustyard-data): SQLite index and filesystem blobs.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="trustyard")
+def main() -> None:
+    """trustyard: a self-hosted, trusted container registry."""
+
+
+@main.command()
+@CONFIG
+@DATA_DIR
+@click.option("--listen", help="HOST:PORT to listen on (default 0.0.0.0:5000).")
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: one per CPU core).")
+def serve(config_file: Path | None, data_dir: Path | None, listen: str | None, workers: int | None) -> None:
+    """Run the registry (OCI Distribution v1.1 and Docker Registry v2 at /v2/)."""
+    settings = _settings(config_file, data_dir=data_dir, listen=listen, workers=workers)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _run(_prepare_and_adopt(settings))
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    host, port = settings.host_port
+    os.environ[WORKER_SETTINGS_ENV] = settings.model_dump_json()
+    click.echo(f"trustyard {__version__} listening on http://{settings.listen} "
+               f"({settings.worker_count} workers, data in {settings.data_dir.resolve()})", err=True)
+    Server(
+        "trustyard.app:worker_app",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=settings.worker_count,
+        loop=Loops.auto,
+        factory=True,
+        log_level=LogLevels(settings.log_level.lower()),
+        log_access=settings.access_log,
+        respawn_failed_workers=True,
+        backlog=2048,
+    ).serve()
+
+
+@main.group()
+def storage() -> None:
+    """Storage operations."""
+
+
+@storage.command()
+@CONFIG
+@DATA_DIR
+def reindex(config_file: Path | None, data_dir: Path | None) -> None:
+    """Rebuild the SQL index from what storage holds (Distribution's layout; adopts Distribution roots)."""
+    settings = _settings(config_file, data_dir=data_dir)
+
+    async def run() -> dict[str, Any]:
+        await prepare(settings)
+        async with open_services(settings) as services:
+            report = await services.storage.reindex(Actor.system())
+        return report.__dict__
+
+    report = _run(run())
+    click.echo(json.dumps(report, indent=2))
+
+
+async def _prepare_and_adopt(settings: Settings) -> None:
+    """Migrate, and adopt an existing root automatically when the index is empty (the bucket outlives us)."""
+    await prepare(settings)
+    async with open_services(settings) as services:
+        if await services.storage.index_is_empty() and await services.storage.holds_repositories():
+            click.echo("index is empty but storage holds repositories: reindexing", err=True)
+            report = await services.storage.reindex(Actor.system())
+            click.echo(f"reindexed {report.repositories} repositories, {report.manifests} manifests, "
+                       f"{report.tags} tags", err=True)
+
+
+def _settings(config_file: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config_file, **overrides)
+    except TrustyardError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def _run(coroutine: Any) -> Any:
+    try:
+        return asyncio.run(coroutine)
+    except TrustyardError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)

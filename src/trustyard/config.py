@@ -1,0 +1,122 @@
+"""Startup settings: defaults ← YAML file ← ``TRUSTYARD_*`` environment, typed; unknown keys fail at start.
+
+The ``storage:`` section takes CNCF Distribution's ``config.yml`` storage block as it is (one driver section
+such as ``filesystem: {rootdirectory: ...}`` or ``inmemory: {}``, plus ``delete``, ``redirect``, ``cache``,
+``maintenance`` and ``tag``, which Distribution defines and trustyard accepts), so an existing Distribution
+or DTR configuration drops in. Nested environment keys use ``__``: ``TRUSTYARD_STORAGE__FILESYSTEM__ROOTDIRECTORY``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from trustyard.errors import ConfigInvalid
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FilesystemStorage(_Strict):
+    rootdirectory: Path | None = None  # default: DATA_DIR/storage
+    maxthreads: int | None = None  # Distribution's knob; accepted, threads are sized by trustyard
+
+
+class InMemoryStorage(_Strict):
+    pass
+
+
+class StorageSettings(_Strict):
+    filesystem: FilesystemStorage | None = None
+    inmemory: InMemoryStorage | None = None
+    # Distribution's storage-wide sections, accepted so its config files load unchanged.
+    delete: dict[str, Any] | None = None
+    redirect: dict[str, Any] | None = None
+    cache: dict[str, Any] | None = None
+    maintenance: dict[str, Any] | None = None
+    tag: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_driver(self) -> StorageSettings:
+        chosen = [name for name in ("filesystem", "inmemory") if getattr(self, name) is not None]
+        if len(chosen) > 1:
+            raise ValueError(f"storage: configure exactly one driver, not {' and '.join(chosen)}")
+        return self
+
+    @property
+    def driver(self) -> str:
+        return "inmemory" if self.inmemory is not None else "filesystem"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRUSTYARD_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Path("trustyard-data")
+    listen: str = "0.0.0.0:5000"
+    #: SQLAlchemy URL; default SQLite in the data directory. PostgreSQL: postgresql+asyncpg://user@host/db
+    database_url: str | None = None
+    #: Worker processes; default one per CPU core (at least 2 on multi-core machines).
+    workers: int | None = Field(default=None, ge=1)
+    log_level: str = "info"
+    access_log: bool = False
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence, strongest first: explicit (CLI flags), environment, then the YAML file (passed as init).
+        return (env_settings, init_settings)
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'trustyard.db'}"
+
+    @property
+    def storage_root(self) -> Path:
+        fs = self.storage.filesystem
+        if fs is not None and fs.rootdirectory is not None:
+            return fs.rootdirectory
+        return self.data_dir / "storage"
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+    @property
+    def worker_count(self) -> int:
+        if self.workers:
+            return self.workers
+        return max(1, os.cpu_count() or 1)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from an optional YAML file, the environment and explicit overrides (CLI flags)."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigInvalid(f"cannot read config file {config_file}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigInvalid(f"config file {config_file} must be a YAML mapping")
+        values.update(loaded)
+    try:
+        settings = Settings(**values)
+        explicit = {k: v for k, v in overrides.items() if v is not None}
+        return settings.model_copy(update=explicit) if explicit else settings
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigInvalid(f"invalid configuration: {problems}") from None

@@ -1,0 +1,1 @@
+"""The SQL index: tables, migrations, the engine, and the queries services run (``Index``)."""

@@ -1,0 +1,452 @@
+"""``Index``: every query the services run against the SQL index, each in its own short transaction.
+
+Rows come back as small frozen dataclasses; nothing above this module sees SQLAlchemy. Callers write bytes to
+storage *before* calling the methods that record them here, so the index never points at missing bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import Insert
+
+from trustyard.db import tables as t
+from trustyard.errors import ManifestBlobUnknown
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRow:
+    id: int
+    digest: str
+    media_type: str
+    payload: bytes
+    size: int
+    artifact_type: str | None
+    subject_digest: str | None
+    annotations: dict[str, str] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewManifest:
+    digest: str
+    media_type: str
+    payload: bytes
+    artifact_type: str | None
+    subject_digest: str | None
+    annotations: dict[str, str] | None
+    blob_digests: Sequence[str]
+    child_digests: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRow:
+    id: str
+    repository: str
+    storage_key: str
+    token: str
+    parts: list[dict[str, Any]]
+    size: int
+    started_at: datetime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+_MANIFEST_COLUMNS = (
+    t.manifests.c.id,
+    t.manifests.c.digest,
+    t.manifests.c.media_type,
+    t.manifests.c.payload,
+    t.manifests.c.size,
+    t.manifests.c.artifact_type,
+    t.manifests.c.subject_digest,
+    t.manifests.c.annotations,
+    t.manifests.c.created_at,
+)
+
+
+def _manifest_row(row: Any) -> ManifestRow:
+    return ManifestRow(
+        id=row.id,
+        digest=row.digest,
+        media_type=row.media_type,
+        payload=bytes(row.payload),
+        size=row.size,
+        artifact_type=row.artifact_type,
+        subject_digest=row.subject_digest,
+        annotations=json.loads(row.annotations) if row.annotations else None,
+        created_at=row.created_at,
+    )
+
+
+class Index:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._dialect = engine.dialect.name
+
+    def _insert_ignore(self, table: t.Table, index_elements: Sequence[str]) -> Insert:
+        dialect = postgresql if self._dialect == "postgresql" else sqlite
+        return dialect.insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+
+    # Repositories
+
+    async def ensure_repository(self, name: str) -> int:
+        async with self.engine.begin() as conn:
+            return await self._ensure_repository(conn, name)
+
+    async def _ensure_repository(self, conn: AsyncConnection, name: str) -> int:
+        found = await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == name))
+        if found is not None:
+            return int(found)
+        await conn.execute(
+            self._insert_ignore(t.repositories, ["name"]).values(name=name, created_at=_now())
+        )
+        return int(await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == name)))
+
+    async def repository_id(self, name: str) -> int | None:
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == name))
+            return None if found is None else int(found)
+
+    async def list_repositories(self, limit: int, last: str | None) -> list[str]:
+        """Repository names holding at least one manifest, in lexical order, after ``last``."""
+        query = (
+            select(t.repositories.c.name)
+            .where(exists().where(t.manifests.c.repository_id == t.repositories.c.id))
+            .order_by(t.repositories.c.name)
+            .limit(limit)
+        )
+        if last:
+            query = query.where(t.repositories.c.name > last)
+        async with self.engine.connect() as conn:
+            return list((await conn.scalars(query)).all())
+
+    # Blobs
+
+    async def link_blob(self, repository: str, digest: str, size: int) -> None:
+        """Record that ``digest`` (already in storage) exists and is linked into ``repository``."""
+        async with self.engine.begin() as conn:
+            repository_id = await self._ensure_repository(conn, repository)
+            await conn.execute(
+                self._insert_ignore(t.blobs, ["digest"]).values(digest=digest, size=size, created_at=_now())
+            )
+            await conn.execute(
+                self._insert_ignore(t.repository_blobs, ["repository_id", "digest"]).values(
+                    repository_id=repository_id, digest=digest, created_at=_now()
+                )
+            )
+
+    async def linked_blob_size(self, repository: str, digest: str) -> int | None:
+        """The blob's size if it is linked into ``repository``, else None."""
+        query = (
+            select(t.blobs.c.size)
+            .join(t.repository_blobs, t.repository_blobs.c.digest == t.blobs.c.digest)
+            .join(t.repositories, t.repositories.c.id == t.repository_blobs.c.repository_id)
+            .where(t.repositories.c.name == repository, t.blobs.c.digest == digest)
+        )
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(query)
+            return None if found is None else int(found)
+
+    async def blob_size(self, digest: str) -> int | None:
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(select(t.blobs.c.size).where(t.blobs.c.digest == digest))
+            return None if found is None else int(found)
+
+    async def blob_referenced_by(self, repository: str, digest: str) -> str | None:
+        """A manifest digest in ``repository`` that references the blob, if any."""
+        query = (
+            select(t.manifests.c.digest)
+            .join(t.manifest_blobs, t.manifest_blobs.c.manifest_id == t.manifests.c.id)
+            .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
+            .where(t.repositories.c.name == repository, t.manifest_blobs.c.digest == digest)
+            .limit(1)
+        )
+        async with self.engine.connect() as conn:
+            return await conn.scalar(query)
+
+    async def unlink_blob(self, repository: str, digest: str) -> bool:
+        async with self.engine.begin() as conn:
+            repository_id = await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == repository))
+            if repository_id is None:
+                return False
+            result = await conn.execute(
+                delete(t.repository_blobs).where(
+                    t.repository_blobs.c.repository_id == repository_id, t.repository_blobs.c.digest == digest
+                )
+            )
+            return bool(result.rowcount)
+
+    async def missing_blobs(self, repository: str, digests: Iterable[str]) -> list[str]:
+        wanted = sorted(set(digests))
+        if not wanted:
+            return []
+        query = (
+            select(t.repository_blobs.c.digest)
+            .join(t.repositories, t.repositories.c.id == t.repository_blobs.c.repository_id)
+            .where(t.repositories.c.name == repository, t.repository_blobs.c.digest.in_(wanted))
+        )
+        async with self.engine.connect() as conn:
+            present = set((await conn.scalars(query)).all())
+        return [d for d in wanted if d not in present]
+
+    # Manifests
+
+    async def missing_manifests(self, repository: str, digests: Iterable[str]) -> list[str]:
+        wanted = sorted(set(digests))
+        if not wanted:
+            return []
+        query = (
+            select(t.manifests.c.digest)
+            .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
+            .where(t.repositories.c.name == repository, t.manifests.c.digest.in_(wanted))
+        )
+        async with self.engine.connect() as conn:
+            present = set((await conn.scalars(query)).all())
+        return [d for d in wanted if d not in present]
+
+    async def put_manifest(self, repository: str, manifest: NewManifest, tags: Sequence[str]) -> None:
+        """Record a manifest (bytes already in storage), its references and tags, in one transaction."""
+        try:
+            await self._put_manifest(repository, manifest, tags)
+        except IntegrityError:
+            # The foreign key to repository_blobs: a blob was unlinked between the caller's check and now.
+            raise ManifestBlobUnknown("a blob this manifest references was deleted while it was pushed") from None
+
+    async def _put_manifest(self, repository: str, manifest: NewManifest, tags: Sequence[str]) -> None:
+        async with self.engine.begin() as conn:
+            repository_id = await self._ensure_repository(conn, repository)
+            manifest_id = await conn.scalar(
+                select(t.manifests.c.id).where(
+                    t.manifests.c.repository_id == repository_id, t.manifests.c.digest == manifest.digest
+                )
+            )
+            if manifest_id is None:
+                manifest_id = await self._insert_manifest(conn, repository_id, manifest)
+            now = _now()
+            for tag in tags:
+                moved = await conn.execute(
+                    update(t.tags)
+                    .where(t.tags.c.repository_id == repository_id, t.tags.c.name == tag)
+                    .values(manifest_id=manifest_id, updated_at=now)
+                )
+                if not moved.rowcount:
+                    await conn.execute(
+                        t.tags.insert().values(
+                            repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=now
+                        )
+                    )
+
+    async def _insert_manifest(self, conn: AsyncConnection, repository_id: int, manifest: NewManifest) -> int:
+        result = await conn.execute(
+            t.manifests.insert().values(
+                repository_id=repository_id,
+                digest=manifest.digest,
+                media_type=manifest.media_type,
+                artifact_type=manifest.artifact_type,
+                subject_digest=manifest.subject_digest,
+                annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
+                payload=manifest.payload,
+                size=len(manifest.payload),
+                created_at=_now(),
+            )
+        )
+        manifest_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        blob_rows = [
+            {"manifest_id": manifest_id, "repository_id": repository_id, "digest": d}
+            for d in sorted(set(manifest.blob_digests))
+        ]
+        if blob_rows:
+            await conn.execute(t.manifest_blobs.insert(), blob_rows)
+        child_rows = [{"manifest_id": manifest_id, "child_digest": d} for d in sorted(set(manifest.child_digests))]
+        if child_rows:
+            await conn.execute(t.manifest_children.insert(), child_rows)
+        return manifest_id
+
+    async def manifest_by_digest(self, repository: str, digest: str) -> ManifestRow | None:
+        query = (
+            select(*_MANIFEST_COLUMNS)
+            .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
+            .where(t.repositories.c.name == repository, t.manifests.c.digest == digest)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _manifest_row(row)
+
+    async def manifest_by_tag(self, repository: str, tag: str) -> ManifestRow | None:
+        query = (
+            select(*_MANIFEST_COLUMNS)
+            .join(t.tags, t.tags.c.manifest_id == t.manifests.c.id)
+            .join(t.repositories, t.repositories.c.id == t.tags.c.repository_id)
+            .where(t.repositories.c.name == repository, t.tags.c.name == tag)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _manifest_row(row)
+
+    async def manifest_parents(self, repository: str, digest: str) -> list[str]:
+        """Digests of indexes in ``repository`` that list ``digest`` as a child."""
+        query = (
+            select(t.manifests.c.digest)
+            .join(t.manifest_children, t.manifest_children.c.manifest_id == t.manifests.c.id)
+            .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
+            .where(t.repositories.c.name == repository, t.manifest_children.c.child_digest == digest)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.scalars(query)).all())
+
+    async def delete_manifest(self, repository: str, digest: str) -> list[str]:
+        """Remove a manifest and the tags on it; returns those tags. Raises LookupError when absent."""
+        async with self.engine.begin() as conn:
+            query = (
+                select(t.manifests.c.id, t.manifests.c.repository_id)
+                .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
+                .where(t.repositories.c.name == repository, t.manifests.c.digest == digest)
+            )
+            row = (await conn.execute(query)).first()
+            if row is None:
+                raise LookupError(digest)
+            removed = (await conn.scalars(select(t.tags.c.name).where(t.tags.c.manifest_id == row.id))).all()
+            await conn.execute(delete(t.tags).where(t.tags.c.manifest_id == row.id))
+            await conn.execute(delete(t.manifest_blobs).where(t.manifest_blobs.c.manifest_id == row.id))
+            await conn.execute(delete(t.manifest_children).where(t.manifest_children.c.manifest_id == row.id))
+            await conn.execute(delete(t.manifests).where(t.manifests.c.id == row.id))
+            return list(removed)
+
+    async def referrers(self, repository: str, subject: str, artifact_type: str | None) -> list[ManifestRow]:
+        query = (
+            select(*_MANIFEST_COLUMNS)
+            .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
+            .where(t.repositories.c.name == repository, t.manifests.c.subject_digest == subject)
+            .order_by(t.manifests.c.created_at, t.manifests.c.id)
+        )
+        if artifact_type:
+            query = query.where(t.manifests.c.artifact_type == artifact_type)
+        async with self.engine.connect() as conn:
+            return [_manifest_row(r) for r in (await conn.execute(query)).all()]
+
+    # Tags
+
+    async def delete_tag(self, repository: str, tag: str) -> str | None:
+        """Remove a tag; returns the digest it pointed to, or None when there was no such tag."""
+        async with self.engine.begin() as conn:
+            query = (
+                select(t.tags.c.repository_id, t.manifests.c.digest)
+                .join(t.manifests, t.manifests.c.id == t.tags.c.manifest_id)
+                .join(t.repositories, t.repositories.c.id == t.tags.c.repository_id)
+                .where(t.repositories.c.name == repository, t.tags.c.name == tag)
+            )
+            row = (await conn.execute(query)).first()
+            if row is None:
+                return None
+            await conn.execute(
+                delete(t.tags).where(and_(t.tags.c.repository_id == row.repository_id, t.tags.c.name == tag))
+            )
+            return str(row.digest)
+
+    async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str] | None:
+        """Tags in lexical order after ``last``; None when the repository does not exist."""
+        async with self.engine.connect() as conn:
+            repository_id = await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == repository))
+            if repository_id is None:
+                return None
+            query = select(t.tags.c.name).where(t.tags.c.repository_id == repository_id).order_by(t.tags.c.name)
+            if last:
+                query = query.where(t.tags.c.name > last)
+            if limit is not None:
+                query = query.limit(limit)
+            return list((await conn.scalars(query)).all())
+
+    async def tags_of(self, repository: str, digest: str) -> list[str]:
+        query = (
+            select(t.tags.c.name)
+            .join(t.manifests, t.manifests.c.id == t.tags.c.manifest_id)
+            .join(t.repositories, t.repositories.c.id == t.tags.c.repository_id)
+            .where(t.repositories.c.name == repository, t.manifests.c.digest == digest)
+            .order_by(t.tags.c.name)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.scalars(query)).all())
+
+    # Uploads
+
+    async def create_upload(self, upload: UploadRow) -> None:
+        async with self.engine.begin() as conn:
+            repository_id = await self._ensure_repository(conn, upload.repository)
+            await conn.execute(
+                t.uploads.insert().values(
+                    id=upload.id,
+                    repository_id=repository_id,
+                    storage_key=upload.storage_key,
+                    token=upload.token,
+                    parts=json.dumps(upload.parts),
+                    size=upload.size,
+                    started_at=upload.started_at,
+                    updated_at=upload.started_at,
+                )
+            )
+
+    async def upload(self, repository: str, upload_id: str) -> UploadRow | None:
+        query = (
+            select(t.uploads, t.repositories.c.name)
+            .join(t.repositories, t.repositories.c.id == t.uploads.c.repository_id)
+            .where(t.uploads.c.id == upload_id, t.repositories.c.name == repository)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return UploadRow(
+            id=row.id,
+            repository=row.name,
+            storage_key=row.storage_key,
+            token=row.token,
+            parts=json.loads(row.parts),
+            size=row.size,
+            started_at=row.started_at,
+        )
+
+    async def advance_upload(self, upload_id: str, expected_size: int, parts: list[dict[str, Any]], size: int) -> bool:
+        """Record new parts if nobody else advanced the upload since we read it (optimistic check)."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(t.uploads)
+                .where(t.uploads.c.id == upload_id, t.uploads.c.size == expected_size)
+                .values(parts=json.dumps(parts), size=size, updated_at=_now())
+            )
+            return bool(result.rowcount)
+
+    async def delete_upload(self, upload_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(t.uploads).where(t.uploads.c.id == upload_id))
+
+    async def stale_uploads(self, older_than: datetime) -> list[UploadRow]:
+        query = (
+            select(t.uploads, t.repositories.c.name)
+            .join(t.repositories, t.repositories.c.id == t.uploads.c.repository_id)
+            .where(t.uploads.c.updated_at < older_than)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            UploadRow(r.id, r.name, r.storage_key, r.token, json.loads(r.parts), r.size, r.started_at) for r in rows
+        ]
+
+    # Whole-index operations (reindex)
+
+    async def counts(self) -> dict[str, int]:
+        async with self.engine.connect() as conn:
+            out = {}
+            for table in (t.repositories, t.blobs, t.manifests, t.tags):
+                out[table.name] = int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+            return out

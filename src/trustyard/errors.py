@@ -1,0 +1,135 @@
+"""Domain errors: the one vocabulary of failure that every layer raises and every edge maps once.
+
+Each error carries the OCI Distribution error code it stands for (the spec's ``code`` strings), a
+message a person can act on, and optional structured detail. Edges decide the transport (HTTP status,
+exit code); nothing below the edges knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class TrustyardError(Exception):
+    """Base of every error trustyard raises on purpose."""
+
+    code: ClassVar[str] = "UNKNOWN"
+    default_message: ClassVar[str] = "unknown error"
+
+    def __init__(self, message: str | None = None, detail: Any = None) -> None:
+        self.message = message or self.default_message
+        self.detail = detail
+        super().__init__(self.message)
+
+
+class BlobUnknown(TrustyardError):
+    code = "BLOB_UNKNOWN"
+    default_message = "blob unknown to registry"
+
+
+class BlobUploadInvalid(TrustyardError):
+    code = "BLOB_UPLOAD_INVALID"
+    default_message = "blob upload invalid"
+
+
+class BlobUploadUnknown(TrustyardError):
+    code = "BLOB_UPLOAD_UNKNOWN"
+    default_message = "blob upload unknown to registry"
+
+
+class DigestInvalid(TrustyardError):
+    code = "DIGEST_INVALID"
+    default_message = "provided digest did not match uploaded content"
+
+
+class ManifestBlobUnknown(TrustyardError):
+    code = "MANIFEST_BLOB_UNKNOWN"
+    default_message = "manifest references a manifest or blob unknown to registry"
+
+
+class ManifestInvalid(TrustyardError):
+    code = "MANIFEST_INVALID"
+    default_message = "manifest invalid"
+
+
+class ManifestUnknown(TrustyardError):
+    code = "MANIFEST_UNKNOWN"
+    default_message = "manifest unknown to registry"
+
+
+class NameInvalid(TrustyardError):
+    code = "NAME_INVALID"
+    default_message = "invalid repository name"
+
+
+class NameUnknown(TrustyardError):
+    code = "NAME_UNKNOWN"
+    default_message = "repository name not known to registry"
+
+
+class SizeInvalid(TrustyardError):
+    code = "SIZE_INVALID"
+    default_message = "provided length did not match content length"
+
+
+class RangeInvalid(TrustyardError):
+    """A Content-Range or Range that does not fit the upload or blob (HTTP 416)."""
+
+    code = "BLOB_UPLOAD_INVALID"
+    default_message = "requested range not satisfiable"
+
+
+class TagInvalid(TrustyardError):
+    code = "TAG_INVALID"
+    default_message = "invalid tag"
+
+
+class PaginationNumberInvalid(TrustyardError):
+    code = "PAGINATION_NUMBER_INVALID"
+    default_message = "invalid number of results requested"
+
+
+class Unauthorized(TrustyardError):
+    code = "UNAUTHORIZED"
+    default_message = "authentication required"
+
+
+class Denied(TrustyardError):
+    code = "DENIED"
+    default_message = "requested access to the resource is denied"
+
+
+class Unsupported(TrustyardError):
+    code = "UNSUPPORTED"
+    default_message = "the operation is unsupported"
+
+
+class TooLarge(TrustyardError):
+    """A request body over a configured limit (manifests: 4 MiB)."""
+
+    code = "SIZE_INVALID"
+    default_message = "request body too large"
+
+
+class TooManyRequests(TrustyardError):
+    code = "TOOMANYREQUESTS"
+    default_message = "too many requests"
+
+
+class StorageUnavailable(TrustyardError):
+    """The storage backend failed or could not be reached; the operation stored nothing."""
+
+    code = "UNAVAILABLE"
+    default_message = "the storage backend is unavailable"
+
+
+class ObjectNotFound(TrustyardError):
+    """A storage key that does not exist (raised by drivers, usually mapped to a *_UNKNOWN above)."""
+
+    code = "BLOB_UNKNOWN"
+    default_message = "object not found in storage"
+
+
+class ConfigInvalid(TrustyardError):
+    code = "CONFIG_INVALID"
+    default_message = "invalid configuration"

@@ -1,0 +1,74 @@
+"""``/v2/<name>/blobs/<digest>``: GET and HEAD (with Range), DELETE."""
+
+from __future__ import annotations
+
+import os
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+
+from trustyard.errors import BlobUnknown, RangeInvalid
+from trustyard.oci.digest import Digest
+from trustyard.registry.http import actor, repository, services
+
+OCTET_STREAM = "application/octet-stream"
+
+
+class BlobFileResponse(FileResponse):
+    # Ranged reads cannot use pathsend; read them in large chunks.
+    chunk_size = 1024 * 1024
+
+
+async def get_blob(request: Request) -> Response:
+    name, digest = repository(request), Digest.parse(request.path_params["digest"])
+    blobs = services(request).blobs
+    content = await blobs.open(actor(request), name, digest)
+    headers = {"Docker-Content-Digest": str(digest), "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000"}
+    if content.path is not None:
+        try:
+            stat = os.stat(content.path)
+        except FileNotFoundError:
+            raise BlobUnknown(f"blob {digest} was deleted while it was requested") from None
+        return BlobFileResponse(content.path, headers=headers, media_type=OCTET_STREAM, stat_result=stat)
+    if content.redirect is not None and request.method == "GET":
+        return RedirectResponse(content.redirect, status_code=307, headers=headers)
+    size = content.info.size
+    if request.method == "HEAD":
+        headers.update({"Content-Length": str(size), "Accept-Ranges": "bytes"})
+        return Response(status_code=200, headers=headers, media_type=OCTET_STREAM)
+    byte_range = parse_range(request.headers.get("range"), size)
+    if byte_range is None:
+        headers["Content-Length"] = str(size)
+        return StreamingResponse(blobs.stream(content), headers=headers, media_type=OCTET_STREAM)
+    start, end = byte_range
+    headers.update({"Content-Length": str(end - start + 1), "Content-Range": f"bytes {start}-{end}/{size}"})
+    stream = blobs.stream(content, start, end - start + 1)
+    return StreamingResponse(stream, status_code=206, headers=headers, media_type=OCTET_STREAM)
+
+
+async def delete_blob(request: Request) -> Response:
+    name, digest = repository(request), Digest.parse(request.path_params["digest"])
+    await services(request).blobs.delete(actor(request), name, digest)
+    return Response(status_code=202, headers={"Docker-Content-Digest": str(digest)})
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """A single ``bytes=start-end`` (or ``-suffix``, ``start-``) range as inclusive offsets; None for none."""
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip() != "bytes" or "," in spec:
+        raise RangeInvalid(f"unsupported Range {header[:100]!r}: send one bytes=START-END range")
+    first, sep, last = spec.strip().partition("-")
+    try:
+        if not sep:
+            raise ValueError
+        if first == "":
+            start, end = max(size - int(last), 0), size - 1
+        else:
+            start, end = int(first), (int(last) if last else size - 1)
+    except ValueError:
+        raise RangeInvalid(f"invalid Range {header[:100]!r}") from None
+    if start >= size or end < start:
+        raise RangeInvalid(f"Range {header[:100]!r} is outside the blob of {size} bytes")
+    return start, min(end, size - 1)

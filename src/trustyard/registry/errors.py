@@ -1,0 +1,65 @@
+"""The one place domain errors become HTTP: status codes and the spec's ``{"errors": [...]}`` body."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from trustyard import errors as e
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[e.TrustyardError], int] = {
+    e.BlobUnknown: 404,
+    e.BlobUploadInvalid: 400,
+    e.BlobUploadUnknown: 404,
+    e.DigestInvalid: 400,
+    e.ManifestBlobUnknown: 400,
+    e.ManifestInvalid: 400,
+    e.ManifestUnknown: 404,
+    e.NameInvalid: 400,
+    e.NameUnknown: 404,
+    e.SizeInvalid: 400,
+    e.RangeInvalid: 416,
+    e.TagInvalid: 400,
+    e.PaginationNumberInvalid: 400,
+    e.Unauthorized: 401,
+    e.Denied: 403,
+    e.Unsupported: 405,
+    e.TooLarge: 413,
+    e.TooManyRequests: 429,
+    e.StorageUnavailable: 503,
+    e.ObjectNotFound: 404,
+}
+
+
+def status_of(error: e.TrustyardError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 500
+
+
+def error_response(request: Request, error: e.TrustyardError, headers: dict[str, str] | None = None) -> Response:
+    status = status_of(error)
+    if status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, error.message)
+    entry: dict[str, object] = {"code": error.code, "message": error.message}
+    if error.detail is not None:
+        entry["detail"] = error.detail
+    all_headers = dict(headers or {})
+    if isinstance(error, e.RangeInvalid) and isinstance(error.detail, dict) and "size" in error.detail:
+        size = int(error.detail["size"])
+        all_headers["Range"] = f"0-{max(size - 1, 0)}"
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=all_headers)
+    body = json.dumps({"errors": [entry]}).encode()
+    return Response(body, status_code=status, media_type="application/json", headers=all_headers)
+
+
+async def handle(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, e.TrustyardError)
+    return error_response(request, exc)

@@ -1,0 +1,41 @@
+"""``/v2/<name>/manifests/<reference>``: GET and HEAD by tag or digest, PUT (with ``?tag=``), DELETE."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from trustyard.oci import mediatypes as mt
+from trustyard.oci.names import Tag, parse_reference
+from trustyard.registry.http import actor, read_limited, repository, services
+
+
+async def get_manifest(request: Request) -> Response:
+    name, reference = repository(request), parse_reference(request.path_params["reference"])
+    row = await services(request).manifests.get(actor(request), name, reference)
+    headers = {
+        "Docker-Content-Digest": row.digest,
+        "ETag": f'"{row.digest}"',
+        "Content-Length": str(row.size),
+    }
+    body = b"" if request.method == "HEAD" else row.payload
+    return Response(body, media_type=row.media_type, headers=headers)
+
+
+async def put_manifest(request: Request) -> Response:
+    name, reference = repository(request), parse_reference(request.path_params["reference"])
+    extra_tags = [Tag.parse(t) for t in request.query_params.getlist("tag")]
+    payload = await read_limited(request, mt.MAX_MANIFEST_BYTES)
+    pushed = await services(request).manifests.put(
+        actor(request), name, reference, request.headers.get("content-type"), payload, extra_tags
+    )
+    headers = {"Location": f"/v2/{name}/manifests/{pushed.digest}", "Docker-Content-Digest": str(pushed.digest)}
+    if pushed.subject is not None:
+        headers["OCI-Subject"] = str(pushed.subject)
+    return Response(status_code=201, headers=headers)
+
+
+async def delete_manifest(request: Request) -> Response:
+    name, reference = repository(request), parse_reference(request.path_params["reference"])
+    await services(request).manifests.delete(actor(request), name, reference)
+    return Response(status_code=202)

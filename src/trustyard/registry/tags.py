@@ -1,0 +1,21 @@
+"""``/v2/<name>/tags/list``: the tags of a repository, paginated with ``n``/``last`` and a Link header."""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse, Response
+from starlette.requests import Request
+
+from trustyard.registry.http import actor, next_link, page_size, repository, services
+from trustyard.services.repositories import MAX_PAGE
+
+
+async def list_tags(request: Request) -> Response:
+    name = repository(request)
+    n = page_size(request, None, MAX_PAGE)
+    last = request.query_params.get("last") or None
+    tags = await services(request).tags.list(actor(request), name, None if n is None else n + 1, last)
+    headers = {}
+    if n is not None and len(tags) > n:
+        tags = tags[:n]
+        headers["Link"] = next_link(request, tags[-1], n)
+    return JSONResponse({"name": name.value, "tags": tags}, headers=headers)

@@ -1,0 +1,138 @@
+"""Storage-wide operations: rebuilding the SQL index from what storage holds (``reindex``).
+
+Reindex reads Distribution's layout (``_layers`` links, ``_manifests/revisions`` links, tag ``current``
+links) under the root, so it adopts roots written by trustyard, CNCF Distribution, DTR or Harbor alike. It
+only adds to the index; running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from trustyard.db.index import Index, NewManifest
+from trustyard.errors import Denied, TrustyardError
+from trustyard.oci.digest import Digest
+from trustyard.oci.manifest import Manifest, parse_manifest
+from trustyard.oci.names import RepositoryName, Tag
+from trustyard.services.actor import Actor
+from trustyard.storage import layout
+from trustyard.storage.driver import StorageDriver
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReindexReport:
+    repositories: int = 0
+    blobs: int = 0
+    manifests: int = 0
+    tags: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Found:
+    layers: set[Digest] = field(default_factory=set)
+    revisions: set[Digest] = field(default_factory=set)
+    tags: set[str] = field(default_factory=set)
+
+
+class StorageAdmin:
+    def __init__(self, index: Index, storage: StorageDriver) -> None:
+        self._index = index
+        self._storage = storage
+
+    async def index_is_empty(self) -> bool:
+        return (await self._index.counts())["repositories"] == 0
+
+    async def holds_repositories(self) -> bool:
+        async for _key in self._storage.list(layout.REPOSITORIES):
+            return True
+        return False
+
+    async def reindex(self, actor: Actor) -> ReindexReport:
+        if actor.name != "system":
+            raise Denied("reindex is an operator action (trustyard storage reindex)")
+        found: dict[str, _Found] = defaultdict(_Found)
+        async for key in self._storage.list(layout.REPOSITORIES):
+            kind = layout.classify(key)
+            if isinstance(kind, layout.LayerLink):
+                found[kind.repository].layers.add(kind.digest)
+            elif isinstance(kind, layout.RevisionLink):
+                found[kind.repository].revisions.add(kind.digest)
+            elif isinstance(kind, layout.TagLink):
+                found[kind.repository].tags.add(kind.tag)
+        report = ReindexReport()
+        for name in sorted(found):
+            try:
+                repository = RepositoryName.parse(name)
+            except TrustyardError:
+                report.skipped.append(f"{name}: not a valid repository name")
+                continue
+            await self._reindex_repository(repository, found[name], report)
+        return report
+
+    async def _reindex_repository(self, repository: RepositoryName, found: _Found, report: ReindexReport) -> None:
+        report.repositories += 1
+        for digest in sorted(found.layers):
+            if await self._link_if_stored(repository, digest):
+                report.blobs += 1
+        manifests: dict[Digest, tuple[bytes, Manifest]] = {}
+        for digest in sorted(found.revisions):
+            try:
+                payload = await self._storage.get(layout.blob_data(digest))
+                manifests[digest] = (payload, parse_manifest(payload, None))
+            except TrustyardError as exc:
+                report.skipped.append(f"{repository}@{digest}: {exc}")
+        for digest, (payload, manifest) in manifests.items():
+            if await self._record(repository, digest, payload, manifest, (), report):
+                report.manifests += 1
+        for tag in sorted(found.tags):
+            try:
+                digest = layout.parse_link(await self._storage.get(layout.tag_current_link(repository, Tag.parse(tag))))
+            except TrustyardError as exc:
+                report.skipped.append(f"{repository}:{tag}: {exc}")
+                continue
+            if digest not in manifests:
+                report.skipped.append(f"{repository}:{tag}: points at {digest}, which has no revision link")
+                continue
+            payload, manifest = manifests[digest]
+            if await self._record(repository, digest, payload, manifest, (tag,), report):
+                report.tags += 1
+
+    async def _link_if_stored(self, repository: RepositoryName, digest: Digest) -> bool:
+        info = await self._storage.stat(layout.blob_data(digest))
+        if info is None:
+            return False
+        await self._index.link_blob(repository.value, str(digest), info.size)
+        return True
+
+    async def _record(
+        self,
+        repository: RepositoryName,
+        digest: Digest,
+        payload: bytes,
+        manifest: Manifest,
+        tags: tuple[str, ...],
+        report: ReindexReport,
+    ) -> bool:
+        blobs = [d.digest for d in manifest.blobs]
+        for blob in blobs:
+            # Some writers reference blobs without a _layers link in the repository; link what is stored.
+            if not await self._link_if_stored(repository, blob):
+                report.skipped.append(f"{repository}@{digest}: blob {blob} is not in storage")
+                return False
+        record = NewManifest(
+            digest=str(digest),
+            media_type=manifest.media_type,
+            payload=payload,
+            artifact_type=manifest.effective_artifact_type,
+            subject_digest=str(manifest.subject.digest) if manifest.subject else None,
+            annotations=manifest.annotations,
+            blob_digests=[str(b) for b in blobs],
+            child_digests=[str(d.digest) for d in manifest.manifests],
+        )
+        await self._index.put_manifest(repository.value, record, tags)
+        return True

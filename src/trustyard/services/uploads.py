@@ -1,0 +1,231 @@
+"""Blob uploads: sessions kept in SQL, bytes streamed into storage parts, hashed once, verified, published.
+
+A session's state (storage key, the driver's token, the parts written) is a row in ``uploads``, so a PATCH
+or the final PUT can land on any worker or after a restart. The running hash cannot be persisted (hashlib
+state is opaque), so each process keeps the hasher of the sessions it streamed; when a session continues
+elsewhere, the final PUT re-reads the staged bytes once to hash them.
+
+Publishing a blob: staged bytes move to the blob key (or are dropped when that blob already exists), the
+repository's ``_layers`` link is written, and only then is the blob recorded in the index.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from trustyard.db.index import Index, UploadRow
+from trustyard.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
+from trustyard.oci.digest import Digest, Hasher
+from trustyard.oci.names import RepositoryName
+from trustyard.services.actor import Action, Actor
+from trustyard.services.blobs import BlobInfo
+from trustyard.storage import layout
+from trustyard.storage.driver import Part, StorageDriver, UploadState
+
+
+@dataclass(frozen=True, slots=True)
+class UploadStatus:
+    id: str
+    repository: RepositoryName
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRange:
+    """An inclusive byte range a PATCH says it carries."""
+
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+class Uploads:
+    def __init__(self, index: Index, storage: StorageDriver) -> None:
+        self._index = index
+        self._storage = storage
+        self._hashers: dict[str, Hasher] = {}
+
+    @property
+    def min_chunk_size(self) -> int:
+        return self._storage.min_part_size
+
+    async def start(self, actor: Actor, repository: RepositoryName) -> UploadStatus:
+        actor.require(repository, Action.PUSH)
+        upload_id = str(uuid.uuid4())
+        state = await self._storage.start_upload(layout.upload_data(repository, upload_id))
+        now = datetime.now(UTC)
+        await self._index.create_upload(
+            UploadRow(upload_id, repository.value, state.key, state.token, [], 0, now)
+        )
+        self._hashers[upload_id] = Hasher()
+        return UploadStatus(upload_id, repository, 0)
+
+    async def mount(
+        self, actor: Actor, repository: RepositoryName, digest: Digest, source: RepositoryName
+    ) -> BlobInfo | None:
+        """Link a blob of ``source`` into ``repository``; None when it cannot be mounted (caller falls back)."""
+        actor.require(repository, Action.PUSH)
+        if not actor.can(source.value, Action.PULL):
+            return None
+        size = await self._index.linked_blob_size(source.value, str(digest))
+        if size is None:
+            return None
+        await self._link(repository, digest, size)
+        return BlobInfo(digest, size)
+
+    async def status(self, actor: Actor, repository: RepositoryName, upload_id: str) -> UploadStatus:
+        actor.require(repository, Action.PUSH)
+        row = await self._row(repository, upload_id)
+        return UploadStatus(row.id, repository, row.size)
+
+    async def append(
+        self,
+        actor: Actor,
+        repository: RepositoryName,
+        upload_id: str,
+        chunks: AsyncIterable[bytes],
+        content_range: ContentRange | None = None,
+    ) -> UploadStatus:
+        actor.require(repository, Action.PUSH)
+        row = await self._row(repository, upload_id)
+        if content_range is not None and content_range.start != row.size:
+            raise RangeInvalid(
+                f"chunk starts at byte {content_range.start} but the upload has {row.size} bytes; "
+                f"send the range starting at {row.size}",
+                detail={"size": row.size},
+            )
+        size = await self._write_part(row, chunks, content_range)
+        return UploadStatus(row.id, repository, size)
+
+    async def complete(
+        self,
+        actor: Actor,
+        repository: RepositoryName,
+        upload_id: str,
+        digest: Digest,
+        chunks: AsyncIterable[bytes] | None = None,
+    ) -> BlobInfo:
+        actor.require(repository, Action.PUSH)
+        row = await self._row(repository, upload_id)
+        size = await self._write_part(row, chunks, None) if chunks is not None else row.size
+        row = await self._row(repository, upload_id)
+        parts = [Part(**p) for p in row.parts]
+        await self._storage.complete_upload(UploadState(row.storage_key, row.token), parts)
+        await self._index.delete_upload(upload_id)
+        hasher = self._hashers.pop(upload_id, None)
+        try:
+            if hasher is None or hasher.size != size or hasher.algorithm != digest.algorithm:
+                hasher = await self._rehash(row.storage_key, digest.algorithm)
+            self._check(digest, hasher.digest())
+        except BaseException:
+            await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
+            raise
+        await self._publish(repository, digest, row.storage_key, size)
+        await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
+        return BlobInfo(digest, size)
+
+    async def monolithic(
+        self, actor: Actor, repository: RepositoryName, digest: Digest, chunks: AsyncIterable[bytes]
+    ) -> BlobInfo:
+        """POST with ``?digest=``: the whole blob in one request, no session row needed."""
+        actor.require(repository, Action.PUSH)
+        upload_id = str(uuid.uuid4())
+        key = layout.upload_data(repository, upload_id)
+        hasher = Hasher(digest.algorithm)
+        try:
+            size = await self._storage.write(key, _hashing(chunks, hasher))
+            self._check(digest, hasher.digest())
+            await self._publish(repository, digest, key, size)
+        finally:
+            await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
+        return BlobInfo(digest, size)
+
+    async def cancel(self, actor: Actor, repository: RepositoryName, upload_id: str) -> None:
+        actor.require(repository, Action.PUSH)
+        row = await self._row(repository, upload_id)
+        await self._index.delete_upload(upload_id)
+        self._hashers.pop(upload_id, None)
+        await self._storage.abort_upload(UploadState(row.storage_key, row.token))
+        await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
+
+    async def _row(self, repository: RepositoryName, upload_id: str) -> UploadRow:
+        row = await self._index.upload(repository.value, upload_id)
+        if row is None:
+            raise BlobUploadUnknown(f"upload {upload_id[:64]!r} is not in progress in {repository}")
+        return row
+
+    async def _write_part(
+        self, row: UploadRow, chunks: AsyncIterable[bytes], content_range: ContentRange | None
+    ) -> int:
+        hasher = self._hashers.pop(row.id, None)
+        if hasher is not None and hasher.size != row.size:
+            hasher = None  # this process missed a chunk: rehash at the end
+        state = UploadState(row.storage_key, row.token)
+        stream: AsyncIterable[bytes] = chunks if hasher is None else _hashing(chunks, hasher)
+        part = await self._storage.write_part(state, len(row.parts) + 1, row.size, stream)
+        if part.size == 0:
+            if hasher is not None:
+                self._hashers[row.id] = hasher
+            return row.size
+        if content_range is not None and part.size != content_range.length:
+            raise SizeInvalid(
+                f"Content-Range says {content_range.length} bytes but the body had {part.size}; chunk discarded",
+                detail={"size": row.size},
+            )
+        parts = [*row.parts, {"number": part.number, "offset": part.offset, "size": part.size, "etag": part.etag}]
+        if not await self._index.advance_upload(row.id, row.size, parts, row.size + part.size):
+            raise RangeInvalid("the upload was advanced by another request at the same time; ask for its status")
+        if hasher is not None:
+            self._hashers[row.id] = hasher
+        return row.size + part.size
+
+    async def _rehash(self, key: str, algorithm: str) -> Hasher:
+        hasher = Hasher(algorithm)
+        async for chunk in self._storage.read(key):
+            hasher.update(chunk)
+        return hasher
+
+    @staticmethod
+    def _check(expected: Digest, actual: Digest) -> None:
+        if expected != actual:
+            raise DigestInvalid(
+                f"the uploaded content has digest {actual}, not {expected}; nothing was stored",
+                detail={"expected": str(expected), "actual": str(actual)},
+            )
+
+    async def _publish(self, repository: RepositoryName, digest: Digest, staged_key: str, size: int) -> None:
+        blob_key = layout.blob_data(digest)
+        existing = await self._storage.stat(blob_key)
+        if existing is None or existing.size != size:
+            await self._storage.move(staged_key, blob_key)
+        await self._link(repository, digest, size)
+
+    async def _link(self, repository: RepositoryName, digest: Digest, size: int) -> None:
+        await self._storage.put(layout.layer_link(repository, digest), layout.link_body(digest))
+        await self._index.link_blob(repository.value, str(digest), size)
+
+
+async def _hashing(chunks: AsyncIterable[bytes], hasher: Hasher) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        hasher.update(chunk)
+        yield chunk
+
+
+def parse_content_range(header: str) -> ContentRange:
+    """``start-end`` (what the spec asks for) or ``bytes start-end/*`` (what some clients send)."""
+    text = header.strip()
+    if text.startswith("bytes "):
+        text = text[len("bytes ") :].split("/", 1)[0].strip()
+    start_text, sep, end_text = text.partition("-")
+    if not sep or not start_text.isdigit() or not end_text.isdigit():
+        raise BlobUploadInvalid(f"invalid Content-Range {header[:100]!r}: expected START-END, e.g. 0-1023")
+    start, end = int(start_text), int(end_text)
+    if end < start:
+        raise RangeInvalid(f"invalid Content-Range {header[:100]!r}: end before start")
+    return ContentRange(start, end)

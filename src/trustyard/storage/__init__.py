@@ -1,0 +1,1 @@
+"""Bytes: the StorageDriver protocol, the key layout, and one module per backend."""

@@ -1,0 +1,118 @@
+"""The StorageDriver protocol every backend implements, and the small value types it speaks.
+
+Object-store shaped on purpose (DESIGN.md, "Storage contract"): keys are ``/``-separated relative paths,
+objects are written whole and atomically, never appended to. Large writes go through *segmented uploads*
+whose small state (``UploadState`` and ``Part``) the caller persists in SQL, so drivers hold no state and an
+upload can continue in another process or after a restart.
+
+Errors: a missing key raises ``ObjectNotFound``; anything the backend does wrong raises
+``StorageUnavailable`` with the backend's own message (never credentials).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: float  # POSIX seconds
+
+
+@dataclass(frozen=True, slots=True)
+class UploadState:
+    """Where a segmented upload is going and the backend's handle for it (e.g. an S3 UploadId)."""
+
+    key: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One written segment: parts are numbered from 1, contiguous, and cover [offset, offset + size)."""
+
+    number: int
+    offset: int
+    size: int
+    etag: str
+
+
+@runtime_checkable
+class StorageDriver(Protocol):
+    #: Smallest part a segmented upload accepts, except the last (S3: 5 MiB). 1 where any size works.
+    min_part_size: int
+    #: Largest single part (S3: 5 GiB).
+    max_part_size: int
+    #: Name of the backend for logs and settings ("filesystem", "memory", "s3", "swift").
+    name: str
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        """Size and modification time, or None when the key does not exist."""
+        ...
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """Stream ``length`` bytes (all when None) from ``offset``. Raises ObjectNotFound on first use."""
+        ...
+
+    async def get(self, key: str) -> bytes:
+        """A small object whole (links, manifests). Raises ObjectNotFound."""
+        ...
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Write a small object atomically, replacing any previous one."""
+        ...
+
+    async def write(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        """Stream an object in atomically: readers see the old object or the whole new one, never a part.
+
+        Returns the number of bytes written. If ``chunks`` raises, nothing is visible and the error propagates.
+        """
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove one object; a missing key is not an error."""
+        ...
+
+    async def delete_prefix(self, prefix: str) -> None:
+        """Remove every object whose key starts with ``prefix`` + '/' (a "directory")."""
+        ...
+
+    def list(self, prefix: str) -> AsyncIterator[str]:
+        """Every key under the "directory" ``prefix`` (recursive, full keys, any order)."""
+        ...
+
+    async def move(self, source: str, destination: str) -> None:
+        """Make ``source``'s bytes visible at ``destination`` atomically, then remove ``source``."""
+        ...
+
+    async def redirect_url(self, key: str, method: str = "GET") -> str | None:
+        """A URL a client may fetch directly (presigned / temp URL), or None to stream through us."""
+        ...
+
+    def local_path(self, key: str) -> str | None:
+        """A filesystem path for zero-copy sending, or None when the bytes are not local files."""
+        ...
+
+    async def start_upload(self, key: str) -> UploadState:
+        """Begin a segmented upload whose finished object will appear at ``key``."""
+        ...
+
+    async def write_part(self, upload: UploadState, number: int, offset: int, chunks: AsyncIterable[bytes]) -> Part:
+        """Write part ``number`` starting at byte ``offset`` of the object. Rewriting a number replaces it."""
+        ...
+
+    async def complete_upload(self, upload: UploadState, parts: list[Part]) -> None:
+        """Assemble ``parts`` (in order) into the object at ``upload.key``, atomically."""
+        ...
+
+    async def abort_upload(self, upload: UploadState) -> None:
+        """Discard an upload and everything written for it; idempotent."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and handles."""
+        ...
