@@ -23,7 +23,7 @@ class Digest:
 
     @classmethod
     def parse(cls, text: str) -> Digest:
-        match = _DIGEST.match(text)
+        match = _DIGEST.fullmatch(text)
         if match is None:
             raise DigestInvalid(f"invalid digest {text[:200]!r}: expected ALGORITHM:HEX, e.g. sha256:<64 hex>")
         algorithm, encoded = match.groups()

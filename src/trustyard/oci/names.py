@@ -26,7 +26,7 @@ class RepositoryName:
         if len(text) > MAX_NAME_LENGTH:
             raise NameInvalid(f"repository name is {len(text)} characters long; the limit is {MAX_NAME_LENGTH}")
         for component in text.split("/"):
-            if not _COMPONENT.match(component):
+            if not _COMPONENT.fullmatch(component):
                 raise NameInvalid(
                     f"invalid repository name {text[:300]!r}: each '/'-separated component must be lowercase "
                     "letters and digits, joined by '.', '_', '__' or '-' (component "
@@ -48,7 +48,7 @@ class Tag:
 
     @classmethod
     def parse(cls, text: str) -> Tag:
-        if not _TAG.match(text):
+        if not _TAG.fullmatch(text):
             raise TagInvalid(
                 f"invalid tag {text[:200]!r}: up to 128 characters of letters, digits, '_', '.' and '-', "
                 "not starting with '.' or '-'"

@@ -11,6 +11,7 @@ Errors: a missing key raises ``ObjectNotFound``; anything the backend does wrong
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -105,7 +106,7 @@ class StorageDriver(Protocol):
         """Write part ``number`` starting at byte ``offset`` of the object. Rewriting a number replaces it."""
         ...
 
-    async def complete_upload(self, upload: UploadState, parts: list[Part]) -> None:
+    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part]) -> None:
         """Assemble ``parts`` (in order) into the object at ``upload.key``, atomically."""
         ...
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trustyard.errors import DigestInvalid, NameInvalid, TagInvalid
 from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName, Tag
 
@@ -108,18 +109,18 @@ def classify(key: str) -> RepositoryKey | None:
     if not key.startswith(REPOSITORIES + "/") or not key.endswith("/link"):
         return None
     rest = key[len(REPOSITORIES) + 1 : -len("/link")]
-    for marker in ("/_layers/", "/_manifests/revisions/"):
-        head, sep, tail = rest.rpartition(marker)
-        if sep and head:
-            parts = tail.split("/")
-            if len(parts) != 2:
-                return None
-            try:
-                digest = Digest.parse(f"{parts[0]}:{parts[1]}")
-            except Exception:
-                return None
-            return LayerLink(head, digest) if marker == "/_layers/" else RevisionLink(head, digest)
-    head, sep, tail = rest.rpartition("/_manifests/tags/")
-    if sep and head and tail.endswith("/current"):
-        return TagLink(head, tail[: -len("/current")])
+    try:
+        for marker in ("/_layers/", "/_manifests/revisions/"):
+            head, sep, tail = rest.rpartition(marker)
+            if sep and head:
+                algorithm, slash, hex_ = tail.partition("/")
+                if not slash:
+                    return None
+                name, digest = RepositoryName.parse(head), Digest.parse(f"{algorithm}:{hex_}")
+                return LayerLink(name.value, digest) if marker == "/_layers/" else RevisionLink(name.value, digest)
+        head, sep, tail = rest.rpartition("/_manifests/tags/")
+        if sep and head and tail.endswith("/current"):
+            return TagLink(RepositoryName.parse(head).value, Tag.parse(tail[: -len("/current")]).value)
+    except (DigestInvalid, NameInvalid, TagInvalid):
+        return None  # not something Distribution's layout could have written: leave it alone
     return None

@@ -1,0 +1,403 @@
+"""FilesystemDriver: objects as plain files under a root directory, exactly where Distribution keeps them.
+
+Key ``a/b/c`` is the file ``root/a/b/c``, so the tree under root is byte for byte CNCF Distribution's
+layout and ``rootdirectory: root`` in a Distribution config serves it (and the other way round).
+
+This module also owns the key rules every driver applies (``check_key``, ``check_prefix``,
+``check_range``): keys are built only by layout.py, the checks are defence in depth against path tricks.
+
+Everything trustyard writes but has not published lives under ``root/.trustyard-tmp/`` (temp files of
+atomic writes, staging files of segmented uploads under ``uploads/``): one directory on the same filesystem,
+so ``os.replace`` publishes atomically; Distribution only walks ``docker/``, and ``list`` never shows it.
+All blocking I/O runs in worker threads, in 1 MiB blocks, so memory stays constant for any object size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import itertools
+import os
+import re
+import shutil
+import stat as stat_module
+import sys
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from trustyard.errors import ObjectNotFound, StorageUnavailable
+from trustyard.storage.driver import ObjectInfo, Part, UploadState
+
+T = TypeVar("T")
+
+#: The one directory under root that is not keys: temp files and upload staging.
+TEMP_DIR = ".trustyard-tmp"
+_UPLOADS = "uploads"
+_BLOCK = 1024 * 1024
+_LIST_BATCH = 1000
+_TOKEN = re.compile(r"[0-9a-f]{32}")
+# A concurrent delete may prune a directory between our mkdir and os.replace; that many tries is plenty.
+_REPLACE_TRIES = 5
+_MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+def check_key(key: str) -> str:
+    """``key`` if it is a safe relative key; ValueError if absolute, with an empty/./.. component or NUL,
+    or inside the temp area."""
+    if not key or key.startswith("/") or "\0" in key:
+        raise ValueError(f"invalid storage key {key[:200]!r}")
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts) or parts[0] == TEMP_DIR:
+        raise ValueError(f"invalid storage key {key[:200]!r}")
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    """A "directory" prefix without its trailing '/'; "" means the whole store."""
+    prefix = prefix.removesuffix("/")
+    return check_key(prefix) if prefix else ""
+
+
+def check_range(offset: int, length: int | None) -> None:
+    if offset < 0 or (length is not None and length < 0):
+        raise ValueError(f"invalid range: offset {offset}, length {length}")
+
+
+class FilesystemDriver:
+    name = "filesystem"
+    min_part_size = 1
+    max_part_size = 5 * 1024**3
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).absolute()
+        self._tmp = self.root / TEMP_DIR
+        self._uploads = self._tmp / _UPLOADS
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        try:
+            st = await self._io(partial(os.stat, path), missing=key)
+        except ObjectNotFound:
+            return None
+        if not stat_module.S_ISREG(st.st_mode):
+            return None
+        return ObjectInfo(key, st.st_size, st.st_mtime)
+
+    async def read(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        check_range(offset, length)
+        file = await self._io(partial(_open_at, path, offset), missing=key)
+        try:
+            remaining = length
+            while remaining is None or remaining > 0:
+                block = await self._io(partial(file.read, _BLOCK if remaining is None else min(_BLOCK, remaining)))
+                if not block:
+                    break
+                if remaining is not None:
+                    remaining -= len(block)
+                yield block
+        finally:
+            file.close()
+
+    async def get(self, key: str) -> bytes:
+        return await self._io(partial(self._path(key).read_bytes), missing=key)
+
+    def list(self, prefix: str) -> AsyncIterator[str]:
+        return self._list(check_prefix(prefix))
+
+    async def _list(self, prefix: str) -> AsyncIterator[str]:
+        # The walk is a generator advanced in worker threads a batch at a time: constant memory, any tree.
+        walk = self._walk(prefix)
+        while True:
+            batch = await self._io(partial(_take, walk, _LIST_BATCH))
+            for key in batch:
+                yield key
+            if len(batch) < _LIST_BATCH:
+                return
+
+    def local_path(self, key: str) -> str | None:
+        path = self._path(key)
+        return str(path) if path.is_file() else None
+
+    async def redirect_url(self, key: str, method: str = "GET") -> str | None:
+        return None
+
+    # -- writing -----------------------------------------------------------------------------------------
+
+    async def put(self, key: str, data: bytes) -> None:
+        target = self._path(key)
+        await self._io(partial(self._put_sync, target, data))
+
+    async def write(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        target = self._path(key)
+        file, temp = await self._io(self._new_temp)
+        try:
+            size = await self._copy_in(file, chunks)
+            await self._io(partial(self._publish, file, temp, target))
+        except BaseException:
+            # Synchronous on purpose: this also runs on cancellation, where awaiting a thread is not reliable.
+            file.close()
+            _unlink_quietly(temp)
+            raise
+        return size
+
+    async def delete(self, key: str) -> None:
+        await self._io(partial(self._delete_sync, self._path(key)))
+
+    async def delete_prefix(self, prefix: str) -> None:
+        await self._io(partial(self._delete_prefix_sync, check_prefix(prefix)))
+
+    async def move(self, source: str, destination: str) -> None:
+        await self._io(partial(self._move_sync, self._path(source), self._path(destination)))
+
+    # -- segmented uploads: state is the token only, the staging file is uploads/<token> -------------------
+
+    async def start_upload(self, key: str) -> UploadState:
+        check_key(key)
+        token = uuid.uuid4().hex
+        await self._io(partial(self._create_staging, self._uploads / token))
+        return UploadState(key, token)
+
+    async def write_part(self, upload: UploadState, number: int, offset: int, chunks: AsyncIterable[bytes]) -> Part:
+        if number < 1 or offset < 0:
+            raise ValueError(f"invalid part {number} at offset {offset}")
+        staging = self._staging(upload)
+        # Truncating to ``offset`` discards whatever an earlier, failed attempt at this part left behind.
+        file = await self._io(partial(self._open_part, staging, offset), missing=f"upload {upload.token}")
+        try:
+            size = await self._copy_in(file, chunks)
+            await self._io(file.close)
+        except BaseException:
+            # Leave the staging file as the previous parts left it, so the upload can go on (see write()).
+            with contextlib.suppress(OSError, ValueError):
+                file.truncate(offset)
+            file.close()
+            raise
+        return Part(number, offset, size, f"{offset}-{size}")
+
+    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part]) -> None:
+        staging = self._staging(upload)
+        target = self._path(upload.key)
+        expected = 0
+        for number, part in enumerate(parts, start=1):
+            if part.number != number or part.offset != expected:
+                raise StorageUnavailable(
+                    f"filesystem: upload {upload.token}: part {part.number} at offset {part.offset} does not "
+                    f"follow the previous parts (expected part {number} at offset {expected})"
+                )
+            expected += part.size
+        await self._io(partial(self._complete_sync, staging, target, expected))
+
+    async def abort_upload(self, upload: UploadState) -> None:
+        await self._io(partial(_unlink_quietly, self._staging(upload)))
+
+    async def close(self) -> None:
+        pass
+
+    # -- helpers (the *_sync ones run in worker threads) ---------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _staging(self, upload: UploadState) -> Path:
+        check_key(upload.key)
+        if not _TOKEN.fullmatch(upload.token):
+            raise ValueError(f"invalid upload token {upload.token[:100]!r}")
+        return self._uploads / upload.token
+
+    async def _io(self, call: Callable[[], T], missing: str | None = None) -> T:
+        """Run ``call`` in a thread; "not found" becomes ObjectNotFound when ``missing`` names the object."""
+        try:
+            return await asyncio.to_thread(call)
+        except _MISSING as exc:
+            if missing is None:
+                raise self._unavailable(exc) from exc
+            raise ObjectNotFound(f"filesystem: {missing} not found") from None
+        except OSError as exc:
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: OSError) -> StorageUnavailable:
+        where = os.path.relpath(exc.filename, self.root) if exc.filename else "?"
+        return StorageUnavailable(f"filesystem: {exc.strerror or exc} ({where})")
+
+    async def _copy_in(self, file: BinaryIO, chunks: AsyncIterable[bytes]) -> int:
+        """Append ``chunks`` to ``file`` in blocks of about 1 MiB; the number of bytes."""
+        size = 0
+        buffer = bytearray()
+        async for chunk in chunks:
+            size += len(chunk)
+            if not buffer and len(chunk) >= _BLOCK:
+                await self._io(partial(file.write, chunk))
+                continue
+            buffer += chunk
+            if len(buffer) >= _BLOCK:
+                await self._io(partial(file.write, buffer))
+                buffer = bytearray()
+        if buffer:
+            await self._io(partial(file.write, buffer))
+        return size
+
+    def _new_temp(self) -> tuple[BinaryIO, Path]:
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        temp = self._tmp / uuid.uuid4().hex
+        return open(temp, "xb"), temp  # closed by the caller, in every path
+
+    def _publish(self, file: BinaryIO, temp: Path, target: Path) -> None:
+        file.flush()
+        os.fsync(file.fileno())
+        file.close()
+        self._replace(temp, target)
+
+    def _put_sync(self, target: Path, data: bytes) -> None:
+        file, temp = self._new_temp()
+        try:
+            file.write(data)
+            self._publish(file, temp, target)
+        except BaseException:
+            file.close()
+            _unlink_quietly(temp)
+            raise
+
+    def _replace(self, source: Path, target: Path) -> None:
+        """``os.replace`` into place (making parents), then fsync the directory so the rename is durable."""
+        for attempt in range(_REPLACE_TRIES):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(source, target)
+                break
+            except FileNotFoundError:
+                # Either the source is gone (a real error) or a delete pruned the new parent: try again.
+                if not os.path.lexists(source) or attempt == _REPLACE_TRIES - 1:
+                    raise
+        _fsync_dir(target.parent)
+
+    def _delete_sync(self, path: Path) -> None:
+        try:
+            path.unlink()
+        except _MISSING:
+            return
+        self._prune(path.parent)
+
+    def _delete_prefix_sync(self, prefix: str) -> None:
+        if not prefix:
+            if self.root.is_dir():
+                with os.scandir(self.root) as entries:
+                    for entry in entries:
+                        if entry.name != TEMP_DIR:
+                            _remove(Path(entry.path))
+            return
+        top = self.root / prefix
+        if top.is_dir() and not top.is_symlink():
+            _rmtree(top)
+            self._prune(top.parent)
+
+    def _move_sync(self, source: Path, target: Path) -> None:
+        # Checked here rather than mapped from os.replace, whose "not found" may be about the target's parent.
+        if not _is_file(source):
+            raise ObjectNotFound(f"filesystem: {source.relative_to(self.root)} not found")
+        self._replace(source, target)
+        self._prune(source.parent)
+
+    def _prune(self, directory: Path) -> None:
+        """Remove now-empty directories from ``directory`` up to (not including) root."""
+        while directory != self.root and directory.is_relative_to(self.root):
+            try:
+                directory.rmdir()
+            except OSError:
+                return  # not empty (or already gone, or not ours): stop here
+            directory = directory.parent
+
+    def _walk(self, prefix: str) -> Iterator[str]:
+        top = self.root / prefix if prefix else self.root
+        if not top.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(top, onerror=_raise_unless_missing):
+            if Path(dirpath) == self.root and TEMP_DIR in dirnames:
+                dirnames.remove(TEMP_DIR)
+            dirnames.sort()
+            for filename in sorted(filenames):
+                yield os.path.relpath(os.path.join(dirpath, filename), self.root).replace(os.sep, "/")
+
+    def _create_staging(self, staging: Path) -> None:
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        staging.touch(exist_ok=False)
+
+    def _open_part(self, staging: Path, offset: int) -> BinaryIO:
+        file = open(staging, "r+b")  # noqa: SIM115 -- returned to the caller, which closes it
+        size = os.fstat(file.fileno()).st_size
+        if size < offset:
+            file.close()
+            raise StorageUnavailable(
+                f"filesystem: upload {staging.name} holds {size} bytes: a part cannot start at {offset}"
+            )
+        file.truncate(offset)
+        file.seek(offset)
+        return file
+
+    def _complete_sync(self, staging: Path, target: Path, expected: int) -> None:
+        if not _is_file(staging):
+            raise ObjectNotFound(f"filesystem: upload {staging.name} not found")
+        with open(staging, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size != expected:
+                raise StorageUnavailable(
+                    f"filesystem: upload {staging.name} holds {size} bytes but its parts add up to {expected}"
+                )
+            os.fsync(file.fileno())
+        self._replace(staging, target)
+
+
+def _open_at(path: Path, offset: int) -> BinaryIO:
+    file = open(path, "rb")  # noqa: SIM115 -- returned to the caller, which closes it
+    file.seek(offset)
+    return file
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return stat_module.S_ISREG(path.stat().st_mode)
+    except _MISSING:
+        return False
+
+
+def _take(iterator: Iterator[str], count: int) -> list[str]:
+    return list(itertools.islice(iterator, count))
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _raise_unless_missing(exc: BaseException) -> None:
+    # Something vanishing under a walk or rmtree is a concurrent delete, not a failure.
+    if not isinstance(exc, FileNotFoundError):
+        raise exc
+
+
+def _rmtree(path: Path) -> None:
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=lambda _f, _p, exc: _raise_unless_missing(exc))
+    else:
+        shutil.rmtree(path, onerror=lambda _f, _p, info: _raise_unless_missing(info[1]))
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        _rmtree(path)
+    else:
+        _unlink_quietly(path)

@@ -1,0 +1,72 @@
+"""The ``driver`` fixture: every storage backend, each checked for leaks after every test.
+
+A backend is added by one more ``Backend`` in ``_BACKENDS``: ``make`` opens another driver instance on the
+same store (as a second node would), ``leftovers`` names whatever a test must not leave behind beyond keys
+(temp files, staging files, empty directories, open uploads).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from trustyard.storage.driver import StorageDriver
+from trustyard.storage.filesystem import TEMP_DIR, FilesystemDriver
+from trustyard.storage.memory import MemoryDriver, MemoryStore
+
+
+@dataclass(frozen=True)
+class Backend:
+    make: Callable[[], StorageDriver]
+    leftovers: Callable[[], list[str]]
+
+
+def _memory(_tmp_path: Path) -> Backend:
+    store = MemoryStore()
+    return Backend(make=lambda: MemoryDriver(store), leftovers=lambda: [f"upload {t}" for t in store.uploads])
+
+
+def _filesystem(tmp_path: Path) -> Backend:
+    root = tmp_path / "root"
+    return Backend(make=lambda: FilesystemDriver(root), leftovers=lambda: _filesystem_leftovers(root))
+
+
+def _filesystem_leftovers(root: Path) -> list[str]:
+    """Files in the temp area, and anything at all outside it (no keys remain, so no directories either)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath).relative_to(root)
+        in_temp = here.parts[:1] == (TEMP_DIR,)
+        found += [str(here / name) for name in filenames]
+        found += [f"{here / name}/" for name in dirnames if not in_temp and (here / name).parts != (TEMP_DIR,)]
+    return sorted(found)
+
+
+_BACKENDS: dict[str, Callable[[Path], Backend]] = {"memory": _memory, "filesystem": _filesystem}
+
+
+@pytest.fixture(params=sorted(_BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    factory: Callable[[Path], Backend] = _BACKENDS[request.param]
+    return factory(tmp_path)
+
+
+@pytest.fixture
+async def driver(backend: Backend) -> AsyncIterator[StorageDriver]:
+    driver = backend.make()
+    assert isinstance(driver, StorageDriver)
+    yield driver
+    remaining = [key async for key in driver.list("")]
+    await driver.close()
+    assert remaining == [], "the test left keys behind"
+    assert backend.leftovers() == [], "the test left temp files, staging files, uploads or directories behind"
+
+
+@pytest.fixture
+def another_driver(backend: Backend) -> Callable[[], StorageDriver]:
+    """Opens another driver instance on the same store, as a second node would (the caller closes it)."""
+    return backend.make

@@ -1,0 +1,71 @@
+"""Startup settings: YAML file, environment precedence, Distribution's storage block, unknown keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trustyard.config import load_settings
+from trustyard.errors import ConfigInvalid
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.listen == "0.0.0.0:5000"
+    assert settings.data_dir == Path("trustyard-data")
+    assert settings.storage_root == Path("trustyard-data/storage")
+    assert settings.database.startswith("sqlite+aiosqlite:///")
+    assert settings.worker_count >= 1
+
+
+def test_distribution_storage_block_drops_in(tmp_path: Path) -> None:
+    config = write(
+        tmp_path,
+        """
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging: {enabled: false}
+""",
+    )
+    settings = load_settings(config)
+    assert settings.storage_root == Path("/var/lib/registry")
+    assert settings.storage.driver == "filesystem"
+
+
+def test_environment_overrides_file_and_flags_override_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write(tmp_path, "listen: 127.0.0.1:6000\nworkers: 3\n")
+    monkeypatch.setenv("TRUSTYARD_WORKERS", "5")
+    monkeypatch.setenv("TRUSTYARD_STORAGE__FILESYSTEM__ROOTDIRECTORY", "/srv/blobs")
+    settings = load_settings(config, listen="127.0.0.1:7000")
+    assert settings.workers == 5
+    assert settings.listen == "127.0.0.1:7000"
+    assert settings.storage_root == Path("/srv/blobs")
+    assert settings.host_port == ("127.0.0.1", 7000)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("listne: 1.2.3.4:5\n", "listne"),
+        ("storage:\n  filesystem:\n    rootdir: /x\n", "rootdir"),
+        ("storage:\n  filesystem: {}\n  inmemory: {}\n", "exactly one driver"),
+        ("workers: 0\n", "workers"),
+        ("- a list\n", "YAML mapping"),
+    ],
+)
+def test_invalid_configuration_fails_with_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigInvalid, match=message):
+        load_settings(write(tmp_path, text))
