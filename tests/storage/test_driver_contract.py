@@ -420,15 +420,25 @@ async def test_filesystem_temp_area_is_not_a_key(driver: StorageDriver) -> None:
     await driver.abort_upload(upload)
 
 
-async def test_filesystem_complete_refuses_parts_that_do_not_cover_the_file(driver: StorageDriver) -> None:
-    _filesystem_root(driver)
+async def test_complete_assembles_exactly_the_recorded_attempts(driver: StorageDriver) -> None:
+    # Two racing attempts at part 1 (two PATCHes at the same offset): the caller records one of them, and
+    # completing must give that attempt's bytes, never the other's.
+    upload = await driver.start_upload("t/seg/data")
+    recorded = await driver.write_part(upload, 1, 0, chunked(b"aaaa", 2))
+    loser = await driver.write_part(upload, 1, 0, chunked(b"bbbb", 2))
+    assert loser.etag != recorded.etag
+    await driver.complete_upload(upload, [recorded])
+    assert await driver.get("t/seg/data") == b"aaaa"
+    await driver.delete("t/seg/data")
+
+
+async def test_complete_refuses_a_part_that_was_never_written(driver: StorageDriver) -> None:
     upload = await driver.start_upload("t/seg/data")
     first = await driver.write_part(upload, 1, 0, chunked(b"12345", 2))
-    await driver.write_part(upload, 2, 5, chunked(b"678", 2))
-    with pytest.raises(StorageUnavailable, match="add up to 5"):
-        await driver.complete_upload(upload, [first])
-    with pytest.raises(StorageUnavailable, match="cannot start at 100"):
-        await driver.write_part(upload, 3, 100, chunked(b"x", 1))
+    forged = Part(2, 5, 3, "0" * 32)
+    with pytest.raises(StorageUnavailable):
+        await driver.complete_upload(upload, [first, forged])
+    assert await driver.stat("t/seg/data") is None
     await driver.abort_upload(upload)
 
 

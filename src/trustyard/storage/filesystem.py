@@ -7,7 +7,7 @@ This module also owns the key rules every driver applies (``check_key``, ``check
 ``check_range``): keys are built only by layout.py, the checks are defence in depth against path tricks.
 
 Everything trustyard writes but has not published lives under ``root/.trustyard-tmp/`` (temp files of
-atomic writes, staging files of segmented uploads under ``uploads/``): one directory on the same filesystem,
+atomic writes, one staging directory per segmented upload under ``uploads/``): one directory on the same filesystem,
 so ``os.replace`` publishes atomically; Distribution only walks ``docker/``, and ``list`` never shows it.
 All blocking I/O runs in worker threads, in 1 MiB blocks, so memory stays constant for any object size.
 """
@@ -156,46 +156,49 @@ class FilesystemDriver:
     async def move(self, source: str, destination: str) -> None:
         await self._io(partial(self._move_sync, self._path(source), self._path(destination)))
 
-    # -- segmented uploads: state is the token only, the staging file is uploads/<token> -------------------
+    # -- segmented uploads: the token names a staging directory uploads/<token>/ -------------------------
+    # Every write attempt goes to its own file ``<number>.<etag>``, so two racing attempts at the same part
+    # never touch each other's bytes, and completing assembles exactly the parts the caller recorded.
 
     async def start_upload(self, key: str) -> UploadState:
         check_key(key)
         token = uuid.uuid4().hex
-        await self._io(partial(self._create_staging, self._uploads / token))
+        await self._io(partial(self._uploads.joinpath(token).mkdir, parents=True))
         return UploadState(key, token)
 
     async def write_part(self, upload: UploadState, number: int, offset: int, chunks: AsyncIterable[bytes]) -> Part:
         if number < 1 or offset < 0:
             raise ValueError(f"invalid part {number} at offset {offset}")
         staging = self._staging(upload)
-        # Truncating to ``offset`` discards whatever an earlier, failed attempt at this part left behind.
-        file = await self._io(partial(self._open_part, staging, offset), missing=f"upload {upload.token}")
+        etag = uuid.uuid4().hex
+        path = staging / f"{number}.{etag}"
+        file = await self._io(partial(_create, path), missing=f"upload {upload.token}")
         try:
             size = await self._copy_in(file, chunks)
             await self._io(file.close)
         except BaseException:
-            # Leave the staging file as the previous parts left it, so the upload can go on (see write()).
-            with contextlib.suppress(OSError, ValueError):
-                file.truncate(offset)
-            file.close()
+            file.close()  # synchronous on purpose, see write()
+            _unlink_quietly(path)
             raise
-        return Part(number, offset, size, f"{offset}-{size}")
+        return Part(number, offset, size, etag)
 
     async def complete_upload(self, upload: UploadState, parts: builtins.list[Part]) -> None:
         staging = self._staging(upload)
         target = self._path(upload.key)
         expected = 0
         for number, part in enumerate(parts, start=1):
-            if part.number != number or part.offset != expected:
+            if part.number != number or part.offset != expected or not _TOKEN.fullmatch(part.etag):
                 raise StorageUnavailable(
                     f"filesystem: upload {upload.token}: part {part.number} at offset {part.offset} does not "
                     f"follow the previous parts (expected part {number} at offset {expected})"
                 )
             expected += part.size
-        await self._io(partial(self._complete_sync, staging, target, expected))
+        files = [(staging / f"{p.number}.{p.etag}", p.size) for p in parts]
+        await self._io(partial(self._complete_sync, staging, files, target))
 
     async def abort_upload(self, upload: UploadState) -> None:
-        await self._io(partial(_unlink_quietly, self._staging(upload)))
+        staging = self._staging(upload)
+        await self._io(partial(_remove, staging))
 
     async def close(self) -> None:
         pass
@@ -324,33 +327,31 @@ class FilesystemDriver:
             for filename in sorted(filenames):
                 yield os.path.relpath(os.path.join(dirpath, filename), self.root).replace(os.sep, "/")
 
-    def _create_staging(self, staging: Path) -> None:
-        staging.parent.mkdir(parents=True, exist_ok=True)
-        staging.touch(exist_ok=False)
-
-    def _open_part(self, staging: Path, offset: int) -> BinaryIO:
-        file = open(staging, "r+b")  # noqa: SIM115 -- returned to the caller, which closes it
-        size = os.fstat(file.fileno()).st_size
-        if size < offset:
-            file.close()
-            raise StorageUnavailable(
-                f"filesystem: upload {staging.name} holds {size} bytes: a part cannot start at {offset}"
-            )
-        file.truncate(offset)
-        file.seek(offset)
-        return file
-
-    def _complete_sync(self, staging: Path, target: Path, expected: int) -> None:
-        if not _is_file(staging):
+    def _complete_sync(self, staging: Path, files: builtins.list[tuple[Path, int]], target: Path) -> None:
+        if not staging.is_dir():
             raise ObjectNotFound(f"filesystem: upload {staging.name} not found")
-        with open(staging, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            if size != expected:
-                raise StorageUnavailable(
-                    f"filesystem: upload {staging.name} holds {size} bytes but its parts add up to {expected}"
-                )
-            os.fsync(file.fileno())
-        self._replace(staging, target)
+        for path, size in files:
+            if not _is_file(path) or path.stat().st_size != size:
+                raise StorageUnavailable(f"filesystem: upload {staging.name}: part {path.name} is missing or short")
+        if len(files) == 1:
+            # The common case (one PATCH or a monolithic PUT): the part file becomes the object, no copy.
+            assembled = files[0][0]
+            with open(assembled, "rb") as file:
+                os.fsync(file.fileno())
+        else:
+            assembled = staging / "assembled"
+            with open(assembled, "wb") as out:
+                for path, size in files:
+                    with open(path, "rb") as part:
+                        _copy_range(part, out, size)
+                out.flush()
+                os.fsync(out.fileno())
+        self._replace(assembled, target)
+        _rmtree(staging)
+
+
+def _create(path: Path) -> BinaryIO:
+    return open(path, "xb")
 
 
 def _open_at(path: Path, offset: int) -> BinaryIO:
@@ -364,6 +365,20 @@ def _is_file(path: Path) -> bool:
         return stat_module.S_ISREG(path.stat().st_mode)
     except _MISSING:
         return False
+
+
+def _copy_range(source: BinaryIO, destination: BinaryIO, size: int) -> None:
+    """Append ``size`` bytes of ``source`` to ``destination`` in the kernel where it can (copy_file_range)."""
+    copied = 0
+    while copied < size:
+        try:
+            sent = os.copy_file_range(source.fileno(), destination.fileno(), size - copied)
+        except OSError:
+            shutil.copyfileobj(source, destination, _BLOCK)
+            return
+        if sent == 0:
+            break
+        copied += sent
 
 
 def _take(iterator: Iterator[str], count: int) -> list[str]:

@@ -25,7 +25,9 @@ class MemoryStore:
     """The shared state: objects by key, and the parts of each open upload by token and part number."""
 
     objects: dict[str, tuple[bytes, float]] = field(default_factory=dict)
-    uploads: dict[str, dict[int, tuple[int, bytes]]] = field(default_factory=dict)
+    # token -> etag -> (offset, bytes): every write attempt is its own entry, so a racing retry of the same
+    # part number can never change the bytes a recorded part stands for.
+    uploads: dict[str, dict[str, tuple[int, bytes]]] = field(default_factory=dict)
 
 
 class MemoryDriver:
@@ -101,21 +103,22 @@ class MemoryDriver:
     async def write_part(self, upload: UploadState, number: int, offset: int, chunks: AsyncIterable[bytes]) -> Part:
         parts = self._parts(upload)
         data = b"".join([bytes(chunk) async for chunk in chunks])
-        parts[number] = (offset, data)
-        return Part(number, offset, len(data), f"{offset}-{len(data)}")
+        etag = uuid.uuid4().hex
+        parts[etag] = (offset, data)
+        return Part(number, offset, len(data), etag)
 
     async def complete_upload(self, upload: UploadState, parts: builtins.list[Part]) -> None:
         stored = self._parts(upload)
         expected = 0
         for part in parts:
-            have = stored.get(part.number)
+            have = stored.get(part.etag)
             if part.offset != expected or have is None or have[0] != part.offset or len(have[1]) != part.size:
                 raise StorageUnavailable(
                     f"memory: upload {upload.token}: part {part.number} (offset {part.offset}, "
                     f"size {part.size}) does not continue the object at byte {expected} or was not written so"
                 )
             expected += part.size
-        self.store.objects[upload.key] = (b"".join(stored[p.number][1] for p in parts), time.time())
+        self.store.objects[upload.key] = (b"".join(stored[p.etag][1] for p in parts), time.time())
         del self.store.uploads[upload.token]
 
     async def abort_upload(self, upload: UploadState) -> None:
@@ -136,7 +139,7 @@ class MemoryDriver:
             return sorted(self.store.objects)
         return sorted(k for k in self.store.objects if k.startswith(prefix + "/"))
 
-    def _parts(self, upload: UploadState) -> dict[int, tuple[int, bytes]]:
+    def _parts(self, upload: UploadState) -> dict[str, tuple[int, bytes]]:
         parts = self.store.uploads.get(upload.token)
         if parts is None:
             raise ObjectNotFound(f"memory: upload {upload.token} for {upload.key} is unknown (completed or aborted)")
