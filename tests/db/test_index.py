@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from trustyard.db.engine import create_engine, migrate
+from trustyard.db.engine import migrate, open_index
 from trustyard.db.index import Index, NewManifest, UploadRow
 from trustyard.errors import ManifestBlobUnknown
 
@@ -21,11 +22,11 @@ N = "sha256:" + "d" * 64
 async def index(database_url: str) -> AsyncIterator[Index]:
     await migrate(database_url)
     await migrate(database_url)  # idempotent
-    engine = create_engine(database_url)
+    index = open_index(database_url)
     try:
-        yield Index(engine)
+        yield index
     finally:
-        await engine.dispose()
+        await index.dispose()
 
 
 def manifest(digest: str = M, blobs: tuple[str, ...] = (A, B), subject: str | None = None) -> NewManifest:
@@ -139,3 +140,22 @@ async def test_catalog_pagination(index: Index) -> None:
         await index.put_manifest(name, manifest(M, ()), ["t"])
     assert await index.list_repositories(2, None) == ["a", "b"]
     assert await index.list_repositories(2, "b") == ["c"]
+
+
+async def test_concurrent_pushes_of_one_manifest_all_succeed(database_url: str) -> None:
+    # Several writers (separate Index objects, as separate worker processes have) race on the same manifest
+    # with different tags, and on one tag: every push succeeds and every tag ends up on the manifest.
+    await migrate(database_url)
+    indexes = [open_index(database_url) for _ in range(4)]
+    try:
+        await indexes[0].link_blob("r", A, 1)
+        pushes = [idx.put_manifest("r", manifest(M, (A,)), [f"t{n}", "shared"]) for n, idx in enumerate(indexes * 3)]
+        await asyncio.gather(*pushes)
+        assert await indexes[0].list_tags("r", None, None) == sorted([*(f"t{n}" for n in range(12)), "shared"])
+        for tag in ("t0", "t11", "shared"):
+            found = await indexes[1].manifest_by_tag("r", tag)
+            assert found is not None
+            assert found.digest == M
+    finally:
+        for idx in indexes:
+            await idx.dispose()

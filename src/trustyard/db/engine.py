@@ -16,6 +16,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from trustyard.db.index import Index
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -31,6 +33,28 @@ def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
     if not pool:
         return create_async_engine(url, poolclass=NullPool)
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def open_index(url: str) -> Index:
+    """The ``Index`` for ``url``: on SQLite a reader engine and a writer engine whose transactions begin
+    IMMEDIATE (a deferred transaction that reads and then writes fails with "database is locked" when
+    another process wrote in between; IMMEDIATE waits for the lock instead)."""
+    reader = create_engine(url)
+    if not url.startswith("sqlite"):
+        return Index(reader)
+    writer = create_engine(url)
+    event.listen(writer.sync_engine, "connect", _manual_transactions)
+    event.listen(writer.sync_engine, "begin", _begin_immediate)
+    return Index(reader, writer)
+
+
+def _manual_transactions(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN instead of the sqlite3 module's implicit deferred BEGIN.
+    dbapi_connection.isolation_level = None
+
+
+def _begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import Table, and_, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -90,31 +90,52 @@ def _manifest_row(row: Any) -> ManifestRow:
 
 
 class Index:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self._dialect = engine.dialect.name
+    """Queries of the SQL index. Reads use ``reader``; transactions that write use ``writer``.
 
-    def _insert_ignore(self, table: t.Table, index_elements: Sequence[str]) -> Insert:
-        dialect = postgresql if self._dialect == "postgresql" else sqlite
-        return dialect.insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+    On SQLite the writer begins ``IMMEDIATE`` transactions (see ``engine.open_index``) so that a
+    read-then-write never fails on a stale snapshot; on PostgreSQL both are the same pool and conflicting
+    inserts are resolved with ``ON CONFLICT``.
+    """
+
+    def __init__(self, reader: AsyncEngine, writer: AsyncEngine | None = None) -> None:
+        self.reader = reader
+        self.writer = writer or reader
+        self._dialect = reader.dialect.name
+
+    async def dispose(self) -> None:
+        await self.reader.dispose()
+        if self.writer is not self.reader:
+            await self.writer.dispose()
+
+    def _bytewise(self, column: Any) -> Any:
+        """``column`` compared byte by byte, the lexical order the spec (and Distribution) pages in."""
+        return column.collate("C") if self._dialect == "postgresql" else column  # SQLite's default is BINARY
+
+    def _upsert(self, table: Table) -> Any:
+        """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL spell it the same)."""
+        return postgresql.insert(table) if self._dialect == "postgresql" else sqlite.insert(table)
+
+    def _insert_ignore(self, table: Table, index_elements: Sequence[str]) -> Insert:
+        insert: Insert = self._upsert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+        return insert
 
     # Repositories
 
     async def ensure_repository(self, name: str) -> int:
-        async with self.engine.begin() as conn:
+        async with self.writer.begin() as conn:
             return await self._ensure_repository(conn, name)
 
     async def _ensure_repository(self, conn: AsyncConnection, name: str) -> int:
         found = await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == name))
         if found is not None:
             return int(found)
-        await conn.execute(
-            self._insert_ignore(t.repositories, ["name"]).values(name=name, created_at=_now())
-        )
-        return int(await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == name)))
+        await conn.execute(self._insert_ignore(t.repositories, ["name"]).values(name=name, created_at=_now()))
+        created = await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == name))
+        assert created is not None
+        return int(created)
 
     async def repository_id(self, name: str) -> int | None:
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             found = await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == name))
             return None if found is None else int(found)
 
@@ -123,19 +144,19 @@ class Index:
         query = (
             select(t.repositories.c.name)
             .where(exists().where(t.manifests.c.repository_id == t.repositories.c.id))
-            .order_by(t.repositories.c.name)
+            .order_by(self._bytewise(t.repositories.c.name))
             .limit(limit)
         )
         if last:
-            query = query.where(t.repositories.c.name > last)
-        async with self.engine.connect() as conn:
+            query = query.where(self._bytewise(t.repositories.c.name) > last)
+        async with self.reader.connect() as conn:
             return list((await conn.scalars(query)).all())
 
     # Blobs
 
     async def link_blob(self, repository: str, digest: str, size: int) -> None:
         """Record that ``digest`` (already in storage) exists and is linked into ``repository``."""
-        async with self.engine.begin() as conn:
+        async with self.writer.begin() as conn:
             repository_id = await self._ensure_repository(conn, repository)
             await conn.execute(
                 self._insert_ignore(t.blobs, ["digest"]).values(digest=digest, size=size, created_at=_now())
@@ -154,12 +175,12 @@ class Index:
             .join(t.repositories, t.repositories.c.id == t.repository_blobs.c.repository_id)
             .where(t.repositories.c.name == repository, t.blobs.c.digest == digest)
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             found = await conn.scalar(query)
             return None if found is None else int(found)
 
     async def blob_size(self, digest: str) -> int | None:
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             found = await conn.scalar(select(t.blobs.c.size).where(t.blobs.c.digest == digest))
             return None if found is None else int(found)
 
@@ -172,11 +193,11 @@ class Index:
             .where(t.repositories.c.name == repository, t.manifest_blobs.c.digest == digest)
             .limit(1)
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return await conn.scalar(query)
 
     async def unlink_blob(self, repository: str, digest: str) -> bool:
-        async with self.engine.begin() as conn:
+        async with self.writer.begin() as conn:
             repository_id = await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == repository))
             if repository_id is None:
                 return False
@@ -196,7 +217,7 @@ class Index:
             .join(t.repositories, t.repositories.c.id == t.repository_blobs.c.repository_id)
             .where(t.repositories.c.name == repository, t.repository_blobs.c.digest.in_(wanted))
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             present = set((await conn.scalars(query)).all())
         return [d for d in wanted if d not in present]
 
@@ -211,7 +232,7 @@ class Index:
             .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
             .where(t.repositories.c.name == repository, t.manifests.c.digest.in_(wanted))
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             present = set((await conn.scalars(query)).all())
         return [d for d in wanted if d not in present]
 
@@ -224,32 +245,28 @@ class Index:
             raise ManifestBlobUnknown("a blob this manifest references was deleted while it was pushed") from None
 
     async def _put_manifest(self, repository: str, manifest: NewManifest, tags: Sequence[str]) -> None:
-        async with self.engine.begin() as conn:
+        async with self.writer.begin() as conn:
             repository_id = await self._ensure_repository(conn, repository)
-            manifest_id = await conn.scalar(
-                select(t.manifests.c.id).where(
-                    t.manifests.c.repository_id == repository_id, t.manifests.c.digest == manifest.digest
-                )
-            )
-            if manifest_id is None:
-                manifest_id = await self._insert_manifest(conn, repository_id, manifest)
+            manifest_id = await self._insert_manifest(conn, repository_id, manifest)
             now = _now()
             for tag in tags:
-                moved = await conn.execute(
-                    update(t.tags)
-                    .where(t.tags.c.repository_id == repository_id, t.tags.c.name == tag)
-                    .values(manifest_id=manifest_id, updated_at=now)
+                # An upsert: concurrent pushes of the same tag both succeed, the last one wins.
+                insert = self._upsert(t.tags).values(
+                    repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=now
                 )
-                if not moved.rowcount:
-                    await conn.execute(
-                        t.tags.insert().values(
-                            repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=now
-                        )
+                await conn.execute(
+                    insert.on_conflict_do_update(
+                        index_elements=["repository_id", "name"],
+                        set_={"manifest_id": manifest_id, "updated_at": now},
                     )
+                )
 
     async def _insert_manifest(self, conn: AsyncConnection, repository_id: int, manifest: NewManifest) -> int:
+        """The manifest's id, inserting it with its references unless it is already there (pushed again or
+        by a concurrent push of the same bytes)."""
         result = await conn.execute(
-            t.manifests.insert().values(
+            self._insert_ignore(t.manifests, ["repository_id", "digest"])
+            .values(
                 repository_id=repository_id,
                 digest=manifest.digest,
                 media_type=manifest.media_type,
@@ -260,8 +277,18 @@ class Index:
                 size=len(manifest.payload),
                 created_at=_now(),
             )
+            .returning(t.manifests.c.id)
         )
-        manifest_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        inserted = result.scalar()
+        if inserted is None:
+            existing = await conn.scalar(
+                select(t.manifests.c.id).where(
+                    t.manifests.c.repository_id == repository_id, t.manifests.c.digest == manifest.digest
+                )
+            )
+            assert existing is not None
+            return int(existing)
+        manifest_id = int(inserted)
         blob_rows = [
             {"manifest_id": manifest_id, "repository_id": repository_id, "digest": d}
             for d in sorted(set(manifest.blob_digests))
@@ -279,7 +306,7 @@ class Index:
             .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
             .where(t.repositories.c.name == repository, t.manifests.c.digest == digest)
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else _manifest_row(row)
 
@@ -290,7 +317,7 @@ class Index:
             .join(t.repositories, t.repositories.c.id == t.tags.c.repository_id)
             .where(t.repositories.c.name == repository, t.tags.c.name == tag)
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else _manifest_row(row)
 
@@ -302,12 +329,12 @@ class Index:
             .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
             .where(t.repositories.c.name == repository, t.manifest_children.c.child_digest == digest)
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return list((await conn.scalars(query)).all())
 
     async def delete_manifest(self, repository: str, digest: str) -> list[str]:
         """Remove a manifest and the tags on it; returns those tags. Raises LookupError when absent."""
-        async with self.engine.begin() as conn:
+        async with self.writer.begin() as conn:
             query = (
                 select(t.manifests.c.id, t.manifests.c.repository_id)
                 .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
@@ -332,14 +359,14 @@ class Index:
         )
         if artifact_type:
             query = query.where(t.manifests.c.artifact_type == artifact_type)
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return [_manifest_row(r) for r in (await conn.execute(query)).all()]
 
     # Tags
 
     async def delete_tag(self, repository: str, tag: str) -> str | None:
         """Remove a tag; returns the digest it pointed to, or None when there was no such tag."""
-        async with self.engine.begin() as conn:
+        async with self.writer.begin() as conn:
             query = (
                 select(t.tags.c.repository_id, t.manifests.c.digest)
                 .join(t.manifests, t.manifests.c.id == t.tags.c.manifest_id)
@@ -356,13 +383,14 @@ class Index:
 
     async def list_tags(self, repository: str, limit: int | None, last: str | None) -> list[str] | None:
         """Tags in lexical order after ``last``; None when the repository does not exist."""
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             repository_id = await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == repository))
             if repository_id is None:
                 return None
-            query = select(t.tags.c.name).where(t.tags.c.repository_id == repository_id).order_by(t.tags.c.name)
+            name = self._bytewise(t.tags.c.name)
+            query = select(t.tags.c.name).where(t.tags.c.repository_id == repository_id).order_by(name)
             if last:
-                query = query.where(t.tags.c.name > last)
+                query = query.where(name > last)
             if limit is not None:
                 query = query.limit(limit)
             return list((await conn.scalars(query)).all())
@@ -375,13 +403,13 @@ class Index:
             .where(t.repositories.c.name == repository, t.manifests.c.digest == digest)
             .order_by(t.tags.c.name)
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return list((await conn.scalars(query)).all())
 
     # Uploads
 
     async def create_upload(self, upload: UploadRow) -> None:
-        async with self.engine.begin() as conn:
+        async with self.writer.begin() as conn:
             repository_id = await self._ensure_repository(conn, upload.repository)
             await conn.execute(
                 t.uploads.insert().values(
@@ -402,7 +430,7 @@ class Index:
             .join(t.repositories, t.repositories.c.id == t.uploads.c.repository_id)
             .where(t.uploads.c.id == upload_id, t.repositories.c.name == repository)
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
@@ -418,7 +446,7 @@ class Index:
 
     async def advance_upload(self, upload_id: str, expected_size: int, parts: list[dict[str, Any]], size: int) -> bool:
         """Record new parts if nobody else advanced the upload since we read it (optimistic check)."""
-        async with self.engine.begin() as conn:
+        async with self.writer.begin() as conn:
             result = await conn.execute(
                 update(t.uploads)
                 .where(t.uploads.c.id == upload_id, t.uploads.c.size == expected_size)
@@ -426,9 +454,11 @@ class Index:
             )
             return bool(result.rowcount)
 
-    async def delete_upload(self, upload_id: str) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(delete(t.uploads).where(t.uploads.c.id == upload_id))
+    async def delete_upload(self, upload_id: str) -> bool:
+        """Remove an upload session; False when it was already gone (another request claimed it)."""
+        async with self.writer.begin() as conn:
+            result = await conn.execute(delete(t.uploads).where(t.uploads.c.id == upload_id))
+            return bool(result.rowcount)
 
     async def stale_uploads(self, older_than: datetime) -> list[UploadRow]:
         query = (
@@ -436,7 +466,7 @@ class Index:
             .join(t.repositories, t.repositories.c.id == t.uploads.c.repository_id)
             .where(t.uploads.c.updated_at < older_than)
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
             UploadRow(r.id, r.name, r.storage_key, r.token, json.loads(r.parts), r.size, r.started_at) for r in rows
@@ -445,7 +475,7 @@ class Index:
     # Whole-index operations (reindex)
 
     async def counts(self) -> dict[str, int]:
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             out = {}
             for table in (t.repositories, t.blobs, t.manifests, t.tags):
                 out[table.name] = int(await conn.scalar(select(func.count()).select_from(table)) or 0)

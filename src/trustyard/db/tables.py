@@ -80,9 +80,7 @@ manifest_blobs = Table(
     Column("manifest_id", Integer, ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True),
     Column("repository_id", Integer, nullable=False),
     Column("digest", DIGEST, primary_key=True),
-    ForeignKeyConstraint(
-        ["repository_id", "digest"], ["repository_blobs.repository_id", "repository_blobs.digest"]
-    ),
+    ForeignKeyConstraint(["repository_id", "digest"], ["repository_blobs.repository_id", "repository_blobs.digest"]),
     Index("ix_manifest_blobs_repository_digest", "repository_id", "digest"),
 )
 

@@ -42,7 +42,9 @@ def upgrade() -> None:
         sa.Column("created_at", NOW, nullable=False),
         sa.PrimaryKeyConstraint("repository_id", "digest", name="pk_repository_blobs"),
         sa.ForeignKeyConstraint(
-            ["repository_id"], ["repositories.id"], ondelete="CASCADE",
+            ["repository_id"],
+            ["repositories.id"],
+            ondelete="CASCADE",
             name="fk_repository_blobs_repository_id_repositories",
         ),
         sa.ForeignKeyConstraint(["digest"], ["blobs.digest"], name="fk_repository_blobs_digest_blobs"),
@@ -61,7 +63,9 @@ def upgrade() -> None:
         sa.Column("created_at", NOW, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_manifests"),
         sa.ForeignKeyConstraint(
-            ["repository_id"], ["repositories.id"], ondelete="CASCADE",
+            ["repository_id"],
+            ["repositories.id"],
+            ondelete="CASCADE",
             name="fk_manifests_repository_id_repositories",
         ),
         sa.UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_id_digest"),
@@ -74,11 +78,14 @@ def upgrade() -> None:
         sa.Column("digest", DIGEST, nullable=False),
         sa.PrimaryKeyConstraint("manifest_id", "digest", name="pk_manifest_blobs"),
         sa.ForeignKeyConstraint(
-            ["manifest_id"], ["manifests.id"], ondelete="CASCADE",
+            ["manifest_id"],
+            ["manifests.id"],
+            ondelete="CASCADE",
             name="fk_manifest_blobs_manifest_id_manifests",
         ),
         sa.ForeignKeyConstraint(
-            ["repository_id", "digest"], ["repository_blobs.repository_id", "repository_blobs.digest"],
+            ["repository_id", "digest"],
+            ["repository_blobs.repository_id", "repository_blobs.digest"],
             name="fk_manifest_blobs_repository_id_digest_repository_blobs",
         ),
     )
@@ -89,7 +96,9 @@ def upgrade() -> None:
         sa.Column("child_digest", DIGEST, nullable=False),
         sa.PrimaryKeyConstraint("manifest_id", "child_digest", name="pk_manifest_children"),
         sa.ForeignKeyConstraint(
-            ["manifest_id"], ["manifests.id"], ondelete="CASCADE",
+            ["manifest_id"],
+            ["manifests.id"],
+            ondelete="CASCADE",
             name="fk_manifest_children_manifest_id_manifests",
         ),
     )
@@ -101,7 +110,10 @@ def upgrade() -> None:
         sa.Column("updated_at", NOW, nullable=False),
         sa.PrimaryKeyConstraint("repository_id", "name", name="pk_tags"),
         sa.ForeignKeyConstraint(
-            ["repository_id"], ["repositories.id"], ondelete="CASCADE", name="fk_tags_repository_id_repositories"
+            ["repository_id"],
+            ["repositories.id"],
+            ondelete="CASCADE",
+            name="fk_tags_repository_id_repositories",
         ),
         sa.ForeignKeyConstraint(
             ["manifest_id"], ["manifests.id"], ondelete="CASCADE", name="fk_tags_manifest_id_manifests"
@@ -119,7 +131,9 @@ def upgrade() -> None:
         sa.Column("updated_at", NOW, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_uploads"),
         sa.ForeignKeyConstraint(
-            ["repository_id"], ["repositories.id"], ondelete="CASCADE",
+            ["repository_id"],
+            ["repositories.id"],
+            ondelete="CASCADE",
             name="fk_uploads_repository_id_repositories",
         ),
     )
