@@ -29,7 +29,11 @@ class Referrers:
         rows = await self._index.referrers(repository.value, str(subject), artifact_type)
         descriptors = []
         for row in rows:
-            descriptor: dict[str, object] = {"mediaType": row.media_type, "digest": row.digest, "size": row.size}
+            descriptor: dict[str, object] = {
+                "mediaType": row.media_type,
+                "digest": row.digest,
+                "size": row.size,
+            }
             if row.artifact_type:
                 descriptor["artifactType"] = row.artifact_type
             if row.annotations:

@@ -12,9 +12,7 @@ class Tags:
     def __init__(self, index: Index) -> None:
         self._index = index
 
-    async def list(
-        self, actor: Actor, repository: RepositoryName, limit: int | None, last: str | None
-    ) -> list[str]:
+    async def list(self, actor: Actor, repository: RepositoryName, limit: int | None, last: str | None) -> list[str]:
         actor.require(repository, Action.PULL)
         tags = await self._index.list_tags(repository.value, limit, last)
         if tags is None:

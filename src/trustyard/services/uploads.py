@@ -12,6 +12,7 @@ repository's ``_layers`` link is written, and only then is the blob recorded in 
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,11 +46,36 @@ class ContentRange:
         return self.end - self.start + 1
 
 
+class RunningHashes:
+    """This process's running hashes of open uploads, bounded so abandoned sessions cannot grow it forever.
+
+    Losing an entry costs only a re-read of the staged bytes at the final PUT.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit
+        self._hashers: OrderedDict[str, Hasher] = OrderedDict()
+
+    def take(self, upload_id: str) -> Hasher | None:
+        return self._hashers.pop(upload_id, None)
+
+    def keep(self, upload_id: str, hasher: Hasher) -> None:
+        self._hashers[upload_id] = hasher
+        while len(self._hashers) > self._limit:
+            self._hashers.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._hashers)
+
+    def clear(self) -> None:
+        self._hashers.clear()
+
+
 class Uploads:
     def __init__(self, index: Index, storage: StorageDriver) -> None:
         self._index = index
         self._storage = storage
-        self._hashers: dict[str, Hasher] = {}
+        self._hashers = RunningHashes()
 
     @property
     def min_chunk_size(self) -> int:
@@ -60,10 +86,8 @@ class Uploads:
         upload_id = str(uuid.uuid4())
         state = await self._storage.start_upload(layout.upload_data(repository, upload_id))
         now = datetime.now(UTC)
-        await self._index.create_upload(
-            UploadRow(upload_id, repository.value, state.key, state.token, [], 0, now)
-        )
-        self._hashers[upload_id] = Hasher()
+        await self._index.create_upload(UploadRow(upload_id, repository.value, state.key, state.token, [], 0, now))
+        self._hashers.keep(upload_id, Hasher())
         return UploadStatus(upload_id, repository, 0)
 
     async def mount(
@@ -115,15 +139,18 @@ class Uploads:
         row = await self._row(repository, upload_id)
         size = await self._write_part(row, chunks, None) if chunks is not None else row.size
         row = await self._row(repository, upload_id)
-        parts = [Part(**p) for p in row.parts]
-        await self._storage.complete_upload(UploadState(row.storage_key, row.token), parts)
-        await self._index.delete_upload(upload_id)
-        hasher = self._hashers.pop(upload_id, None)
+        # Claim the session: of two racing PUTs only one goes on; the other finds no upload.
+        if not await self._index.delete_upload(upload_id):
+            raise BlobUploadUnknown(f"upload {upload_id[:64]!r} was completed or cancelled by another request")
+        state = UploadState(row.storage_key, row.token)
+        hasher = self._hashers.take(upload_id)
         try:
+            await self._storage.complete_upload(state, [Part(**p) for p in row.parts])
             if hasher is None or hasher.size != size or hasher.algorithm != digest.algorithm:
                 hasher = await self._rehash(row.storage_key, digest.algorithm)
             self._check(digest, hasher.digest())
         except BaseException:
+            await self._storage.abort_upload(state)
             await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
             raise
         await self._publish(repository, digest, row.storage_key, size)
@@ -150,7 +177,7 @@ class Uploads:
         actor.require(repository, Action.PUSH)
         row = await self._row(repository, upload_id)
         await self._index.delete_upload(upload_id)
-        self._hashers.pop(upload_id, None)
+        self._hashers.take(upload_id)
         await self._storage.abort_upload(UploadState(row.storage_key, row.token))
         await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
 
@@ -163,26 +190,27 @@ class Uploads:
     async def _write_part(
         self, row: UploadRow, chunks: AsyncIterable[bytes], content_range: ContentRange | None
     ) -> int:
-        hasher = self._hashers.pop(row.id, None)
+        hasher = self._hashers.take(row.id)
         if hasher is not None and hasher.size != row.size:
             hasher = None  # this process missed a chunk: rehash at the end
         state = UploadState(row.storage_key, row.token)
+        if content_range is not None:
+            # Checked while the bytes flow: a short or long body fails the part, so the driver discards it.
+            chunks = _exactly(chunks, content_range.length, row.size)
         stream: AsyncIterable[bytes] = chunks if hasher is None else _hashing(chunks, hasher)
         part = await self._storage.write_part(state, len(row.parts) + 1, row.size, stream)
         if part.size == 0:
             if hasher is not None:
-                self._hashers[row.id] = hasher
+                self._hashers.keep(row.id, hasher)
             return row.size
-        if content_range is not None and part.size != content_range.length:
-            raise SizeInvalid(
-                f"Content-Range says {content_range.length} bytes but the body had {part.size}; chunk discarded",
-                detail={"size": row.size},
-            )
-        parts = [*row.parts, {"number": part.number, "offset": part.offset, "size": part.size, "etag": part.etag}]
+        parts = [
+            *row.parts,
+            {"number": part.number, "offset": part.offset, "size": part.size, "etag": part.etag},
+        ]
         if not await self._index.advance_upload(row.id, row.size, parts, row.size + part.size):
             raise RangeInvalid("the upload was advanced by another request at the same time; ask for its status")
         if hasher is not None:
-            self._hashers[row.id] = hasher
+            self._hashers.keep(row.id, hasher)
         return row.size + part.size
 
     async def _rehash(self, key: str, algorithm: str) -> Hasher:
@@ -215,6 +243,20 @@ async def _hashing(chunks: AsyncIterable[bytes], hasher: Hasher) -> AsyncIterato
     async for chunk in chunks:
         hasher.update(chunk)
         yield chunk
+
+
+async def _exactly(chunks: AsyncIterable[bytes], length: int, offset: int) -> AsyncIterator[bytes]:
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > length:
+            break
+        yield chunk
+    if size != length:
+        raise SizeInvalid(
+            f"Content-Range says {length} bytes but the body had {'more' if size > length else size}; chunk discarded",
+            detail={"size": offset},
+        )
 
 
 def parse_content_range(header: str) -> ContentRange:
