@@ -15,13 +15,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from trustyard import errors
 from trustyard.config import Settings
-from trustyard.db.engine import create_engine, migrate
-from trustyard.db.index import Index
+from trustyard.db.engine import migrate, open_index
 from trustyard.registry import errors as registry_errors
 from trustyard.registry.routes import routes as registry_routes
 from trustyard.services import Services
@@ -53,13 +53,13 @@ async def prepare(settings: Settings) -> None:
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    engine = create_engine(settings.database)
+    index = open_index(settings.database)
     driver = build_driver(settings)
     try:
-        yield Services.create(Index(engine), driver)
+        yield Services.create(index, driver)
     finally:
         await driver.close()
-        await engine.dispose()
+        await index.dispose()
 
 
 def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
@@ -71,46 +71,51 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
             app.state.services = services
             yield
 
-    app = Starlette(
+    return Starlette(
         routes=registry_routes,
         lifespan=lifespan,
+        middleware=[Middleware(ApiVersionHeader)],
         exception_handlers={errors.TrustyardError: registry_errors.handle, HTTPException: _http_error},
     )
-    return app
 
 
-def worker_app() -> ASGIApp:
+def worker_app() -> Starlette:
     """Granian's factory target in each worker process."""
     settings = Settings.model_validate_json(os.environ[WORKER_SETTINGS_ENV])
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return with_api_version(create_app(settings))
+    return create_app(settings)
 
 
-def with_api_version(app: ASGIApp) -> ASGIApp:
-    """Add ``Docker-Distribution-API-Version`` to every response (cheaper than a Starlette middleware)."""
+class ApiVersionHeader:
+    """Add ``Docker-Distribution-API-Version`` to every response (plain ASGI: cheaper than BaseHTTPMiddleware)."""
+
     header = (b"docker-distribution-api-version", b"registry/2.0")
 
-    async def wrapped(scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
+    ) -> None:
         if scope["type"] != "http":
-            await app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
 
         async def send_with_header(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
+                message["headers"] = [*message.get("headers", []), self.header]
             await send(message)
 
-        await app(scope, receive, send_with_header)
-
-    return wrapped
+        await self.app(scope, receive, send_with_header)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})  # keeps Allow on 405
     if exc.status_code == 405:
         error: errors.TrustyardError = errors.Unsupported(f"{request.method} is not supported on {request.url.path}")
     elif exc.status_code == 404:
         error = errors.NameUnknown(f"no such endpoint: {request.url.path}")
     else:
-        return Response(str(exc.detail), status_code=exc.status_code)
-    return registry_errors.error_response(request, error)
+        return Response(str(exc.detail), status_code=exc.status_code, headers=headers)
+    return registry_errors.error_response(request, error, headers)

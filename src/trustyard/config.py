@@ -95,6 +95,17 @@ class Settings(BaseSettings):
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]") or "0.0.0.0", int(port)
 
+    def with_absolute_paths(self) -> Settings:
+        """The same settings with every path absolute, so they mean the same from any working directory."""
+        storage = self.storage
+        fs = storage.filesystem
+        if fs is not None and fs.rootdirectory is not None:
+            fs = fs.model_copy(update={"rootdirectory": fs.rootdirectory.absolute()})
+            storage = storage.model_copy(update={"filesystem": fs})
+        return self.model_copy(
+            update={"data_dir": self.data_dir.absolute(), "database_url": self.database, "storage": storage}
+        )
+
     @property
     def worker_count(self) -> int:
         if self.workers:

@@ -18,10 +18,17 @@ from trustyard.config import Settings, load_settings
 from trustyard.errors import TrustyardError
 from trustyard.services.actor import Actor
 
-CONFIG = click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-                      help="YAML config file (Distribution's storage: block accepted).")
-DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
-                        help="Data directory (default ./trustyard-data): SQLite index and filesystem blobs.")
+CONFIG = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="YAML config file (Distribution's storage: block accepted).",
+)
+DATA_DIR = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Data directory (default ./trustyard-data): SQLite index and filesystem blobs.",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,9 +52,16 @@ def serve(config_file: Path | None, data_dir: Path | None, listen: str | None, w
     from granian.server import Server
 
     host, port = settings.host_port
+    settings = settings.with_absolute_paths()
     os.environ[WORKER_SETTINGS_ENV] = settings.model_dump_json()
-    click.echo(f"trustyard {__version__} listening on http://{settings.listen} "
-               f"({settings.worker_count} workers, data in {settings.data_dir.resolve()})", err=True)
+    # Granian resolves its import target against the working directory and treats a directory holding an
+    # __init__.py as a package to import from; start it from the data directory, which is ours.
+    os.chdir(settings.data_dir)
+    click.echo(
+        f"trustyard {__version__} listening on http://{settings.listen} "
+        f"({settings.worker_count} workers, data in {settings.data_dir.resolve()})",
+        err=True,
+    )
     Server(
         "trustyard.app:worker_app",
         address=host,
@@ -92,8 +106,10 @@ async def _prepare_and_adopt(settings: Settings) -> None:
         if await services.storage.index_is_empty() and await services.storage.holds_repositories():
             click.echo("index is empty but storage holds repositories: reindexing", err=True)
             report = await services.storage.reindex(Actor.system())
-            click.echo(f"reindexed {report.repositories} repositories, {report.manifests} manifests, "
-                       f"{report.tags} tags", err=True)
+            click.echo(
+                f"reindexed {report.repositories} repositories, {report.manifests} manifests, {report.tags} tags",
+                err=True,
+            )
 
 
 def _settings(config_file: Path | None, **overrides: Any) -> Settings:

@@ -23,7 +23,11 @@ async def get_blob(request: Request) -> Response:
     name, digest = repository(request), Digest.parse(request.path_params["digest"])
     blobs = services(request).blobs
     content = await blobs.open(actor(request), name, digest)
-    headers = {"Docker-Content-Digest": str(digest), "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000"}
+    headers = {
+        "Docker-Content-Digest": str(digest),
+        "ETag": f'"{digest}"',
+        "Cache-Control": "max-age=31536000",
+    }
     if content.path is not None:
         try:
             stat = os.stat(content.path)

@@ -39,7 +39,7 @@ STATUS: dict[type[e.TrustyardError], int] = {
 def status_of(error: e.TrustyardError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 

@@ -29,7 +29,10 @@ async def put_manifest(request: Request) -> Response:
     pushed = await services(request).manifests.put(
         actor(request), name, reference, request.headers.get("content-type"), payload, extra_tags
     )
-    headers = {"Location": f"/v2/{name}/manifests/{pushed.digest}", "Docker-Content-Digest": str(pushed.digest)}
+    headers = {
+        "Location": f"/v2/{name}/manifests/{pushed.digest}",
+        "Docker-Content-Digest": str(pushed.digest),
+    }
     if pushed.subject is not None:
         headers["OCI-Subject"] = str(pushed.subject)
     return Response(status_code=201, headers=headers)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse, Response
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from trustyard.registry.http import actor, next_link, page_size, repository, services
 from trustyard.services.repositories import MAX_PAGE
@@ -17,5 +17,6 @@ async def list_tags(request: Request) -> Response:
     headers = {}
     if n is not None and len(tags) > n:
         tags = tags[:n]
-        headers["Link"] = next_link(request, tags[-1], n)
+        if tags:  # n=0 asks for an empty page: nothing to continue after
+            headers["Link"] = next_link(request, tags[-1], n)
     return JSONResponse({"name": name.value, "tags": tags}, headers=headers)

@@ -50,7 +50,11 @@ async def finish_upload(request: Request) -> Response:
         "transfer-encoding", ""
     )
     info = await services(request).uploads.complete(
-        actor(request), name, request.path_params["upload"], digest, body_stream(request) if has_body else None
+        actor(request),
+        name,
+        request.path_params["upload"],
+        digest,
+        body_stream(request) if has_body else None,
     )
     return _created(name, info)
 
