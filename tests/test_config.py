@@ -20,7 +20,8 @@ def test_defaults() -> None:
     settings = load_settings()
     assert settings.listen == "0.0.0.0:5000"
     assert settings.data_dir == Path("trustyard-data")
-    assert settings.storage_root == Path("trustyard-data/storage")
+    assert settings.default_storage_root == Path("trustyard-data/storage")
+    assert settings.storage.driver == "filesystem"
     assert settings.database.startswith("sqlite+aiosqlite:///")
     assert settings.worker_count >= 1
 
@@ -41,7 +42,8 @@ storage:
 """,
     )
     settings = load_settings(config)
-    assert settings.storage_root == Path("/var/lib/registry")
+    assert settings.storage.filesystem is not None
+    assert settings.storage.filesystem.rootdirectory == Path("/var/lib/registry")
     assert settings.storage.driver == "filesystem"
 
 
@@ -52,7 +54,8 @@ def test_environment_overrides_file_and_flags_override_both(tmp_path: Path, monk
     settings = load_settings(config, listen="127.0.0.1:7000")
     assert settings.workers == 5
     assert settings.listen == "127.0.0.1:7000"
-    assert settings.storage_root == Path("/srv/blobs")
+    assert settings.storage.filesystem is not None
+    assert settings.storage.filesystem.rootdirectory == Path("/srv/blobs")
     assert settings.host_port == ("127.0.0.1", 7000)
 
 

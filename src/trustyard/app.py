@@ -25,9 +25,7 @@ from trustyard.db.engine import migrate, open_index
 from trustyard.registry import errors as registry_errors
 from trustyard.registry.routes import routes as registry_routes
 from trustyard.services import Services
-from trustyard.storage.driver import StorageDriver
-from trustyard.storage.filesystem import FilesystemDriver
-from trustyard.storage.memory import MemoryDriver
+from trustyard.storage.factory import build_driver
 
 WORKER_SETTINGS_ENV = "TRUSTYARD_WORKER_SETTINGS"
 log = logging.getLogger("trustyard")
@@ -35,14 +33,6 @@ log = logging.getLogger("trustyard")
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
-
-
-def build_driver(settings: Settings) -> StorageDriver:
-    if settings.storage.driver == "inmemory":
-        return MemoryDriver()
-    root = settings.storage_root
-    root.mkdir(parents=True, exist_ok=True)
-    return FilesystemDriver(root)
 
 
 async def prepare(settings: Settings) -> None:
@@ -54,7 +44,7 @@ async def prepare(settings: Settings) -> None:
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     index = open_index(settings.database)
-    driver = build_driver(settings)
+    driver = build_driver(settings.storage, settings.default_storage_root)
     try:
         yield Services.create(index, driver)
     finally:

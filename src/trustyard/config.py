@@ -13,45 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from trustyard.errors import ConfigInvalid
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FilesystemStorage(_Strict):
-    rootdirectory: Path | None = None  # default: DATA_DIR/storage
-    maxthreads: int | None = None  # Distribution's knob; accepted, threads are sized by trustyard
-
-
-class InMemoryStorage(_Strict):
-    pass
-
-
-class StorageSettings(_Strict):
-    filesystem: FilesystemStorage | None = None
-    inmemory: InMemoryStorage | None = None
-    # Distribution's storage-wide sections, accepted so its config files load unchanged.
-    delete: dict[str, Any] | None = None
-    redirect: dict[str, Any] | None = None
-    cache: dict[str, Any] | None = None
-    maintenance: dict[str, Any] | None = None
-    tag: dict[str, Any] | None = None
-
-    @model_validator(mode="after")
-    def _one_driver(self) -> StorageSettings:
-        chosen = [name for name in ("filesystem", "inmemory") if getattr(self, name) is not None]
-        if len(chosen) > 1:
-            raise ValueError(f"storage: configure exactly one driver, not {' and '.join(chosen)}")
-        return self
-
-    @property
-    def driver(self) -> str:
-        return "inmemory" if self.inmemory is not None else "filesystem"
+from trustyard.storage.config import StorageSettings
 
 
 class Settings(BaseSettings):
@@ -84,10 +50,8 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'trustyard.db'}"
 
     @property
-    def storage_root(self) -> Path:
-        fs = self.storage.filesystem
-        if fs is not None and fs.rootdirectory is not None:
-            return fs.rootdirectory
+    def default_storage_root(self) -> Path:
+        """Where filesystem storage lives when ``storage.filesystem.rootdirectory`` is not set."""
         return self.data_dir / "storage"
 
     @property
@@ -97,13 +61,12 @@ class Settings(BaseSettings):
 
     def with_absolute_paths(self) -> Settings:
         """The same settings with every path absolute, so they mean the same from any working directory."""
-        storage = self.storage
-        fs = storage.filesystem
-        if fs is not None and fs.rootdirectory is not None:
-            fs = fs.model_copy(update={"rootdirectory": fs.rootdirectory.absolute()})
-            storage = storage.model_copy(update={"filesystem": fs})
         return self.model_copy(
-            update={"data_dir": self.data_dir.absolute(), "database_url": self.database, "storage": storage}
+            update={
+                "data_dir": self.data_dir.absolute(),
+                "database_url": self.database,
+                "storage": self.storage.absolute(),
+            }
         )
 
     @property

@@ -1,0 +1,20 @@
+"""Building the configured StorageDriver from ``StorageSettings``: the one place that names concrete drivers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trustyard.storage.config import StorageSettings
+from trustyard.storage.driver import StorageDriver
+from trustyard.storage.filesystem import FilesystemDriver
+from trustyard.storage.memory import MemoryDriver
+
+
+def build_driver(settings: StorageSettings, default_root: Path) -> StorageDriver:
+    """The driver ``settings`` names; a filesystem driver under ``default_root`` when none is named."""
+    if settings.driver == "inmemory":
+        return MemoryDriver()
+    fs = settings.filesystem
+    root = fs.rootdirectory if fs is not None and fs.rootdirectory is not None else default_root
+    root.mkdir(parents=True, exist_ok=True)
+    return FilesystemDriver(root)
