@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -11,13 +12,30 @@ from trustyard.db.engine import migrate, open_index, sqlite_url
 from trustyard.services import Services
 from trustyard.storage.memory import MemoryDriver
 
+#: The smallest part the "object store" flavour of the memory driver accepts (S3 has 5 MiB; small keeps tests fast).
+OBJECT_STORE_MIN_PART = 8
+
 
 @pytest.fixture
 async def services(tmp_path: Path) -> AsyncIterator[Services]:
+    async with _services(tmp_path, MemoryDriver()) as built:
+        yield built
+
+
+@pytest.fixture
+async def object_store_services(tmp_path: Path) -> AsyncIterator[tuple[Services, MemoryDriver]]:
+    """Services over a driver that, like S3, refuses parts below a minimum size except the last."""
+    driver = MemoryDriver(min_part_size=OBJECT_STORE_MIN_PART)
+    async with _services(tmp_path, driver) as built:
+        yield built, driver
+
+
+@asynccontextmanager
+async def _services(tmp_path: Path, driver: MemoryDriver) -> AsyncIterator[Services]:
     url = sqlite_url(tmp_path / "index.db")
     await migrate(url)
     index = open_index(url)
     try:
-        yield Services.create(index, MemoryDriver())
+        yield Services.create(index, driver)
     finally:
         await index.dispose()

@@ -13,6 +13,7 @@ from trustyard.oci.names import RepositoryName
 from trustyard.services import Services
 from trustyard.services.actor import Actor
 from trustyard.services.uploads import ContentRange, RunningHashes, parse_content_range
+from trustyard.storage.memory import MemoryDriver
 
 ACTOR = Actor.system()
 REPO = RepositoryName.parse("app")
@@ -114,3 +115,68 @@ async def test_racing_completions_publish_once(services: Services) -> None:
     )
     assert sum(isinstance(r, BlobUploadUnknown) for r in results) == 1
     assert (await services.blobs.stat(ACTOR, REPO, digest)).size == 3
+
+
+# Object stores (S3) refuse parts under a minimum size except the last: small bodies are parked.
+
+ObjectStore = tuple[Services, MemoryDriver]
+
+
+async def _session_keys(driver: MemoryDriver) -> list[str]:
+    return sorted(k for k in driver.store.objects if "/_uploads/" in k)
+
+
+@pytest.mark.parametrize(
+    "bodies",
+    [
+        [b"abc", b"def", b"0123456789", b"xy"],  # small, small (parked twice), then a part, then a small last
+        [b"0123456789abcdef", b"z"],  # a part, then a last part of one byte
+        [b"ab", b""],  # an empty PATCH leaves the parked bytes alone
+        [b"abcdefgh"],  # exactly the minimum
+    ],
+)
+async def test_small_bodies_are_parked_until_they_make_a_part(
+    object_store_services: ObjectStore, bodies: list[bytes]
+) -> None:
+    services, driver = object_store_services
+    uploads = services.uploads
+    status = await uploads.start(ACTOR, REPO)
+    for body in bodies[:-1]:
+        status = await uploads.append(ACTOR, REPO, status.id, chunks(body))
+    data = b"".join(bodies)
+    info = await uploads.complete(ACTOR, REPO, status.id, Digest.of(data), chunks(bodies[-1]))
+    assert info.size == len(data)
+    content = await services.blobs.open(ACTOR, REPO, Digest.of(data))
+    assert b"".join([c async for c in services.blobs.stream(content)]) == data
+    assert await _session_keys(driver) == []  # no parked object or staged data left
+    assert driver.store.uploads == {}
+
+
+async def test_parked_bytes_survive_a_restart_and_are_rehashed(object_store_services: ObjectStore) -> None:
+    services, _driver = object_store_services
+    uploads = services.uploads
+    status = await uploads.start(ACTOR, REPO)
+    await uploads.append(ACTOR, REPO, status.id, chunks(b"abc"), ContentRange(0, 2))
+    uploads._hashers.clear()  # another worker finishes the session
+    assert (await uploads.status(ACTOR, REPO, status.id)).size == 3
+    await uploads.append(ACTOR, REPO, status.id, chunks(b"defghijklm"), ContentRange(3, 12))
+    info = await uploads.complete(ACTOR, REPO, status.id, Digest.of(b"abcdefghijklm"))
+    assert info.size == 13
+
+
+async def test_an_empty_blob_through_a_session(object_store_services: ObjectStore) -> None:
+    services, driver = object_store_services
+    status = await services.uploads.start(ACTOR, REPO)
+    info = await services.uploads.complete(ACTOR, REPO, status.id, Digest.of(b""))
+    assert info.size == 0
+    assert driver.store.uploads == {}
+
+
+async def test_cancel_removes_parked_bytes(object_store_services: ObjectStore) -> None:
+    services, driver = object_store_services
+    status = await services.uploads.start(ACTOR, REPO)
+    await services.uploads.append(ACTOR, REPO, status.id, chunks(b"abc"))
+    assert any("parked-" in k for k in await _session_keys(driver))
+    await services.uploads.cancel(ACTOR, REPO, status.id)
+    assert await _session_keys(driver) == []
+    assert driver.store.uploads == {}

@@ -137,15 +137,22 @@ class Uploads:
     ) -> BlobInfo:
         actor.require(repository, Action.PUSH)
         row = await self._row(repository, upload_id)
-        size = await self._write_part(row, chunks, None) if chunks is not None else row.size
-        row = await self._row(repository, upload_id)
+        if chunks is not None or _pieces(row)[1] is not None:
+            await self._write_part(row, chunks or _nothing(), None, final=True)
+            row = await self._row(repository, upload_id)
+        size = row.size
         # Claim the session: of two racing PUTs only one goes on; the other finds no upload.
         if not await self._index.delete_upload(upload_id):
             raise BlobUploadUnknown(f"upload {upload_id[:64]!r} was completed or cancelled by another request")
         state = UploadState(row.storage_key, row.token)
         hasher = self._hashers.take(upload_id)
         try:
-            await self._storage.complete_upload(state, [Part(**p) for p in row.parts])
+            parts = _pieces(row)[0]
+            if parts:
+                await self._storage.complete_upload(state, parts)
+            else:  # an empty blob: object stores refuse a multipart upload without parts
+                await self._storage.abort_upload(state)
+                await self._storage.put(row.storage_key, b"")
             if hasher is None or hasher.size != size or hasher.algorithm != digest.algorithm:
                 hasher = await self._rehash(row.storage_key, digest.algorithm)
             self._check(digest, hasher.digest())
@@ -188,30 +195,48 @@ class Uploads:
         return row
 
     async def _write_part(
-        self, row: UploadRow, chunks: AsyncIterable[bytes], content_range: ContentRange | None
+        self, row: UploadRow, chunks: AsyncIterable[bytes], content_range: ContentRange | None, final: bool = False
     ) -> int:
+        """Stream one request body into the session; returns the session's new size.
+
+        Object stores refuse parts under ``min_part_size`` (S3: 5 MiB) except the last, and we learn which
+        part is last only at the final PUT. So a body that leaves fewer bytes than that is *parked* as a small
+        object of its own and sent, ahead of the next body, as the start of the next part.
+        """
         hasher = self._hashers.take(row.id)
         if hasher is not None and hasher.size != row.size:
             hasher = None  # this process missed a chunk: rehash at the end
-        state = UploadState(row.storage_key, row.token)
         if content_range is not None:
             # Checked while the bytes flow: a short or long body fails the part, so the driver discards it.
             chunks = _exactly(chunks, content_range.length, row.size)
-        stream: AsyncIterable[bytes] = chunks if hasher is None else _hashing(chunks, hasher)
-        part = await self._storage.write_part(state, len(row.parts) + 1, row.size, stream)
-        if part.size == 0:
+        body: AsyncIterable[bytes] = chunks if hasher is None else _hashing(chunks, hasher)
+        parts, parked = _pieces(row)
+        committed = row.size - (parked.size if parked else 0)
+        prefix = await self._storage.get(parked.key) if parked else b""
+        head, rest = await _lookahead(body, self._storage.min_part_size - len(prefix))
+        if rest is None and not head and (parked is None or not final):
             if hasher is not None:
                 self._hashers.keep(row.id, hasher)
-            return row.size
-        parts = [
-            *row.parts,
-            {"number": part.number, "offset": part.offset, "size": part.size, "etag": part.etag},
-        ]
-        if not await self._index.advance_upload(row.id, row.size, parts, row.size + part.size):
+            return row.size  # an empty body changes nothing
+        pending = len(prefix) + len(head)
+        piece: dict[str, object]
+        if rest is None and pending < self._storage.min_part_size and not final:
+            key = layout.upload_parked(row.storage_key, uuid.uuid4().hex)
+            await self._storage.put(key, prefix + head)
+            piece = {"parked": key, "offset": committed, "size": pending}
+            added = pending
+        else:
+            state = UploadState(row.storage_key, row.token)
+            part = await self._storage.write_part(state, len(parts) + 1, committed, _chain(prefix + head, rest))
+            piece, added = _part_json(part), part.size
+        pieces = [*(_part_json(p) for p in parts), piece]
+        if not await self._index.advance_upload(row.id, row.size, pieces, committed + added):
             raise RangeInvalid("the upload was advanced by another request at the same time; ask for its status")
+        if parked is not None:
+            await self._storage.delete(parked.key)
         if hasher is not None:
             self._hashers.keep(row.id, hasher)
-        return row.size + part.size
+        return committed + added
 
     async def _rehash(self, key: str, algorithm: str) -> Hasher:
         hasher = Hasher(algorithm)
@@ -239,10 +264,55 @@ class Uploads:
         await self._index.link_blob(repository.value, str(digest), size)
 
 
+@dataclass(frozen=True, slots=True)
+class Parked:
+    """Bytes received after the last part, too few for a part of their own yet, kept as a small object."""
+
+    key: str
+    offset: int
+    size: int
+
+
+def _pieces(row: UploadRow) -> tuple[list[Part], Parked | None]:
+    """The session's driver parts, and its parked tail if any (always the last piece)."""
+    parts = [Part(p["number"], p["offset"], p["size"], p["etag"]) for p in row.parts if "parked" not in p]
+    parked = [Parked(p["parked"], p["offset"], p["size"]) for p in row.parts if "parked" in p]
+    return parts, (parked[0] if parked else None)
+
+
+def _part_json(part: Part) -> dict[str, object]:
+    return {"number": part.number, "offset": part.offset, "size": part.size, "etag": part.etag}
+
+
+async def _lookahead(chunks: AsyncIterable[bytes], need: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
+    """Read at least ``need`` bytes (or to the end): the bytes read, and the rest (None when it ended)."""
+    iterator = aiter(chunks)
+    buffer = bytearray()
+    while len(buffer) < need:
+        try:
+            buffer += await anext(iterator)
+        except StopAsyncIteration:
+            return bytes(buffer), None
+    return bytes(buffer), iterator
+
+
+async def _chain(head: bytes, rest: AsyncIterator[bytes] | None) -> AsyncIterator[bytes]:
+    if head:
+        yield head
+    if rest is not None:
+        async for chunk in rest:
+            yield chunk
+
+
 async def _hashing(chunks: AsyncIterable[bytes], hasher: Hasher) -> AsyncIterator[bytes]:
     async for chunk in chunks:
         hasher.update(chunk)
         yield chunk
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that yields nothing
 
 
 async def _exactly(chunks: AsyncIterable[bytes], length: int, offset: int) -> AsyncIterator[bytes]:

@@ -72,6 +72,11 @@ def upload_started_at(name: RepositoryName, upload_id: str) -> str:
     return f"{upload_dir(name, upload_id)}/startedat"
 
 
+def upload_parked(upload_key: str, token: str) -> str:
+    """A small object beside an upload's data holding bytes not yet sent as a part (see services/uploads)."""
+    return f"{upload_key.rpartition('/')[0]}/parked-{token}"
+
+
 def link_body(digest: Digest) -> bytes:
     return str(digest).encode()
 

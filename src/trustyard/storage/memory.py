@@ -32,11 +32,12 @@ class MemoryStore:
 
 class MemoryDriver:
     name = "memory"
-    min_part_size = 1
     max_part_size = 5 * 1024**3
 
-    def __init__(self, store: MemoryStore | None = None) -> None:
+    def __init__(self, store: MemoryStore | None = None, min_part_size: int = 1) -> None:
         self.store = store if store is not None else MemoryStore()
+        # Tests set an object store's minimum (S3: 5 MiB) to exercise the callers' handling of it.
+        self.min_part_size = min_part_size
 
     async def stat(self, key: str) -> ObjectInfo | None:
         check_key(key)
@@ -116,6 +117,10 @@ class MemoryDriver:
                 raise StorageUnavailable(
                     f"memory: upload {upload.token}: part {part.number} (offset {part.offset}, "
                     f"size {part.size}) does not continue the object at byte {expected} or was not written so"
+                )
+            if part is not parts[-1] and part.size < self.min_part_size:
+                raise StorageUnavailable(
+                    f"memory: part {part.number} is {part.size} bytes; parts but the last need {self.min_part_size}"
                 )
             expected += part.size
         self.store.objects[upload.key] = (b"".join(stored[p.etag][1] for p in parts), time.time())
