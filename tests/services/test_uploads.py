@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 
-from trustyard.errors import BlobUnknown, BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
+from trustyard.errors import (
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    Denied,
+    DigestInvalid,
+    RangeInvalid,
+    SizeInvalid,
+)
 from trustyard.oci.digest import Digest, Hasher
 from trustyard.oci.names import RepositoryName
 from trustyard.services import Services
@@ -180,3 +189,17 @@ async def test_cancel_removes_parked_bytes(object_store_services: ObjectStore) -
     await services.uploads.cancel(ACTOR, REPO, status.id)
     assert await _session_keys(driver) == []
     assert driver.store.uploads == {}
+
+
+async def test_purge_cancels_only_idle_sessions(object_store_services: ObjectStore) -> None:
+    services, driver = object_store_services
+    idle = await services.uploads.start(ACTOR, REPO)
+    await services.uploads.append(ACTOR, REPO, idle.id, chunks(b"abc"))  # parks bytes in storage
+    assert await services.uploads.purge(Actor.system(), timedelta(hours=1)) == 0
+    assert await services.uploads.purge(Actor.system(), timedelta(seconds=-1)) == 1
+    with pytest.raises(BlobUploadUnknown):
+        await services.uploads.status(ACTOR, REPO, idle.id)
+    assert await _session_keys(driver) == []
+    assert driver.store.uploads == {}
+    with pytest.raises(Denied):
+        await services.uploads.purge(Actor(name="alice"), timedelta(0))

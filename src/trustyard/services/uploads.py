@@ -15,10 +15,10 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from trustyard.db.index import Index, UploadRow
-from trustyard.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
+from trustyard.errors import BlobUploadInvalid, BlobUploadUnknown, Denied, DigestInvalid, RangeInvalid, SizeInvalid
 from trustyard.oci.digest import Digest, Hasher
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
@@ -187,6 +187,23 @@ class Uploads:
         self._hashers.take(upload_id)
         await self._storage.abort_upload(UploadState(row.storage_key, row.token))
         await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
+
+    async def purge(self, actor: Actor, older_than: timedelta) -> int:
+        """Cancel sessions idle for longer than ``older_than`` (clients that gave up); returns how many.
+
+        Safe on several workers at once: each session is claimed by deleting its row first.
+        """
+        if actor.name != "system":
+            raise Denied("purging uploads is an operator action")
+        purged = 0
+        for row in await self._index.stale_uploads(datetime.now(UTC) - older_than):
+            if not await self._index.delete_upload(row.id):
+                continue  # another worker purged or finished it
+            self._hashers.take(row.id)
+            await self._storage.abort_upload(UploadState(row.storage_key, row.token))
+            await self._storage.delete_prefix(row.storage_key.rpartition("/")[0])
+            purged += 1
+        return purged
 
     async def _row(self, repository: RepositoryName, upload_id: str) -> UploadRow:
         row = await self._index.upload(repository.value, upload_id)
