@@ -11,6 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -45,7 +46,10 @@ def open_index(url: str) -> Index:
     writer = create_engine(url)
     event.listen(writer.sync_engine, "connect", _manual_transactions)
     event.listen(writer.sync_engine, "begin", _begin_immediate)
-    return Index(reader, writer)
+    # Reads run on this thread (see Index._rows); the pool keeps a few connections for nested reads.
+    local = create_sync_engine(url.replace("+aiosqlite", "+pysqlite"), pool_reset_on_return=None)
+    event.listen(local, "connect", _sqlite_pragmas)
+    return Index(reader, writer, local)
 
 
 def _manual_transactions(dbapi_connection: Any, _record: Any) -> None:
