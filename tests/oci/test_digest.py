@@ -85,3 +85,24 @@ def test_hasher_sha512_and_unknown_algorithm() -> None:
     assert hasher.digest() == Digest("sha512", SHA512)
     with pytest.raises(DigestInvalid, match="unsupported"):
         Hasher("md5")
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512"])
+def test_a_saved_state_resumes_where_it_stopped(algorithm: str) -> None:
+    data = bytes(range(256)) * 1000
+    first = Hasher(algorithm)
+    first.update(data[:100_001])
+    state = first.state()
+    assert state is not None  # libcrypto is on every machine we run on
+    resumed = Hasher.resume(algorithm, state, 100_001)
+    assert resumed is not None
+    resumed.update(data[100_001:])
+    assert resumed.size == len(data)
+    assert resumed.digest() == Digest.of(data, algorithm)
+    first.update(data[100_001:])  # the original is unaffected by the resumed copy
+    assert first.digest() == Digest.of(data, algorithm)
+
+
+def test_a_foreign_state_does_not_resume() -> None:
+    assert Hasher.resume("sha256", b"short", 0) is None
+    assert Hasher.resume("md5", b"x" * 112, 0) is None

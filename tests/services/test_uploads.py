@@ -21,7 +21,7 @@ from trustyard.oci.digest import Digest, Hasher
 from trustyard.oci.names import RepositoryName
 from trustyard.services import Services
 from trustyard.services.actor import Actor
-from trustyard.services.uploads import ContentRange, RunningHashes, parse_content_range
+from trustyard.services.uploads import ContentRange, parse_content_range
 from trustyard.storage.memory import MemoryDriver
 
 ACTOR = Actor.system()
@@ -85,7 +85,6 @@ async def test_session_completed_by_another_process_is_rehashed(services: Servic
     uploads = services.uploads
     status = await uploads.start(ACTOR, REPO)
     await uploads.append(ACTOR, REPO, status.id, chunks(b"abc"))
-    uploads._hashers.clear()  # what a restart or another worker loses
     with pytest.raises(DigestInvalid):
         await uploads.complete(ACTOR, REPO, status.id, Digest.of(b"abd"), chunks(b"d"))
     with pytest.raises(BlobUnknown):
@@ -102,14 +101,26 @@ async def test_sha512_session(services: Services) -> None:
     assert (await services.blobs.stat(ACTOR, REPO, digest)).size == 6
 
 
-def test_running_hashes_are_bounded() -> None:
-    hashes = RunningHashes(limit=3)
-    for n in range(5):
-        hashes.keep(f"u{n}", Hasher())
-    assert len(hashes) == 3
-    assert hashes.take("u0") is None  # the oldest went first
-    assert hashes.take("u4") is not None
-    assert hashes.take("u4") is None
+async def test_the_running_hash_is_resumed_not_recomputed(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each PATCH saves the sha256 state with its part, so the PUT (on any worker) never re-reads the bytes.
+    async def no_rehash(*_args: object) -> Hasher:
+        raise AssertionError("the staged bytes were read back to hash them")
+
+    monkeypatch.setattr(services.uploads, "_rehash", no_rehash)
+    other_worker = Services.create(services.uploads._index, services.uploads._storage).uploads
+    status = await services.uploads.start(ACTOR, REPO)
+    await services.uploads.append(ACTOR, REPO, status.id, chunks(b"abc"))
+    await other_worker.append(ACTOR, REPO, status.id, chunks(b"def"))
+    monkeypatch.setattr(other_worker, "_rehash", no_rehash)
+    info = await services.uploads.complete(ACTOR, REPO, status.id, Digest.of(b"abcdefgh"), chunks(b"gh"))
+    assert info.digest == Digest.of(b"abcdefgh")
+
+
+async def test_a_sha512_digest_is_checked_by_reading_back(services: Services) -> None:
+    status = await services.uploads.start(ACTOR, REPO)
+    await services.uploads.append(ACTOR, REPO, status.id, chunks(b"abc"))
+    info = await services.uploads.complete(ACTOR, REPO, status.id, Digest.of(b"abc", "sha512"))
+    assert info.size == 3
 
 
 async def test_racing_completions_publish_once(services: Services) -> None:
@@ -166,7 +177,6 @@ async def test_parked_bytes_survive_a_restart_and_are_rehashed(object_store_serv
     uploads = services.uploads
     status = await uploads.start(ACTOR, REPO)
     await uploads.append(ACTOR, REPO, status.id, chunks(b"abc"), ContentRange(0, 2))
-    uploads._hashers.clear()  # another worker finishes the session
     assert (await uploads.status(ACTOR, REPO, status.id)).size == 3
     await uploads.append(ACTOR, REPO, status.id, chunks(b"defghijklm"), ContentRange(3, 12))
     info = await uploads.complete(ACTOR, REPO, status.id, Digest.of(b"abcdefghijklm"))

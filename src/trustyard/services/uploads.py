@@ -1,9 +1,9 @@
 """Blob uploads: sessions kept in SQL, bytes streamed into storage parts, hashed once, verified, published.
 
-A session's state (storage key, the driver's token, the parts written) is a row in ``uploads``, so a PATCH
-or the final PUT can land on any worker or after a restart. The running hash cannot be persisted (hashlib
-state is opaque), so each process keeps the hasher of the sessions it streamed; when a session continues
-elsewhere, the final PUT re-reads the staged bytes once to hash them.
+A session's state (storage key, the driver's token, the parts written, and the running sha256 state after
+each part) is a row in ``uploads``, so a PATCH or the final PUT can land on any worker, on another node or
+after a restart, and every byte is still hashed exactly once, while it streams in. Only a final digest in
+another algorithm (sha512) makes the PUT re-read the staged bytes.
 
 Publishing a blob: staged bytes move to the blob key (or are dropped when that blob already exists), the
 repository's ``_layers`` link is written, and only then is the blob recorded in the index.
@@ -11,8 +11,8 @@ repository's ``_layers`` link is written, and only then is the blob recorded in 
 
 from __future__ import annotations
 
+import base64
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,36 +46,10 @@ class ContentRange:
         return self.end - self.start + 1
 
 
-class RunningHashes:
-    """This process's running hashes of open uploads, bounded so abandoned sessions cannot grow it forever.
-
-    Losing an entry costs only a re-read of the staged bytes at the final PUT.
-    """
-
-    def __init__(self, limit: int = 4096) -> None:
-        self._limit = limit
-        self._hashers: OrderedDict[str, Hasher] = OrderedDict()
-
-    def take(self, upload_id: str) -> Hasher | None:
-        return self._hashers.pop(upload_id, None)
-
-    def keep(self, upload_id: str, hasher: Hasher) -> None:
-        self._hashers[upload_id] = hasher
-        while len(self._hashers) > self._limit:
-            self._hashers.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._hashers)
-
-    def clear(self) -> None:
-        self._hashers.clear()
-
-
 class Uploads:
     def __init__(self, index: Index, storage: StorageDriver) -> None:
         self._index = index
         self._storage = storage
-        self._hashers = RunningHashes()
 
     @property
     def min_chunk_size(self) -> int:
@@ -87,7 +61,6 @@ class Uploads:
         state = await self._storage.start_upload(layout.upload_data(repository, upload_id))
         now = datetime.now(UTC)
         await self._index.create_upload(UploadRow(upload_id, repository.value, state.key, state.token, [], 0, now))
-        self._hashers.keep(upload_id, Hasher())
         return UploadStatus(upload_id, repository, 0)
 
     async def mount(
@@ -145,7 +118,7 @@ class Uploads:
         if not await self._index.delete_upload(upload_id):
             raise BlobUploadUnknown(f"upload {upload_id[:64]!r} was completed or cancelled by another request")
         state = UploadState(row.storage_key, row.token)
-        hasher = self._hashers.take(upload_id)
+        hasher = _running_hash(row)
         try:
             parts = _pieces(row)[0]
             if parts:
@@ -184,7 +157,6 @@ class Uploads:
         actor.require(repository, Action.PUSH)
         row = await self._row(repository, upload_id)
         await self._index.delete_upload(upload_id)
-        self._hashers.take(upload_id)
         await self._storage.abort_upload(UploadState(row.storage_key, row.token))
         await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
 
@@ -199,7 +171,6 @@ class Uploads:
         for row in await self._index.stale_uploads(datetime.now(UTC) - older_than):
             if not await self._index.delete_upload(row.id):
                 continue  # another worker purged or finished it
-            self._hashers.take(row.id)
             await self._storage.abort_upload(UploadState(row.storage_key, row.token))
             await self._storage.delete_prefix(row.storage_key.rpartition("/")[0])
             purged += 1
@@ -220,9 +191,7 @@ class Uploads:
         part is last only at the final PUT. So a body that leaves fewer bytes than that is *parked* as a small
         object of its own and sent, ahead of the next body, as the start of the next part.
         """
-        hasher = self._hashers.take(row.id)
-        if hasher is not None and hasher.size != row.size:
-            hasher = None  # this process missed a chunk: rehash at the end
+        hasher = _running_hash(row)
         if content_range is not None:
             # Checked while the bytes flow: a short or long body fails the part, so the driver discards it.
             chunks = _exactly(chunks, content_range.length, row.size)
@@ -232,27 +201,24 @@ class Uploads:
         prefix = await self._storage.get(parked.key) if parked else b""
         head, rest = await _lookahead(body, self._storage.min_part_size - len(prefix))
         if rest is None and not head and (parked is None or not final):
-            if hasher is not None:
-                self._hashers.keep(row.id, hasher)
             return row.size  # an empty body changes nothing
         pending = len(prefix) + len(head)
         piece: dict[str, object]
         if rest is None and pending < self._storage.min_part_size and not final:
             key = layout.upload_parked(row.storage_key, uuid.uuid4().hex)
             await self._storage.put(key, prefix + head)
-            piece = {"parked": key, "offset": committed, "size": pending}
-            added = pending
+            piece, added = {"parked": key, "offset": committed, "size": pending}, pending
         else:
             state = UploadState(row.storage_key, row.token)
             part = await self._storage.write_part(state, len(parts) + 1, committed, _chain(prefix + head, rest))
             piece, added = _part_json(part), part.size
-        pieces = [*(_part_json(p) for p in parts), piece]
+        if hasher is not None and (saved := hasher.state()) is not None:
+            piece[HASH_STATE] = base64.b64encode(saved).decode()
+        pieces = [*row.parts[: len(parts)], piece]
         if not await self._index.advance_upload(row.id, row.size, pieces, committed + added):
             raise RangeInvalid("the upload was advanced by another request at the same time; ask for its status")
         if parked is not None:
             await self._storage.delete(parked.key)
-        if hasher is not None:
-            self._hashers.keep(row.id, hasher)
         return committed + added
 
     async def _rehash(self, key: str, algorithm: str) -> Hasher:
@@ -295,6 +261,18 @@ def _pieces(row: UploadRow) -> tuple[list[Part], Parked | None]:
     parts = [Part(p["number"], p["offset"], p["size"], p["etag"]) for p in row.parts if "parked" not in p]
     parked = [Parked(p["parked"], p["offset"], p["size"]) for p in row.parts if "parked" in p]
     return parts, (parked[0] if parked else None)
+
+
+#: The running hash after a piece, saved with it (base64 of ``Hasher.state()``).
+HASH_STATE = "sha256_state"
+
+
+def _running_hash(row: UploadRow) -> Hasher | None:
+    """The session's sha256 so far, restored from the last piece; None when it cannot be (then: rehash)."""
+    if not row.parts:
+        return Hasher()
+    saved = row.parts[-1].get(HASH_STATE)
+    return None if saved is None else Hasher.resume("sha256", base64.b64decode(saved), row.size)
 
 
 def _part_json(part: Part) -> dict[str, object]:
