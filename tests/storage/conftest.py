@@ -2,18 +2,22 @@
 
 A backend is added by one more ``Backend`` in ``_BACKENDS``: ``make`` opens another driver instance on the
 same store (as a second node would), ``leftovers`` names whatever a test must not leave behind beyond keys
-(temp files, staging files, empty directories, open uploads).
+(temp files, staging files, empty directories, open uploads), ``cleanup`` drops what the backend made for the
+test (a bucket). The S3 backends run against the real servers of scripts/object-store.sh and skip, saying
+so, when it is not running.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.storage.s3_store import S3Bucket
+from tests.storage.swift_store import SwiftContainer
 from trustyard.storage.driver import StorageDriver
 from trustyard.storage.filesystem import TEMP_DIR, FilesystemDriver
 from trustyard.storage.memory import MemoryDriver, MemoryStore
@@ -23,6 +27,8 @@ from trustyard.storage.memory import MemoryDriver, MemoryStore
 class Backend:
     make: Callable[[], StorageDriver]
     leftovers: Callable[[], list[str]]
+    #: Runs after the test (and its leak checks): drops per-test buckets or containers.
+    cleanup: Callable[[], None] = lambda: None
 
 
 def _memory(_tmp_path: Path) -> Backend:
@@ -46,13 +52,41 @@ def _filesystem_leftovers(root: Path) -> list[str]:
     return sorted(found)
 
 
-_BACKENDS: dict[str, Callable[[Path], Backend]] = {"memory": _memory, "filesystem": _filesystem}
+def _s3(store: str) -> Callable[[Path], Backend]:
+    """A fresh bucket per test on ``store`` (tests/storage/s3_store.py); skips when the store is not running."""
+
+    def factory(_tmp_path: Path) -> Backend:
+        bucket = S3Bucket.create(store)
+        return Backend(make=bucket.driver, leftovers=bucket.open_uploads, cleanup=bucket.remove)
+
+    return factory
+
+
+_s3_swift = _s3("swift")  # Swift's S3 API (s3api): checks signatures, wants Content-MD5 on DeleteObjects
+_s3_moto = _s3("moto")  # moto in server mode: a second, independent S3 implementation
+
+
+def _swift(_tmp_path: Path) -> Backend:
+    """A fresh container per test on the Swift API (tests/storage/swift_store.py), 1 MiB segments."""
+    container = SwiftContainer.create()
+    return Backend(make=container.driver, leftovers=container.leftovers, cleanup=container.remove)
+
+
+_BACKENDS: dict[str, Callable[[Path], Backend]] = {
+    "memory": _memory,
+    "filesystem": _filesystem,
+    "s3-swift": _s3_swift,
+    "s3-moto": _s3_moto,
+    "swift": _swift,
+}
 
 
 @pytest.fixture(params=sorted(_BACKENDS))
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     factory: Callable[[Path], Backend] = _BACKENDS[request.param]
-    return factory(tmp_path)
+    made = factory(tmp_path)
+    yield made
+    made.cleanup()
 
 
 @pytest.fixture

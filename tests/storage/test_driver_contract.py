@@ -246,7 +246,15 @@ async def test_redirect_and_local_path_are_optional_but_truthful(driver: Storage
 # -- segmented uploads ----------------------------------------------------------------------------------
 
 
-PARTS = [payload(2 * MiB + 11, seed=10), payload(MiB, seed=11), payload(12345, seed=12)]
+def segment_sizes(min_part_size: int) -> list[int]:
+    """Three parts, the first two as small as the driver allows (the caller keeps every part but the last at
+    least ``min_part_size``; S3 refuses smaller ones), the last one small."""
+    return [max(2 * MiB + 11, min_part_size + 11), max(MiB, min_part_size), 12345]
+
+
+@pytest.fixture
+def segments(driver: StorageDriver) -> list[bytes]:
+    return [payload(size, seed=10 + n) for n, size in enumerate(segment_sizes(driver.min_part_size))]
 
 
 async def write_parts(driver: StorageDriver, upload_parts: list[bytes], key: str = "t/seg/data") -> list[Part]:
@@ -262,17 +270,17 @@ async def write_parts(driver: StorageDriver, upload_parts: list[bytes], key: str
     return parts
 
 
-async def test_segmented_upload_in_three_parts(driver: StorageDriver) -> None:
+async def test_segmented_upload_in_three_parts(driver: StorageDriver, segments: list[bytes]) -> None:
     upload = await driver.start_upload("t/seg/data")
     assert upload.key == "t/seg/data"
     parts: list[Part] = []
     offset = 0
-    for number, data in enumerate(PARTS, start=1):
+    for number, data in enumerate(segments, start=1):
         parts.append(await driver.write_part(upload, number, offset, chunked(data, 8192)))
         offset += len(data)
         assert await keys(driver, "") == []  # nothing is visible before completion
     await driver.complete_upload(upload, parts)
-    assert await driver.get("t/seg/data") == b"".join(PARTS)
+    assert await driver.get("t/seg/data") == b"".join(segments)
     assert await keys(driver, "") == ["t/seg/data"]
     await driver.delete("t/seg/data")
 
@@ -287,32 +295,32 @@ async def test_segmented_upload_of_one_part_and_of_no_part(driver: StorageDriver
     await driver.delete("t/seg/none")
 
 
-async def test_rewriting_a_part_replaces_it(driver: StorageDriver) -> None:
+async def test_rewriting_a_part_replaces_it(driver: StorageDriver, segments: list[bytes]) -> None:
     upload = await driver.start_upload("t/seg/data")
-    first = await driver.write_part(upload, 1, 0, chunked(PARTS[0], 8192))
+    first = await driver.write_part(upload, 1, 0, chunked(segments[0], 8192))
     await driver.write_part(upload, 2, first.size, chunked(b"wrong bytes, and more of them", 7))
-    second = await driver.write_part(upload, 2, first.size, chunked(PARTS[1], 8192))
-    third = await driver.write_part(upload, 3, first.size + second.size, chunked(PARTS[2], 8192))
+    second = await driver.write_part(upload, 2, first.size, chunked(segments[1], 8192))
+    third = await driver.write_part(upload, 3, first.size + second.size, chunked(segments[2], 8192))
     await driver.complete_upload(upload, [first, second, third])
-    assert await driver.get("t/seg/data") == b"".join(PARTS)
+    assert await driver.get("t/seg/data") == b"".join(segments)
     await driver.delete("t/seg/data")
 
 
-async def test_a_failed_part_can_be_retried(driver: StorageDriver) -> None:
+async def test_a_failed_part_can_be_retried(driver: StorageDriver, segments: list[bytes]) -> None:
     upload = await driver.start_upload("t/seg/data")
-    first = await driver.write_part(upload, 1, 0, chunked(PARTS[0], 8192))
+    first = await driver.write_part(upload, 1, 0, chunked(segments[0], 8192))
     with pytest.raises(BoomError):
-        await driver.write_part(upload, 2, first.size, chunked(PARTS[1], 8192, fail_after=MiB // 2))
-    second = await driver.write_part(upload, 2, first.size, chunked(PARTS[1], 8192))
+        await driver.write_part(upload, 2, first.size, chunked(segments[1], 8192, fail_after=MiB // 2))
+    second = await driver.write_part(upload, 2, first.size, chunked(segments[1], 8192))
     await driver.complete_upload(upload, [first, second])
-    assert await driver.get("t/seg/data") == PARTS[0] + PARTS[1]
+    assert await driver.get("t/seg/data") == segments[0] + segments[1]
     await driver.delete("t/seg/data")
 
 
-async def test_abort_leaves_nothing(driver: StorageDriver) -> None:
+async def test_abort_leaves_nothing(driver: StorageDriver, segments: list[bytes]) -> None:
     await driver.put("t/seg/data", b"already here")
     upload = await driver.start_upload("t/seg/data")
-    await driver.write_part(upload, 1, 0, chunked(PARTS[0], 8192))
+    await driver.write_part(upload, 1, 0, chunked(segments[0], 8192))
     await driver.abort_upload(upload)
     await driver.abort_upload(upload)  # idempotent
     assert await driver.get("t/seg/data") == b"already here"
@@ -329,11 +337,11 @@ async def test_a_finished_upload_is_unknown(driver: StorageDriver) -> None:
     assert await driver.stat("t/seg/data") is None
 
 
-async def test_complete_with_a_gap_is_refused(driver: StorageDriver) -> None:
+async def test_complete_with_a_gap_is_refused(driver: StorageDriver, segments: list[bytes]) -> None:
     upload = await driver.start_upload("t/seg/data")
-    first = await driver.write_part(upload, 1, 0, chunked(PARTS[0], 8192))
-    second = await driver.write_part(upload, 2, first.size, chunked(PARTS[1], 8192))
-    third = await driver.write_part(upload, 3, first.size + second.size, chunked(PARTS[2], 8192))
+    first = await driver.write_part(upload, 1, 0, chunked(segments[0], 8192))
+    second = await driver.write_part(upload, 2, first.size, chunked(segments[1], 8192))
+    third = await driver.write_part(upload, 3, first.size + second.size, chunked(segments[2], 8192))
     with pytest.raises(StorageUnavailable):
         await driver.complete_upload(upload, [first, third])
     with pytest.raises(StorageUnavailable):
@@ -343,23 +351,23 @@ async def test_complete_with_a_gap_is_refused(driver: StorageDriver) -> None:
 
 
 async def test_an_upload_continues_on_another_instance(
-    driver: StorageDriver, another_driver: Callable[[], StorageDriver]
+    driver: StorageDriver, another_driver: Callable[[], StorageDriver], segments: list[bytes]
 ) -> None:
     upload = await driver.start_upload("t/seg/data")
-    first = await driver.write_part(upload, 1, 0, chunked(PARTS[0], 8192))
+    first = await driver.write_part(upload, 1, 0, chunked(segments[0], 8192))
     other = another_driver()
-    second = await other.write_part(upload, 2, first.size, chunked(PARTS[1], 8192))
-    third = await other.write_part(upload, 3, first.size + second.size, chunked(PARTS[2], 8192))
+    second = await other.write_part(upload, 2, first.size, chunked(segments[1], 8192))
+    third = await other.write_part(upload, 3, first.size + second.size, chunked(segments[2], 8192))
     await other.complete_upload(upload, [first, second, third])
     await other.close()
-    assert await driver.get("t/seg/data") == b"".join(PARTS)
+    assert await driver.get("t/seg/data") == b"".join(segments)
     await driver.delete("t/seg/data")
 
 
-async def test_concurrent_uploads_to_different_keys(driver: StorageDriver) -> None:
-    await asyncio.gather(*(write_parts(driver, PARTS, f"t/seg/{n}") for n in range(4)))
+async def test_concurrent_uploads_to_different_keys(driver: StorageDriver, segments: list[bytes]) -> None:
+    await asyncio.gather(*(write_parts(driver, segments, f"t/seg/{n}") for n in range(4)))
     for n in range(4):
-        assert await driver.get(f"t/seg/{n}") == b"".join(PARTS)
+        assert await driver.get(f"t/seg/{n}") == b"".join(segments)
     await driver.delete_prefix("t/seg")
 
 

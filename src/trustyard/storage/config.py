@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 
 class _Strict(BaseModel):
@@ -26,13 +26,78 @@ class InMemoryStorage(_Strict):
     pass
 
 
+class S3Storage(_Strict):
+    """Distribution's ``s3`` driver parameters (same names), for AWS, IBM COS, MinIO, Ceph, Swift's s3api."""
+
+    bucket: str
+    region: str = "us-east-1"  # non-AWS stores take any value, but Swift's s3api checks it in SigV4
+    regionendpoint: str | None = None  # e.g. https://s3.eu-de.cloud-object-storage.appdomain.cloud
+    accesskey: str | None = None  # both unset: the default credential chain (environment, profile, IAM role)
+    secretkey: SecretStr | None = None  # SecretStr: never shown in reprs, logs or errors
+    sessiontoken: SecretStr | None = None
+    rootdirectory: str = ""  # key prefix inside the bucket; leading and trailing '/' are ignored
+    forcepathstyle: bool = False  # path-style addressing (MinIO, Ceph, IBM COS behind a plain endpoint)
+    secure: bool = True  # https when regionendpoint names no scheme
+    skipverify: bool = False  # do not verify the endpoint's TLS certificate
+    chunksize: int = 10 * 1024 * 1024  # multipart part size (grows so an object stays under 10,000 parts)
+    storageclass: str | None = None  # e.g. STANDARD_IA; NONE or unset: the bucket's default
+    redirect: bool = True  # serve blob GETs as presigned URLs
+    encrypt: bool = False  # server-side encryption (AES256, or aws:kms with keyid)
+    keyid: str | None = None
+    objectacl: str | None = None  # canned ACL; "private" (the default) sends none
+    multipartcopythresholdsize: int = 5 * 1024**3  # moves above this size use UploadPartCopy
+    multipartcopychunksize: int = 1024**3
+    multipartcopymaxconcurrency: int = 4
+    useragent: str | None = None
+    usedualstack: bool = False
+    accelerate: bool = False
+    # Accepted so a Distribution config loads; they change nothing here (see docs/storage.md).
+    v4auth: bool | None = None  # always SigV4
+    loglevel: str | None = None
+    checksum_disabled: bool | None = None
+    checksum_algorithm: str | None = None
+    maxrequestspersecond: int | None = None
+    credentialsconfigpath: str | None = None
+    usefipsendpoint: bool | None = None
+
+
+class SwiftStorage(_Strict):
+    """Distribution's ``swift`` driver parameters (same names): OpenStack Swift, IBM COS's Regional Swift API."""
+
+    authurl: str  # v1.0: https://HOST/auth/v1.0/ (IBM COS); Keystone v3: https://HOST:5000/v3
+    username: str  # v1.0: ACCOUNT:USER; Keystone: the user name
+    password: SecretStr  # v1.0: the API key. SecretStr: never shown in reprs, logs or errors
+    container: str  # created if missing
+    authversion: int | None = None  # 1 or 3; unset or 0: guessed from authurl (/v3 -> 3, else 1)
+    tenant: str | None = None  # Keystone project name (or tenantid)
+    tenantid: str | None = None
+    domain: str | None = None  # Keystone user domain name (or domainid)
+    domainid: str | None = None
+    tenantdomain: str | None = None  # the project's domain; default: the user's domain
+    tenantdomainid: str | None = None
+    trustid: str | None = None  # Keystone trust to scope the token to, instead of a project
+    region: str | None = None  # picks the object-store endpoint of this region from Keystone's catalog
+    endpointtype: str = "public"  # public, internal or admin endpoint from the catalog
+    insecureskipverify: bool = False  # do not verify the TLS certificate (auth and storage)
+    chunksize: int = Field(default=20 * 1024 * 1024, ge=1024 * 1024)  # SLO segment size; buffered in memory
+    prefix: str = ""  # objects live under <prefix>/files/, segments under <prefix>/segments/
+    secretkey: SecretStr | None = None  # temp-URL key: set -> blob GETs redirect to temp URLs
+    tempurlcontainerkey: bool = False  # the key is the container's (true) or the account's (false)
+    tempurlmethods: list[str] = Field(default_factory=lambda: ["GET", "HEAD"])  # methods redirected
+    redirect: bool = True  # serve blob GETs as temp URLs when secretkey is set
+    # Accepted so a Distribution config loads; they change nothing here (see docs/storage.md).
+    accesskey: str | None = None  # HP Helion Cloud's temp-URL variant (that cloud is gone)
+
+
 #: Driver sections in the order they are looked for.
-DRIVERS = ("filesystem", "inmemory")
+DRIVERS = ("filesystem", "inmemory", "s3", "swift")
 
 
 class StorageSettings(_Strict):
     filesystem: FilesystemStorage | None = None
     inmemory: InMemoryStorage | None = None
+    s3: S3Storage | None = None
+    swift: SwiftStorage | None = None
     # Distribution's storage-wide sections.
     delete: dict[str, Any] | None = None
     redirect: dict[str, Any] | None = None

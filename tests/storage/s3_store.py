@@ -1,0 +1,109 @@
+"""The S3 endpoints of scripts/object-store.sh for tests: a fresh bucket per test, inspected with plain boto3.
+
+``swift`` is Swift's S3 API (s3api on the proxy, checks signatures), ``moto`` the moto server. Endpoints and
+credentials come from the variables ``object-store.sh start --with-moto`` prints (its defaults otherwise);
+when an endpoint does not answer, the test skips and says how to start it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from trustyard.storage.s3 import S3Driver
+
+START = 'eval "$(bash scripts/object-store.sh start --with-moto)" (scripts/test does this)'
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    access: str
+    secret: str
+    region: str
+
+
+def endpoint(store: str) -> Endpoint:
+    """The endpoint of ``store`` ("swift" or "moto"); skips the test when nothing answers there."""
+    variable = "S3_ENDPOINT_URL" if store == "swift" else "MOTO_ENDPOINT_URL"
+    default = "http://127.0.0.1:8080" if store == "swift" else "http://127.0.0.1:9000"
+    url = os.environ.get(variable, default)
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=1).close()
+    except OSError:
+        pytest.skip(f"the object store's {store} S3 endpoint {url} is not running: {START}")
+    return Endpoint(
+        url,
+        os.environ.get("AWS_ACCESS_KEY_ID", "test:tester"),
+        os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
+
+
+def boto_client(where: Endpoint) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=where.url,
+        aws_access_key_id=where.access,
+        aws_secret_access_key=where.secret,
+        region_name=where.region,
+        config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard", "max_attempts": 3}),
+    )
+
+
+@dataclass
+class S3Bucket:
+    """One bucket made for one test on one store."""
+
+    store: str
+    where: Endpoint
+    name: str
+    client: Any
+
+    @classmethod
+    def create(cls, store: str) -> S3Bucket:
+        where = endpoint(store)
+        client = boto_client(where)
+        name = f"t-{uuid.uuid4().hex[:20]}"
+        client.create_bucket(Bucket=name)
+        return cls(store, where, name, client)
+
+    def driver(self, **options: Any) -> S3Driver:
+        settings: dict[str, Any] = {
+            "region": self.where.region,
+            "endpoint": self.where.url,
+            "accesskey": self.where.access,
+            "secretkey": self.where.secret,
+            "forcepathstyle": True,
+            "chunksize": 5 * 1024 * 1024,
+            "max_attempts": 3,
+        }
+        settings.update(options)
+        return S3Driver(self.name, **settings)
+
+    def open_uploads(self) -> list[str]:
+        response = self.client.list_multipart_uploads(Bucket=self.name)
+        return [f"upload {u['Key']} {u['UploadId']}" for u in response.get("Uploads", [])]
+
+    def keys(self) -> list[str]:
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name):
+            keys += [entry["Key"] for entry in page.get("Contents", [])]
+        return sorted(keys)
+
+    def remove(self) -> None:
+        """Empty and delete the bucket (what a failed test left too)."""
+        for upload in self.client.list_multipart_uploads(Bucket=self.name).get("Uploads", []):
+            self.client.abort_multipart_upload(Bucket=self.name, Key=upload["Key"], UploadId=upload["UploadId"])
+        for key in self.keys():
+            self.client.delete_object(Bucket=self.name, Key=key)
+        self.client.delete_bucket(Bucket=self.name)
