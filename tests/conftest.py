@@ -10,6 +10,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from argon2 import PasswordHasher
+
+from trustyard.auth import passwords
+
+# Argon2 at its production cost takes a good part of a second per hash here; the suite hashes thousands of
+# times. The in-process tests use the cheapest parameters (the algorithm is the same); registries started as
+# processes (tests/e2e) keep the real cost.
+passwords.HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 #: Set by scripts/test when the machine's PostgreSQL answers; tests marked `postgres` skip without it.
 POSTGRES_URL = os.environ.get("TRUSTYARD_TEST_POSTGRES_URL")

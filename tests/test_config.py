@@ -72,3 +72,18 @@ def test_environment_overrides_file_and_flags_override_both(tmp_path: Path, monk
 def test_invalid_configuration_fails_with_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigInvalid, match=message):
         load_settings(write(tmp_path, text))
+
+
+def test_trust_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUSTYARD_ADMIN_PASSWORD", "from-the-environment")
+    monkeypatch.setenv("TRUSTYARD_PUBLIC_NAMES", '["registry.example.com"]')
+    settings = load_settings(None, data_dir=tmp_path)
+    assert settings.admin_password is not None
+    assert settings.admin_password.get_secret_value() == "from-the-environment"
+    assert "from-the-environment" not in repr(settings)
+    assert settings.public_names == ["registry.example.com"]
+    assert settings.token_key_path == tmp_path / "keys" / "token.pem"
+    assert not settings.insecure_http
+    monkeypatch.setenv("TRUSTYARD_TLS_CERT", str(tmp_path / "cert.pem"))
+    with pytest.raises(ConfigInvalid, match="tls_cert and tls_key go together"):
+        load_settings(None)

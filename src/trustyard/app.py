@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,6 +21,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from trustyard import errors
+from trustyard.admin import errors as admin_errors
+from trustyard.admin.routes import PREFIX as ADMIN_PREFIX
+from trustyard.admin.routes import routes as admin_routes
+from trustyard.auth.certificates import TlsFiles, default_names, ensure_certificates
+from trustyard.auth.tokens import TokenAuthority, ensure_signing_key, load_signing_key
 from trustyard.config import Settings
 from trustyard.db.engine import migrate, open_index
 from trustyard.registry import errors as registry_errors
@@ -35,18 +41,59 @@ Message = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
 
-async def prepare(settings: Settings) -> None:
-    """One-time start-up work done once per node before workers start: data dir and schema."""
+SERVICE = "trustyard"  # the token ``service`` and ``aud``
+
+
+@dataclass(frozen=True)
+class Startup:
+    """What first start created: the admin password to show once (None when given or existing), TLS files."""
+
+    admin_password: str | None
+    tls: TlsFiles | None
+
+
+async def prepare(settings: Settings, *, serving: bool = False) -> Startup:
+    """One-time start-up work done once per node before workers start: data dir, schema, token key; when
+    ``serving``, also the TLS certificate and the ``admin`` account (created only where its password can be
+    shown: by ``serve``, never by a maintenance command)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)  # keys, the index and (by default) the blobs live here
     await migrate(settings.database)
+    ensure_signing_key(settings.token_key_path)
+    if not serving:
+        return Startup(None, None)
+    tls = tls_files(settings)
+    async with open_services(settings) as services:
+        given = settings.admin_password.get_secret_value() if settings.admin_password else None
+        generated = await services.accounts.bootstrap_admin(given)
+    return Startup(generated, tls)
+
+
+def tls_files(settings: Settings) -> TlsFiles | None:
+    """The certificate and key to serve: the operator's, else the registry's own CA's (created when missing)."""
+    if settings.insecure_http:
+        return None
+    if settings.tls_cert or settings.tls_key:
+        if not (settings.tls_cert and settings.tls_key):  # flags bypass the settings validator
+            raise errors.ConfigInvalid("--tls-cert and --tls-key go together: give both or neither")
+        return TlsFiles(settings.tls_dir / "ca.crt", settings.tls_cert, settings.tls_key)
+    host, _ = settings.host_port
+    listen = [] if host in ("0.0.0.0", "::") else [host]
+    return ensure_certificates(settings.tls_dir, default_names([*listen, *settings.public_names]))
+
+
+def token_authority(settings: Settings) -> TokenAuthority:
+    key = load_signing_key(settings.token_key_path)
+    return TokenAuthority(key, SERVICE, SERVICE, settings.token_ttl, settings.refresh_token_ttl)
 
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     index = open_index(settings.database)
     driver = build_driver(settings.storage, settings.default_storage_root)
+    authority = token_authority(settings) if settings.token_key_path.exists() else None
     try:
-        yield Services.create(index, driver)
+        yield Services.create(index, driver, authority)
     finally:
         await driver.close()
         await index.dispose()
@@ -56,17 +103,21 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if migrate_first:
-            await prepare(settings)
+            await prepare(settings, serving=True)
+        ca = settings.tls_dir / "ca.crt"
+        app.state.ca_pem = ca.read_bytes() if ca.exists() else None
         async with open_services(settings) as services:
             app.state.services = services
             yield
 
-    return Starlette(
-        routes=registry_routes,
+    app = Starlette(
+        routes=[*registry_routes, *admin_routes],
         lifespan=lifespan,
         middleware=[Middleware(ApiVersionHeader)],
-        exception_handlers={errors.TrustyardError: registry_errors.handle, HTTPException: _http_error},
+        exception_handlers={errors.TrustyardError: _domain_error, HTTPException: _http_error},
     )
+    app.state.public_url = settings.public_url
+    return app
 
 
 def worker_app() -> Starlette:
@@ -97,6 +148,13 @@ class ApiVersionHeader:
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    """Each edge maps domain errors its own way: the admin API in JSON of its own, the rest as /v2 does."""
+    if request.url.path.startswith(ADMIN_PREFIX):
+        return await admin_errors.handle(request, exc)
+    return await registry_errors.handle(request, exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from trustyard.errors import ConfigInvalid
@@ -32,6 +32,30 @@ class Settings(BaseSettings):
     log_level: str = "info"
     access_log: bool = False
     storage: StorageSettings = Field(default_factory=StorageSettings)
+
+    # Trust (docs/security.md)
+    #: Serve plain HTTP: only behind a proxy that terminates TLS (set public_url to the proxy's https URL).
+    insecure_http: bool = False
+    #: Operator-supplied certificate (PEM, leaf first, then intermediates) and key; default: the registry's own CA.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: Extra DNS names or IP addresses the generated server certificate covers (beside this host's names).
+    public_names: list[str] = Field(default_factory=list)
+    #: The registry's URL as clients reach it (e.g. behind a proxy); the token realm is PUBLIC_URL/auth/token.
+    public_url: str | None = None
+    #: The token signing key (EC P-256 PEM); default DATA_DIR/keys/token.pem. Nodes behind one balancer share it.
+    token_key: Path | None = None
+    #: Lifetime of registry access tokens (seconds) and of refresh tokens (docker login keeps one).
+    token_ttl: int = Field(default=300, ge=30, le=3600)
+    refresh_token_ttl: int = Field(default=30 * 86400, ge=3600)
+    #: The first start's admin password (TRUSTYARD_ADMIN_PASSWORD); generated and printed once when unset.
+    admin_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -55,6 +79,14 @@ class Settings(BaseSettings):
         return self.data_dir / "storage"
 
     @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
+
+    @property
+    def token_key_path(self) -> Path:
+        return self.token_key or self.data_dir / "keys" / "token.pem"
+
+    @property
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]") or "0.0.0.0", int(port)
@@ -66,6 +98,9 @@ class Settings(BaseSettings):
                 "data_dir": self.data_dir.absolute(),
                 "database_url": self.database,
                 "storage": self.storage.absolute(),
+                "tls_cert": self.tls_cert.absolute() if self.tls_cert else None,
+                "tls_key": self.tls_key.absolute() if self.tls_key else None,
+                "token_key": self.token_key_path.absolute(),
             }
         )
 

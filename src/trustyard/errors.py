@@ -90,13 +90,56 @@ class PaginationNumberInvalid(TrustyardError):
 
 
 class Unauthorized(TrustyardError):
+    """No (valid) credentials. ``scope`` is the Docker token scope the operation needs, for the challenge."""
+
     code = "UNAUTHORIZED"
     default_message = "authentication required"
+
+    def __init__(self, message: str | None = None, detail: Any = None, *, scope: str | None = None) -> None:
+        super().__init__(message, detail)
+        self.scope = scope
 
 
 class Denied(TrustyardError):
     code = "DENIED"
     default_message = "requested access to the resource is denied"
+
+
+class InsufficientScope(Denied):
+    """Authenticated, but the credentials do not cover the operation; ``scope`` is what it needs.
+
+    Over token auth this is a 401 with ``error="insufficient_scope"``: the client asks the token endpoint for
+    that scope and retries, and the endpoint grants only what the caller is allowed.
+    """
+
+    def __init__(self, message: str | None = None, detail: Any = None, *, scope: str) -> None:
+        super().__init__(message, detail)
+        self.scope = scope
+
+
+class LoginFailed(Unauthorized):
+    """Wrong user name, password or token (deliberately not saying which)."""
+
+    default_message = "incorrect user name, password or token"
+
+
+class NotFound(TrustyardError):
+    """An account, organization, team, grant or token that does not exist."""
+
+    code = "NOT_FOUND"
+    default_message = "not found"
+
+
+class AlreadyExists(TrustyardError):
+    code = "ALREADY_EXISTS"
+    default_message = "already exists"
+
+
+class InvalidRequest(TrustyardError):
+    """A request to the admin API or CLI whose values are not acceptable (the message says which)."""
+
+    code = "INVALID"
+    default_message = "invalid request"
 
 
 class Unsupported(TrustyardError):
@@ -133,3 +176,17 @@ class ObjectNotFound(TrustyardError):
 class ConfigInvalid(TrustyardError):
     code = "CONFIG_INVALID"
     default_message = "invalid configuration"
+
+
+class StorageProbeFailed(TrustyardError):
+    """New storage settings did not pass the probe (write, stat, read, delete); the old backend stays."""
+
+    code = "STORAGE_PROBE_FAILED"
+    default_message = "the storage backend failed the probe"
+
+
+class SettingPinned(TrustyardError):
+    """A runtime setting that the config file or environment sets; change it there."""
+
+    code = "SETTING_PINNED"
+    default_message = "this setting is set by the configuration file or environment"

@@ -22,6 +22,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -172,22 +173,56 @@ def trustyard_bin() -> Path:
     return here if here.exists() else REPO_ROOT / ".venv" / "bin" / "trustyard"
 
 
+ADMIN = "admin"
+
+
 @dataclass
 class Registry:
-    """A running registry: `url` is http://127.0.0.1:PORT and `host` is 127.0.0.1:PORT."""
+    """A running registry: `url` is https://127.0.0.1:PORT (trustyard) or http:// (Distribution), `host` is
+    127.0.0.1:PORT. trustyard's `cert_dir` holds its CA as `ca.crt` (fetched from `GET /ca`, as users do);
+    `secret` is an app token of `admin`, the password clients log in with."""
 
     kind: str
     data_dir: Path
     port: int
     server: Server
+    cert_dir: Path | None = None
+    password: str | None = None  # admin's password
+    secret: str | None = None  # an app token of admin
 
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def tls(self) -> bool:
+        return self.cert_dir is not None
+
+    @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
+    @property
+    def ca(self) -> Path | None:
+        return self.cert_dir / "ca.crt" if self.cert_dir else None
+
+    def tls_flags(self, prefix: str = "") -> list[str]:
+        """containers/image flags: trust our CA (``--cert-dir``), or plain HTTP for Distribution."""
+        if self.cert_dir is None:
+            return [f"--{prefix}tls-verify=false"]
+        return [f"--{prefix}cert-dir={self.cert_dir}"]
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.ca) if self.ca else False
+
+    def http(self, username: str | None = ADMIN, secret: str | None = None) -> httpx.Client:
+        """An HTTP client that verifies the CA and logs in through token auth (as admin by default)."""
+        from ..tokenauth import DockerTokenAuth
+
+        auth = None
+        if self.tls and username is not None:
+            auth = DockerTokenAuth(username, secret or self.secret, f"{self.url}/auth/token")
+        return httpx.Client(base_url=self.url, verify=self.ssl_context(), auth=auth, timeout=60)
 
     @property
     def storage_root(self) -> Path:
@@ -203,13 +238,14 @@ class Registry:
         self.server.stop()
 
 
-def distribution_config(storage_root: Path, port: int) -> str:
+def distribution_config(storage_root: Path, port: int, storage: Mapping[str, Any] | None = None) -> str:
+    """Distribution's config.yml; `storage` (one driver block, e.g. ``{"s3": {...}}``) replaces the filesystem."""
     return json.dumps(  # JSON is YAML; no PyYAML needed
         {
             "version": 0.1,
             "log": {"level": "info", "accesslog": {"disabled": True}},
             "storage": {
-                "filesystem": {"rootdirectory": str(storage_root)},
+                **(storage or {"filesystem": {"rootdirectory": str(storage_root)}}),
                 "delete": {"enabled": True},
                 # No purging of upload directories behind the tests' backs.
                 "maintenance": {"uploadpurging": {"enabled": False}},
@@ -220,10 +256,20 @@ def distribution_config(storage_root: Path, port: int) -> str:
     )
 
 
-def start_registry(kind: str, data_dir: Path, env: Mapping[str, str] | None = None) -> Registry:
-    """Start `kind` ("trustyard" or "distribution") on `data_dir` and wait until `GET /v2/` answers 200.
+def start_registry(
+    kind: str,
+    data_dir: Path,
+    env: Mapping[str, str] | None = None,
+    database_url: str | None = None,
+    storage: Mapping[str, Any] | None = None,
+) -> Registry:
+    """Start `kind` ("trustyard" or "distribution") on `data_dir` and wait until `GET /v2/` answers.
 
-    Both keep their blobs in Distribution's v2 layout under `data_dir/storage`.
+    Both keep their blobs in Distribution's v2 layout under `data_dir/storage`. trustyard runs as users run
+    it: TLS with its own CA, `admin` with a password (here given by TRUSTYARD_ADMIN_PASSWORD); the returned
+    registry has the CA (fetched from `/ca`) and an app token of admin made through the admin API.
+    `storage` is a Distribution-style storage block (e.g. ``{"s3": {...}}``) used instead: in trustyard's
+    YAML config file (`--config`) or in Distribution's config.yml.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -234,6 +280,14 @@ def start_registry(kind: str, data_dir: Path, env: Mapping[str, str] | None = No
         if not exe.exists():
             raise AssertionError(f"{exe} does not exist: run `pip install -e .` (or set TRUSTYARD_TEST_TARGET)")
         cmd = [exe, "serve", "--data-dir", data_dir, "--listen", f"127.0.0.1:{port}"]
+        password = "e2e-" + os.urandom(12).hex()
+        env = {**(env or {}), "TRUSTYARD_ADMIN_PASSWORD": password}
+        if database_url:
+            env["TRUSTYARD_DATABASE_URL"] = database_url
+        if storage is not None:
+            config_file = data_dir.parent / f"{data_dir.name}-config.yml"
+            config_file.write_text(json.dumps({"storage": storage}, indent=2))  # JSON is YAML
+            cmd += ["--config", config_file]
     elif kind == "distribution":
         exe_path = shutil.which("docker-registry")
         if exe_path is None:
@@ -241,22 +295,52 @@ def start_registry(kind: str, data_dir: Path, env: Mapping[str, str] | None = No
                 "docker-registry (CNCF Distribution) is not installed: apt-get install docker-registry"
             )
         config = data_dir / "config.yml"
-        config.write_text(distribution_config(data_dir / "storage", port))
+        config.write_text(distribution_config(data_dir / "storage", port, storage))
         cmd = [exe_path, "serve", config]
     else:
         raise ValueError(f"unknown registry kind {kind!r}")
 
-    server = Server(cmd, log, env={**os.environ, **(env or {})})
+    full_env = {**os.environ, **(env or {})}
+    if kind == "distribution":
+        full_env.pop("AWS_CA_BUNDLE", None)  # aws-sdk-go in Distribution 2.8 fails on it with a plain-HTTP endpoint
+    server = Server(cmd, log, env=full_env)
     registry = Registry(kind=kind, data_dir=data_dir, port=port, server=server)
+    if kind == "trustyard":
+        registry.cert_dir = data_dir.parent / f"{data_dir.name}-certs"
+        registry.password = password
 
     def ready() -> bool:
         try:
-            return httpx.get(f"{registry.url}/v2/", timeout=2.0).status_code == 200
+            if registry.cert_dir is None:
+                return httpx.get(f"{registry.url}/v2/", timeout=2.0).status_code == 200
+            # Trust on first use, as the docs tell users: fetch the CA without verifying, then verify with it.
+            ca = httpx.get(f"{registry.url}/ca", timeout=2.0, verify=False)
+            if ca.status_code != 200:
+                return False
+            registry.cert_dir.mkdir(exist_ok=True)
+            (registry.cert_dir / "ca.crt").write_bytes(ca.content)
+            return httpx.get(f"{registry.url}/v2/", timeout=2.0, verify=registry.ssl_context()).status_code == 401
         except httpx.TransportError:
             return False
 
     wait_until(ready, server, f"{kind} registry")
+    if registry.tls:
+        registry.secret = create_app_token(registry, ADMIN, password, "e2e")
     return registry
+
+
+def create_app_token(registry: Registry, user: str, password: str, name: str) -> str:
+    """An app token of `user` through the admin API (Basic with the password)."""
+    response = httpx.post(
+        f"{registry.url}/api/v1/users/{user}/tokens",
+        json={"name": name},
+        auth=(user, password),
+        verify=registry.ssl_context(),
+        timeout=60,
+    )
+    assert response.status_code == 201, f"creating an app token: {response.status_code} {response.text}"
+    secret: str = response.json()["token"]
+    return secret
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -474,7 +558,8 @@ POLICY = {"default": [{"type": "insecureAcceptAnything"}]}
 class Clients:
     """skopeo, podman and buildah with all their state under `home`, never the machine's.
 
-    `--tls-verify=false` on every registry call: the registries under test speak plain HTTP.
+    `login(registry)` logs skopeo, podman and buildah in (one auth file, as `podman login` does) and records
+    how to trust the registry: `--cert-dir` with its CA for trustyard, `--tls-verify=false` for Distribution.
     """
 
     home: Path
@@ -483,6 +568,7 @@ class Clients:
     # podman refuses a runroot longer than 50 characters (conmon's socket paths): those live in a short
     # directory of /tmp that close() removes.
     runroots: Path = field(init=False)
+    registries: dict[str, Registry] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -512,6 +598,21 @@ class Clients:
             "TMPDIR": str(self.home / "tmp"),
         }
 
+    def login(self, registry: Registry) -> None:
+        self.registries[registry.host] = registry
+        if registry.tls:
+            assert registry.secret is not None
+            run(
+                ["skopeo", "login", *registry.tls_flags(), "-u", ADMIN, "-p", registry.secret, registry.host],
+                env=self.env,
+            )
+
+    def tls_flags(self, ref: str, prefix: str = "") -> list[str]:
+        """The trust flags for the registry `ref` (docker://HOST/... or HOST/...) names."""
+        host = ref.removeprefix("docker://").split("/", 1)[0]
+        registry = self.registries.get(host)
+        return registry.tls_flags(prefix) if registry else [f"--{prefix}tls-verify=false"]
+
     # skopeo ---------------------------------------------------------------------------------------------
 
     def skopeo(self, *args: str | os.PathLike[str], check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -519,7 +620,12 @@ class Clients:
 
     def copy(self, src: str, dest: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """`skopeo copy`; returns the process (with `--digestfile`, read the digest from there)."""
-        tls = [f"--{side}-tls-verify=false" for side, ref in (("src", src), ("dest", dest)) if _remote(ref)]
+        tls = [
+            flag
+            for side, ref in (("src", src), ("dest", dest))
+            if _remote(ref)
+            for flag in self.tls_flags(ref, f"{side}-")
+        ]
         return self.skopeo("copy", "--quiet", *tls, *extra, src, dest, check=check)
 
     def push(self, layout: Path, tag: str, dest: str, *extra: str) -> str:
@@ -530,7 +636,7 @@ class Clients:
 
     def inspect_raw(self, ref: str, *, config: bool = False) -> bytes:
         """The manifest (or config) bytes exactly as the registry serves them."""
-        args = ["skopeo", "--policy", str(self.policy), "inspect", "--raw", "--tls-verify=false"]
+        args = ["skopeo", "--policy", str(self.policy), "inspect", "--raw", *self.tls_flags(ref)]
         proc = subprocess.run(  # bytes, not text: the digest is of the exact bytes
             [*args, *(["--config"] if config else []), ref],
             env=self.env,
@@ -543,10 +649,10 @@ class Clients:
         return proc.stdout
 
     def inspect(self, ref: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.skopeo("inspect", "--tls-verify=false", ref, check=check)
+        return self.skopeo("inspect", *self.tls_flags(ref), ref, check=check)
 
     def list_tags(self, ref: str) -> list[str]:
-        out = json.loads(self.skopeo("list-tags", "--tls-verify=false", ref).stdout)
+        out = json.loads(self.skopeo("list-tags", *self.tls_flags(ref), ref).stdout)
         tags: list[str] = out["Tags"]
         return sorted(tags)
 
@@ -595,6 +701,7 @@ def local_blobs_ok(layout: Path, blobs: Iterable[Blob]) -> None:
 
 # dockerd log lines that mean the kernel or sandbox forbids what it needs (namespaces, mounts, cgroups),
 # not a bug of ours: only then are the docker tests skipped instead of failed.
+DOCKER_CERTS = Path("/etc/docker/certs.d")  # read by dockerd; each test registry adds (and removes) its port
 KERNEL_REFUSALS = ("operation not permitted", "permission denied", "not supported", "no such device")
 
 
@@ -606,6 +713,7 @@ class Docker:
     server: Server
     env: dict[str, str]
     client: str
+    trusted: list[Path] = field(default_factory=list)
 
     @property
     def socket(self) -> Path:
@@ -623,6 +731,22 @@ class Docker:
 
     def stop(self) -> None:
         self.server.stop(grace=20.0)
+        for path in self.trusted:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def login(self, registry: Registry, user: str = ADMIN, secret: str | None = None) -> None:
+        """Trust the registry's CA the documented way (/etc/docker/certs.d/HOST:PORT/ca.crt), then log in
+        (as admin with its password by default)."""
+        if not registry.tls:
+            return
+        assert registry.ca is not None
+        certs = DOCKER_CERTS / registry.host
+        certs.mkdir(parents=True, exist_ok=True)
+        shutil.copy(registry.ca, certs / "ca.crt")
+        self.trusted.append(certs)
+        password = secret or registry.password
+        assert password is not None
+        self("login", "-u", user, "-p", password, registry.host)
 
 
 class DockerUnavailableError(Exception):
@@ -652,7 +776,6 @@ def start_dockerd(root: Path, env: Mapping[str, str]) -> Docker:
         f"--exec-root={root / 'exec'}",
         f"--host=unix://{root / 'docker.sock'}",
         f"--pidfile={root / 'docker.pid'}",
-        "--insecure-registry=127.0.0.0/8",
     ]
     server = Server(cmd, root / "dockerd.log", env=env)
     docker = Docker(root=root, server=server, env=dict(env), client=docker_client())

@@ -51,16 +51,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """The registry under test, shared by the session: every test uses its own repositories."""
-    running = start_registry(TARGET, tmp_path_factory.mktemp("registry") / "data")
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="session")
 def clients(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clients]:
     """skopeo, podman and buildah confined to a temporary directory."""
     tools = Clients(tmp_path_factory.mktemp("clients"))
@@ -71,7 +61,19 @@ def clients(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clients]:
 
 
 @pytest.fixture(scope="session")
-def dockerd(tmp_path_factory: pytest.TempPathFactory, clients: Clients) -> Iterator[Docker]:
+def registry(tmp_path_factory: pytest.TempPathFactory, clients: Clients) -> Iterator[Registry]:
+    """The registry under test (TLS and login for trustyard), shared by the session; the clients are logged in.
+    Every test uses its own repositories."""
+    running = start_registry(TARGET, tmp_path_factory.mktemp("registry") / "data")
+    try:
+        clients.login(running)
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory: pytest.TempPathFactory, clients: Clients) -> Iterator[Docker]:
     """A dockerd of our own (its own root, socket and pidfile), never the machine's."""
     try:
         docker = start_dockerd(tmp_path_factory.mktemp("dockerd"), clients.env)
@@ -81,6 +83,13 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory, clients: Clients) -> Itera
         yield docker
     finally:
         docker.stop()
+
+
+@pytest.fixture(scope="session")
+def dockerd(docker_engine: Docker, registry: Registry) -> Docker:
+    """The dockerd, trusting the registry's CA (certs.d) and logged in to it."""
+    docker_engine.login(registry)
+    return docker_engine
 
 
 @pytest.fixture

@@ -75,6 +75,7 @@ def test_trustyard_storage_served_by_distribution(clients: Clients, tmp_path: Pa
     data = tmp_path / "data"
     writer = start_registry("trustyard", data)
     try:
+        clients.login(writer)
         push_all(writer, clients, tmp_path, tagged)
         check_all(writer, clients, tmp_path, tagged)
     finally:
@@ -83,6 +84,7 @@ def test_trustyard_storage_served_by_distribution(clients: Clients, tmp_path: Pa
     assert (writer.storage_root / "docker" / "registry" / "v2" / "repositories" / REPO).is_dir()
     reader = start_registry("distribution", data)  # rootdirectory: DATA/storage
     try:
+        clients.login(reader)
         check_all(reader, clients, tmp_path, tagged)
     finally:
         reader.stop()
@@ -93,6 +95,7 @@ def test_distribution_storage_adopted_by_trustyard(clients: Clients, tmp_path: P
     written = tmp_path / "distribution"
     writer = start_registry("distribution", written)
     try:
+        clients.login(writer)
         push_all(writer, clients, tmp_path, tagged)
     finally:
         writer.stop()
@@ -103,6 +106,7 @@ def test_distribution_storage_adopted_by_trustyard(clients: Clients, tmp_path: P
     reindex(data)
     reader = start_registry("trustyard", data)
     try:
+        clients.login(reader)
         check_all(reader, clients, tmp_path, tagged)
     finally:
         reader.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +24,35 @@ SBOM_TYPE = "application/vnd.trustyard.e2e.sbom.v1+json"
 
 
 class Oras(oras.provider.Registry):  # type: ignore[misc]
-    """oras' client without its retry loop, which sleeps for minutes on a 500: a failure shows at once."""
+    """oras' client without its retry loop, which sleeps for minutes on a 500: a failure shows at once.
+
+    oras-py keeps one token and, on a 401 asking for more scope (``error="insufficient_scope"``, as the
+    Docker token spec and Distribution answer), retries with that same token; it fetches a new one only
+    after a 403. Dropping its token on such a 401 makes it behave like docker, containerd and the oras CLI.
+    """
 
     def do_request(self, *args: Any, **kwargs: Any) -> requests.Response:
         response: requests.Response = oras.provider.Registry.do_request.__wrapped__(self, *args, **kwargs)
+        if response.status_code == 401 and "insufficient_scope" in response.headers.get("Www-Authenticate", ""):
+            self.auth.token = None
+            response = oras.provider.Registry.do_request.__wrapped__(self, *args, **kwargs)
         return response
 
 
 @pytest.fixture
 def oras_client(registry: Registry) -> Oras:
-    return Oras(hostname=registry.host, insecure=True)
+    """oras-py over TLS with the registry's CA, logged in with an app token (Distribution: plain HTTP)."""
+    if not registry.tls:
+        return Oras(hostname=registry.host, insecure=True)
+    client = Oras(hostname=registry.host, tls_verify=str(registry.ca))
+    client.auth.set_basic_auth("admin", registry.secret)
+    return client
+
+
+@pytest.fixture
+def http(registry: Registry) -> Iterator[httpx.Client]:
+    with registry.http() as client:
+        yield client
 
 
 def push_artifact(client: Oras, tmp_path: Path, target: str, **kwargs: Any) -> tuple[requests.Response, bytes]:
@@ -54,7 +74,9 @@ def push_artifact(client: Oras, tmp_path: Path, target: str, **kwargs: Any) -> t
     return response, payload
 
 
-def test_push_and_pull_artifact(oras_client: Oras, registry: Registry, tmp_path: Path, repo: str) -> None:
+def test_push_and_pull_artifact(
+    oras_client: Oras, registry: Registry, http: httpx.Client, tmp_path: Path, repo: str
+) -> None:
     target = f"{registry.host}/{repo}:artifact"
     response, payload = push_artifact(oras_client, tmp_path, target)
     digest = response.headers["Docker-Content-Digest"]
@@ -62,7 +84,7 @@ def test_push_and_pull_artifact(oras_client: Oras, registry: Registry, tmp_path:
     manifest = oras_client.get_manifest(target)
     assert manifest["config"]["mediaType"] == ARTIFACT_CONFIG
     assert manifest["layers"][0]["mediaType"] == ARTIFACT_LAYER
-    raw = httpx.get(f"{registry.url}/v2/{repo}/manifests/artifact", headers={"Accept": OCI_MANIFEST})
+    raw = http.get(f"/v2/{repo}/manifests/artifact", headers={"Accept": OCI_MANIFEST})
     assert raw.status_code == 200
     assert sha256_digest(raw.content) == digest
 
@@ -81,30 +103,30 @@ def test_artifact_readable_by_skopeo(
     assert json.loads(raw)["config"]["mediaType"] == ARTIFACT_CONFIG
 
 
-def put_manifest(registry: Registry, repo: str, reference: str, blob: Blob) -> httpx.Response:
-    return httpx.put(
-        f"{registry.url}/v2/{repo}/manifests/{reference}",
+def put_manifest(http: httpx.Client, repo: str, reference: str, blob: Blob) -> httpx.Response:
+    return http.put(
+        f"/v2/{repo}/manifests/{reference}",
         content=blob.data,
         headers={"Content-Type": blob.media_type},
     )
 
 
-def push_blob(registry: Registry, repo: str, data: bytes) -> None:
+def push_blob(http: httpx.Client, repo: str, data: bytes) -> None:
     digest = sha256_digest(data)
-    start = httpx.post(f"{registry.url}/v2/{repo}/blobs/uploads/")
+    start = http.post(f"/v2/{repo}/blobs/uploads/")
     assert start.status_code == 202, f"POST /v2/{repo}/blobs/uploads/: {start.status_code} {start.text}"
     # The Location may carry its own query (Distribution's `_state`): add the digest to it.
-    location = httpx.URL(registry.url).join(start.headers["Location"]).copy_add_param("digest", digest)
-    done = httpx.put(location, content=data)
+    location = http.base_url.join(start.headers["Location"]).copy_add_param("digest", digest)
+    done = http.put(location, content=data)
     assert done.status_code == 201, f"PUT {location}: {done.status_code} {done.text}"
 
 
 @pytest.mark.trustyard_only(reason="CNCF Distribution 2.8.2 has no referrers API")
-def test_referrers(oras_client: Oras, registry: Registry, tmp_path: Path, repo: str) -> None:
+def test_referrers(oras_client: Oras, registry: Registry, http: httpx.Client, tmp_path: Path, repo: str) -> None:
     # The subject: an artifact pushed by oras.
     subject_response, _ = push_artifact(oras_client, tmp_path / "subject", f"{registry.host}/{repo}:subject")
     subject_digest = subject_response.headers["Docker-Content-Digest"]
-    raw_subject = httpx.get(f"{registry.url}/v2/{repo}/manifests/{subject_digest}", headers={"Accept": OCI_MANIFEST})
+    raw_subject = http.get(f"/v2/{repo}/manifests/{subject_digest}", headers={"Accept": OCI_MANIFEST})
     subject = oras.oci.Subject(mediaType=OCI_MANIFEST, digest=subject_digest, size=len(raw_subject.content))
 
     # Referrer 1, by oras with `subject`: no artifactType field, so its type is its config's media type.
@@ -121,8 +143,8 @@ def test_referrers(oras_client: Oras, registry: Registry, tmp_path: Path, repo: 
     # Referrer 2, by hand: an explicit artifactType over the empty config, with annotations.
     empty = b"{}"
     sbom_layer = b'{"sbom": "trustyard e2e"}'
-    push_blob(registry, repo, empty)
-    push_blob(registry, repo, sbom_layer)
+    push_blob(http, repo, empty)
+    push_blob(http, repo, sbom_layer)
     sbom = Blob(
         OCI_MANIFEST,
         canonical_json(
@@ -143,12 +165,12 @@ def test_referrers(oras_client: Oras, registry: Registry, tmp_path: Path, repo: 
             }
         ),
     )
-    put = put_manifest(registry, repo, sbom.digest, sbom)
+    put = put_manifest(http, repo, sbom.digest, sbom)
     assert put.status_code == 201, f"PUT manifest {sbom.digest}: {put.status_code} {put.text}"
     assert put.headers.get("OCI-Subject") == subject_digest
 
-    url = f"{registry.url}/v2/{repo}/referrers/{subject_digest}"
-    everything = httpx.get(url)
+    url = f"/v2/{repo}/referrers/{subject_digest}"
+    everything = http.get(url)
     assert everything.status_code == 200, f"GET {url}: {everything.status_code} {everything.text}"
     assert everything.headers["Content-Type"].startswith(OCI_INDEX)
     index = everything.json()
@@ -159,12 +181,12 @@ def test_referrers(oras_client: Oras, registry: Registry, tmp_path: Path, repo: 
     assert by_digest[signature_digest]["artifactType"] == SIGNATURE_CONFIG
     assert by_digest[sbom.digest] == sbom.descriptor(artifactType=SBOM_TYPE, annotations={"org.example.kind": "sbom"})
 
-    filtered = httpx.get(url, params={"artifactType": SBOM_TYPE})
+    filtered = http.get(url, params={"artifactType": SBOM_TYPE})
     assert filtered.status_code == 200, f"GET {url}?artifactType={SBOM_TYPE}: {filtered.status_code} {filtered.text}"
     assert filtered.headers.get("OCI-Filters-Applied") == "artifactType"
     assert [m["digest"] for m in filtered.json()["manifests"]] == [sbom.digest]
 
     # A digest nothing refers to has an empty list, not a 404.
-    unknown = httpx.get(f"{registry.url}/v2/{repo}/referrers/{sha256_digest(b'nothing')}")
+    unknown = http.get(f"/v2/{repo}/referrers/{sha256_digest(b'nothing')}")
     assert unknown.status_code == 200, f"GET referrers of an unknown digest: {unknown.status_code} {unknown.text}"
     assert unknown.json()["manifests"] == []

@@ -22,7 +22,7 @@ def test_buildah_push_podman_pull_and_push(registry: Registry, clients: Clients,
     clients.buildah("config", "--cmd", '["/bin/busybox", "true"]', "--label", f"repo={repo}", container)
     clients.buildah("commit", "--format", "oci", "--rm", container, built)
     digest_file = tmp_path / "buildah.digest"
-    clients.buildah("push", "--tls-verify=false", "--digestfile", digest_file, built, f"docker://{pushed_ref}")
+    clients.buildah("push", *registry.tls_flags(), "--digestfile", digest_file, built, f"docker://{pushed_ref}")
     pushed = digest_file.read_text().strip()
     assert pushed.startswith("sha256:")
 
@@ -32,7 +32,7 @@ def test_buildah_push_podman_pull_and_push(registry: Registry, clients: Clients,
     assert config["config"]["Labels"]["repo"] == repo
 
     # podman (its own storage, so this is a real pull): same digest as buildah pushed.
-    clients.podman("pull", "--tls-verify=false", pushed_ref)
+    clients.podman("pull", *registry.tls_flags(), pushed_ref)
     inspect = json.loads(clients.podman("image", "inspect", pushed_ref).stdout)[0]
     assert inspect["Digest"] == pushed
     assert f"{registry.host}/{repo}@{pushed}" in inspect["RepoDigests"]
@@ -41,12 +41,12 @@ def test_buildah_push_podman_pull_and_push(registry: Registry, clients: Clients,
     retag = f"{registry.host}/{repo}/copy:v2"
     clients.podman("tag", pushed_ref, retag)
     digest_file = tmp_path / "podman.digest"
-    clients.podman("push", "--tls-verify=false", "--digestfile", digest_file, retag)
+    clients.podman("push", *registry.tls_flags(), "--digestfile", digest_file, retag)
     repushed = digest_file.read_text().strip()
     assert sha256_digest(clients.inspect_raw(f"docker://{retag}")) == repushed
 
     # A fresh podman storage pulls the retag by digest and sees the same image id (config digest).
-    clients.podman("pull", "--tls-verify=false", f"{registry.host}/{repo}/copy@{repushed}", store="podman2")
+    clients.podman("pull", *registry.tls_flags(), f"{registry.host}/{repo}/copy@{repushed}", store="podman2")
     again = json.loads(
         clients.podman("image", "inspect", f"{registry.host}/{repo}/copy@{repushed}", store="podman2").stdout
     )
@@ -57,7 +57,7 @@ def test_buildah_push_podman_pull_and_push(registry: Registry, clients: Clients,
 def test_podman_pull_of_skopeo_push(registry: Registry, clients: Clients, busybox_layout: Path, repo: str) -> None:
     digest = clients.push(busybox_layout, "latest", registry.ref(repo, "latest"))
     ref = f"{registry.host}/{repo}:latest"
-    clients.podman("pull", "--tls-verify=false", ref, store="podman-skopeo")
+    clients.podman("pull", *registry.tls_flags(), ref, store="podman-skopeo")
     inspect = json.loads(clients.podman("image", "inspect", ref, store="podman-skopeo").stdout)[0]
     assert inspect["Digest"] == digest
     assert inspect["Architecture"] == "amd64"

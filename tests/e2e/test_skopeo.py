@@ -71,12 +71,12 @@ def test_delete_by_tag_and_by_digest(registry: Registry, clients: Clients, tmp_p
     clients.push(layout, "second", registry.ref(repo, "second"))
 
     # `skopeo delete` of a tag deletes the manifest that the tag points to.
-    clients.skopeo("delete", "--tls-verify=false", registry.ref(repo, "first"))
+    clients.skopeo("delete", *registry.tls_flags(), registry.ref(repo, "first"))
     assert clients.inspect(registry.ref(repo, "first"), check=False).returncode != 0
     assert clients.inspect(registry.ref(repo, first.digest), check=False).returncode != 0
     assert clients.copy(registry.ref(repo, first.digest), f"dir:{tmp_path / 'gone'}", check=False).returncode != 0
 
-    clients.skopeo("delete", "--tls-verify=false", registry.ref(repo, second.digest))
+    clients.skopeo("delete", *registry.tls_flags(), registry.ref(repo, second.digest))
     assert clients.inspect(registry.ref(repo, "second"), check=False).returncode != 0
     assert clients.inspect(registry.ref(repo, second.digest), check=False).returncode != 0
 
@@ -88,7 +88,9 @@ def test_sync_repository_to_dir(registry: Registry, clients: Clients, tmp_path: 
         clients.push(layout, tag, registry.ref(repo, tag))
 
     out = tmp_path / "sync"
-    clients.skopeo("sync", "--src", "docker", "--dest", "dir", "--src-tls-verify=false", f"{registry.host}/{repo}", out)
+    clients.skopeo(
+        "sync", "--src", "docker", "--dest", "dir", *registry.tls_flags("src-"), f"{registry.host}/{repo}", out
+    )
 
     name = repo.rsplit("/", 1)[-1]  # without --scoped, sync names each image after the last path component
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{name}:{tag}" for tag in images)

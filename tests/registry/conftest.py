@@ -23,7 +23,11 @@ from trustyard.config import Settings
 from trustyard.oci import mediatypes as mt
 from trustyard.oci.digest import Digest
 
+from ..tokenauth import DockerTokenAuth
+
 BASE_URL = "http://registry.test"
+ADMIN_PASSWORD = "admin-password-for-tests"
+ADMIN = ("admin", ADMIN_PASSWORD)
 EMPTY_CONFIG = b"{}"
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -41,6 +45,15 @@ class Registry:
     def repositories_root(self) -> Path:
         return self.data_dir / "storage" / "docker" / "registry" / "v2" / "repositories"
 
+    async def token(self, *scopes: str) -> str:
+        """A registry token for ``scopes``, as admin."""
+        response = await self.client.get(
+            "/auth/token", params=[("service", "trustyard"), *(("scope", s) for s in scopes)], auth=ADMIN
+        )
+        assert response.status_code == 200, response.text
+        token: str = response.json()["token"]
+        return token
+
     def staging_files(self) -> list[str]:
         """Every file an upload left behind: repository ``_uploads`` dirs and the driver's temp area."""
         storage = self.data_dir / "storage"
@@ -50,13 +63,22 @@ class Registry:
 
 
 @asynccontextmanager
-async def running(data_dir: Path) -> AsyncIterator[Registry]:
-    app = create_app(Settings(data_dir=data_dir), migrate_first=True)
+async def running(data_dir: Path, **settings: Any) -> AsyncIterator[Registry]:
+    """The app with ``admin`` (password ADMIN_PASSWORD); ``client`` logs in as admin through token auth."""
+    app = create_app(Settings(data_dir=data_dir, admin_password=ADMIN_PASSWORD, **settings), migrate_first=True)
     asgi = app
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=asgi)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+        auth = DockerTokenAuth("admin", ADMIN_PASSWORD, f"{BASE_URL}/auth/token")
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, auth=auth) as client:
             yield Registry(client, data_dir, asgi)
+
+
+def client_as(registry: Registry, username: str | None = None, secret: str | None = None) -> httpx.AsyncClient:
+    """Another client of the same app: as ``username`` through token auth, or with no credentials at all."""
+    transport = httpx.ASGITransport(app=registry.asgi)
+    auth = DockerTokenAuth(username, secret, f"{BASE_URL}/auth/token") if username else None
+    return httpx.AsyncClient(transport=transport, base_url=BASE_URL, auth=auth)
 
 
 @pytest.fixture

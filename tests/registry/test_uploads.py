@@ -344,6 +344,7 @@ async def asgi_disconnect(registry: Registry, method: str, path: str, query: str
         {"type": "http.disconnect"},
     ]
     sent: list[dict[str, object]] = []
+    token = await registry.token("repository:app:pull,push")
 
     async def receive() -> dict[str, object]:
         return messages.pop(0) if messages else {"type": "http.disconnect"}
@@ -361,7 +362,11 @@ async def asgi_disconnect(registry: Registry, method: str, path: str, query: str
         "raw_path": path.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": [(b"host", b"registry.test"), (b"content-length", b"100000")],
+        "headers": [
+            (b"host", b"registry.test"),
+            (b"content-length", b"100000"),
+            (b"authorization", f"Bearer {token}".encode()),
+        ],
         "client": ("127.0.0.1", 1234),
         "server": ("registry.test", 80),
     }

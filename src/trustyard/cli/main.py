@@ -13,7 +13,8 @@ from typing import Any
 import click
 
 from trustyard import __version__
-from trustyard.app import WORKER_SETTINGS_ENV, open_services, prepare
+from trustyard.app import WORKER_SETTINGS_ENV, Startup, open_services, prepare
+from trustyard.cli import accounts
 from trustyard.config import Settings, load_settings
 from trustyard.errors import TrustyardError
 from trustyard.services.actor import Actor
@@ -42,26 +43,59 @@ def main() -> None:
 @DATA_DIR
 @click.option("--listen", help="HOST:PORT to listen on (default 0.0.0.0:5000).")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: one per CPU core).")
-def serve(config_file: Path | None, data_dir: Path | None, listen: str | None, workers: int | None) -> None:
-    """Run the registry (OCI Distribution v1.1 and Docker Registry v2 at /v2/)."""
-    settings = _settings(config_file, data_dir=data_dir, listen=listen, workers=workers)
+@click.option(
+    "--insecure-http",
+    is_flag=True,
+    default=None,
+    help="Serve plain HTTP, only behind a proxy that terminates TLS (set public_url to its https URL).",
+)
+@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="Certificate (PEM).")
+@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="Its private key.")
+def serve(
+    config_file: Path | None,
+    data_dir: Path | None,
+    listen: str | None,
+    workers: int | None,
+    insecure_http: bool | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> None:
+    """Run the registry (OCI Distribution v1.1 and Docker Registry v2 at /v2/) over TLS with token auth."""
+    settings = _settings(
+        config_file,
+        data_dir=data_dir,
+        listen=listen,
+        workers=workers,
+        insecure_http=insecure_http,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _run(_prepare_and_adopt(settings))
-    from granian.constants import Interfaces, Loops
+    startup: Startup = _run(_prepare_and_adopt(settings))
+    from granian.constants import Interfaces, Loops, SSLProtocols
     from granian.log import LogLevels
     from granian.server import Server
 
     host, port = settings.host_port
-    settings = settings.with_absolute_paths()
+    # The admin password stays in this process: workers get the rest of the settings.
+    settings = settings.with_absolute_paths().model_copy(update={"admin_password": None})
     os.environ[WORKER_SETTINGS_ENV] = settings.model_dump_json()
     # Granian resolves its import target against the working directory and treats a directory holding an
     # __init__.py as a package to import from; start it from the data directory, which is ours.
     os.chdir(settings.data_dir)
+    scheme = "http" if startup.tls is None else "https"
     click.echo(
-        f"trustyard {__version__} listening on http://{settings.listen} "
+        f"trustyard {__version__} listening on {scheme}://{settings.listen} "
         f"({settings.worker_count} workers, data in {settings.data_dir.resolve()})",
         err=True,
     )
+    if startup.tls is not None and startup.tls.ca_cert.exists():
+        click.echo(f"clients trust the CA from {scheme}://HOST:{port}/ca (also {startup.tls.ca_cert})", err=True)
+    if startup.admin_password is not None:
+        _announce_admin_password(startup.admin_password)
+    tls: dict[str, Any] = {}
+    if startup.tls is not None:
+        tls = {"ssl_cert": startup.tls.cert, "ssl_key": startup.tls.key, "ssl_protocol_min": SSLProtocols.tls12}
     Server(
         "trustyard.app:worker_app",
         address=host,
@@ -74,7 +108,17 @@ def serve(config_file: Path | None, data_dir: Path | None, listen: str | None, w
         log_access=settings.access_log,
         respawn_failed_workers=True,
         backlog=2048,
+        **tls,
     ).serve()
+
+
+def _announce_admin_password(password: str) -> None:
+    """Shown once, on the terminal and in the log; it is stored only as an argon2 hash."""
+    line = (
+        f"created user admin with password: {password}  (shown once; change it with `trustyard admin reset-password`)"
+    )
+    click.echo(line, err=True)
+    logging.getLogger("trustyard").warning(line)
 
 
 @main.group()
@@ -99,9 +143,9 @@ def reindex(config_file: Path | None, data_dir: Path | None) -> None:
     click.echo(json.dumps(report, indent=2))
 
 
-async def _prepare_and_adopt(settings: Settings) -> None:
+async def _prepare_and_adopt(settings: Settings) -> Startup:
     """Migrate, and adopt an existing root automatically when the index is empty (the bucket outlives us)."""
-    await prepare(settings)
+    startup = await prepare(settings, serving=True)
     async with open_services(settings) as services:
         if await services.storage.index_is_empty() and await services.storage.holds_repositories():
             click.echo("index is empty but storage holds repositories: reindexing", err=True)
@@ -110,6 +154,7 @@ async def _prepare_and_adopt(settings: Settings) -> None:
                 f"reindexed {report.repositories} repositories, {report.manifests} manifests, {report.tags} tags",
                 err=True,
             )
+    return startup
 
 
 def _settings(config_file: Path | None, **overrides: Any) -> Settings:
@@ -125,3 +170,7 @@ def _run(coroutine: Any) -> Any:
     except TrustyardError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
+
+
+for _command in accounts.COMMANDS:
+    main.add_command(_command)

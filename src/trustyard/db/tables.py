@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -111,4 +112,103 @@ uploads = Table(
     Column("size", BigInteger, nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Accounts, grants, app tokens, repository visibility, audit (migration 0002).
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password_hash", String(255)),  # NULL: no password login (app tokens only)
+    Column("admin", Boolean, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("organization_id", Integer, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("organization_id", "name"),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_team_members_user_id", "user_id"),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE")),
+    Column("target", String(255), nullable=False),  # repository name, or namespace when namespace is true
+    Column("namespace", Boolean, nullable=False),
+    Column("role", Integer, nullable=False),  # auth.policy.Role
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_grants_user_id", "user_id"),
+    Index("ix_grants_team_id", "team_id"),
+)
+
+app_tokens = Table(
+    "app_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    UniqueConstraint("user_id", "name"),
+)
+
+repository_settings = Table(
+    "repository_settings",
+    metadata,
+    Column("name", String(255), primary_key=True),  # by name: visibility may be set before the first push
+    Column("public", Boolean, nullable=False),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("source", String(64)),
+    Column("action", String(64), nullable=False),
+    Column("target", String(512), nullable=False),
+    Column("detail", Text),  # JSON object: what changed
+    Index("ix_audit_events_at", "at"),
+    Index("ix_audit_events_action_actor_at", "action", "actor", "at"),
+    Index("ix_audit_events_action_source_at", "action", "source", "at"),
+)
+
+# Runtime settings edited in the UI, the admin API and the CLI (migration 0003).
+
+runtime_settings = Table(
+    "runtime_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),  # e.g. "storage"
+    Column("value", Text, nullable=False),  # JSON; secrets inside are sealed (auth.secretbox)
+    Column("generation", Integer, nullable=False),  # +1 on every change: workers poll it to pick changes up
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(64), nullable=False),
 )

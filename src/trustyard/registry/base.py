@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from trustyard.registry.http import actor
+from trustyard.registry.http import authenticated
 
 
 async def version_check(request: Request) -> Response:
-    actor(request)  # authentication (when configured) answers 401 with its challenge from here
+    authenticated(request)  # without a valid token: 401 with the Bearer challenge that starts docker login
     return Response(b"{}", media_type="application/json")

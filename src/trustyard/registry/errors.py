@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from trustyard import errors as e
+from trustyard.registry.http import token_realm
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,11 @@ STATUS: dict[type[e.TrustyardError], int] = {
     e.TagInvalid: 400,
     e.PaginationNumberInvalid: 400,
     e.Unauthorized: 401,
+    e.InsufficientScope: 401,  # token auth: the client fetches a token with this scope and retries
     e.Denied: 403,
+    e.NotFound: 404,
+    e.AlreadyExists: 409,
+    e.InvalidRequest: 400,
     e.Unsupported: 405,
     e.TooLarge: 413,
     e.TooManyRequests: 429,
@@ -51,6 +56,8 @@ def error_response(request: Request, error: e.TrustyardError, headers: dict[str,
     if error.detail is not None:
         entry["detail"] = error.detail
     all_headers = dict(headers or {})
+    if isinstance(error, e.Unauthorized | e.InsufficientScope):
+        all_headers["WWW-Authenticate"] = challenge(request, error)
     if isinstance(error, e.RangeInvalid) and isinstance(error.detail, dict) and "size" in error.detail:
         size = int(error.detail["size"])
         all_headers["Range"] = f"0-{max(size - 1, 0)}"
@@ -58,6 +65,21 @@ def error_response(request: Request, error: e.TrustyardError, headers: dict[str,
         return Response(status_code=status, headers=all_headers)
     body = json.dumps({"errors": [entry]}).encode()
     return Response(body, status_code=status, media_type="application/json", headers=all_headers)
+
+
+def challenge(request: Request, error: e.Unauthorized | e.InsufficientScope) -> str:
+    """The Docker token challenge; on the token endpoint itself, a Basic one (it takes user and password)."""
+    if request.url.path.startswith("/auth/"):
+        return 'Basic realm="trustyard"'
+    service = request.app.state.services.tokens.service
+    parts = [f'Bearer realm="{token_realm(request)}"', f'service="{service}"']
+    if error.scope:
+        parts.append(f'scope="{error.scope}"')
+    if isinstance(error, e.InsufficientScope):
+        parts.append('error="insufficient_scope"')
+    elif request.headers.get("authorization", "")[:7].lower() == "bearer ":
+        parts.append('error="invalid_token"')
+    return ",".join(parts)
 
 
 async def handle(request: Request, exc: Exception) -> Response:

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
-from trustyard.errors import PaginationNumberInvalid, TooLarge
+from trustyard.errors import PaginationNumberInvalid, TooLarge, Unauthorized
 from trustyard.oci.names import RepositoryName
 from trustyard.services import Services
 from trustyard.services.actor import Actor
@@ -18,14 +18,27 @@ def services(request: Request) -> Services:
     return found
 
 
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def actor(request: Request) -> Actor:
-    """The caller. Authentication plugs in here (``app.state.authenticate``); without it, an open registry."""
-    authenticate = getattr(request.app.state, "authenticate", None)
-    if authenticate is not None:
-        result: Actor = authenticate(request)
-        return result
-    client = request.client.host if request.client else None
-    return Actor(name="anonymous", anonymous=True, source=client)
+    """The caller, from its Bearer token alone (no database query); anonymous without one."""
+    return services(request).tokens.authenticate(request.headers.get("authorization"), client_address(request))
+
+
+def authenticated(request: Request) -> Actor:
+    """The caller, who must have come with a token (even an anonymous one): ``GET /v2/`` asks for one."""
+    if not request.headers.get("authorization"):
+        raise Unauthorized("authentication required: log in (docker login) or fetch a token from the realm")
+    return actor(request)
+
+
+def token_realm(request: Request) -> str:
+    """Where clients fetch tokens: the configured public URL, else the address this request came to."""
+    public: str | None = request.app.state.public_url
+    base = public.rstrip("/") if public else f"{request.url.scheme}://{request.url.netloc}"
+    return f"{base}/auth/token"
 
 
 def repository(request: Request) -> RepositoryName:

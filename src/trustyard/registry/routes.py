@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from trustyard.registry import base, blobs, catalog, manifests, referrers, tags, uploads
+from trustyard.registry import base, blobs, ca, catalog, manifests, referrers, tags, token, uploads
 
 N = "/v2/{name:path}"
 
 routes = [
+    Route("/ca", ca.ca_certificate, methods=["GET"]),
+    Route("/auth/token", token.get_token, methods=["GET"]),
+    Route("/auth/token", token.post_token, methods=["POST"]),
+    Route("/auth/jwks", token.jwks, methods=["GET"]),
     Route("/v2/", base.version_check, methods=["GET"]),
     Route("/v2/_catalog", catalog.catalog, methods=["GET"]),
     Route(f"{N}/blobs/uploads/", uploads.start_upload, methods=["POST"]),

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from trustyard.errors import Denied, Unauthorized
+from trustyard.errors import Denied, InsufficientScope, Unauthorized
 from trustyard.oci.names import RepositoryName
 
 
@@ -14,6 +14,7 @@ class Action(StrEnum):
     PULL = "pull"
     PUSH = "push"
     DELETE = "delete"
+    ADMIN = "*"  # manage the repository: visibility, grants on it, deleting it whole
 
 
 Permission = Callable[[str, Action], bool]
@@ -31,11 +32,17 @@ class Actor:
     anonymous: bool = False
     allowed: Permission = field(default=_everything, repr=False, compare=False)
     source: str | None = None  # client address, for audit
+    #: A site administrator (accounts, settings). Registry tokens never carry this: they carry scopes.
+    admin: bool = False
+    #: True when the caller came with a registry token: a refusal then asks for a token with more scope.
+    token: bool = False
+    #: May list the catalog (a registry token must carry ``registry:catalog:*``); it shows only what may be pulled.
+    catalog: bool = True
 
     @classmethod
     def system(cls) -> Actor:
         """The operator acting through the CLI: may do everything."""
-        return cls(name="system")
+        return cls(name="system", admin=True)
 
     def can(self, repository: str, action: Action) -> bool:
         return self.allowed(repository, action)
@@ -43,6 +50,17 @@ class Actor:
     def require(self, repository: RepositoryName, action: Action) -> None:
         if self.allowed(repository.value, action):
             return
+        scope = f"repository:{repository.value}:{action.value}"
         if self.anonymous:
-            raise Unauthorized(f"authentication required to {action.value} {repository.value}")
+            raise Unauthorized(f"authentication required to {action.value} {repository.value}", scope=scope)
+        if self.token:
+            raise InsufficientScope(f"{self.name} may not {action.value} {repository.value}", scope=scope)
         raise Denied(f"{self.name} may not {action.value} {repository.value}")
+
+    def require_admin(self) -> None:
+        """Site administration (users, organizations, settings, the audit log)."""
+        if self.admin:
+            return
+        if self.anonymous:
+            raise Unauthorized("authentication required")
+        raise Denied(f"{self.name} is not an administrator")

@@ -10,6 +10,7 @@ from trustyard.errors import BlobUnknown, Denied
 from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
+from trustyard.services.audit import Audit
 from trustyard.storage import layout
 from trustyard.storage.driver import StorageDriver
 
@@ -31,9 +32,10 @@ class BlobContent:
 
 
 class Blobs:
-    def __init__(self, index: Index, storage: StorageDriver) -> None:
+    def __init__(self, index: Index, storage: StorageDriver, audit: Audit | None = None) -> None:
         self._index = index
         self._storage = storage
+        self._audit = audit
 
     async def stat(self, actor: Actor, repository: RepositoryName, digest: Digest) -> BlobInfo:
         actor.require(repository, Action.PULL)
@@ -63,3 +65,5 @@ class Blobs:
         if not await self._index.unlink_blob(repository.value, str(digest)):
             raise BlobUnknown(f"blob {digest} is not in repository {repository}", detail={"digest": str(digest)})
         await self._storage.delete(layout.layer_link(repository, digest))
+        if self._audit is not None:
+            await self._audit.record(actor, "blob.delete", repository.value, digest=str(digest))

@@ -16,6 +16,7 @@ from trustyard.oci.digest import Digest
 from trustyard.oci.manifest import Descriptor, Manifest, parse_manifest
 from trustyard.oci.names import Reference, RepositoryName, Tag
 from trustyard.services.actor import Action, Actor
+from trustyard.services.audit import Audit
 from trustyard.storage import layout
 from trustyard.storage.driver import StorageDriver
 
@@ -38,9 +39,10 @@ class PushedManifest:
 
 
 class Manifests:
-    def __init__(self, index: Index, storage: StorageDriver) -> None:
+    def __init__(self, index: Index, storage: StorageDriver, audit: Audit | None = None) -> None:
         self._index = index
         self._storage = storage
+        self._audit = audit
 
     async def get(self, actor: Actor, repository: RepositoryName, reference: Reference) -> ManifestRow:
         actor.require(repository, Action.PULL)
@@ -81,10 +83,17 @@ class Manifests:
             child_digests=[str(d.digest) for d in manifest.manifests],
         )
         await self._index.put_manifest(repository.value, record, tags)
+        if self._audit is not None:
+            await self._audit.record(actor, "manifest.push", repository.value, digest=str(digest), tags=list(tags))
         return PushedManifest(digest, manifest.subject.digest if manifest.subject else None, tags)
 
     async def delete(self, actor: Actor, repository: RepositoryName, reference: Reference) -> None:
         actor.require(repository, Action.DELETE)
+        await self._delete(repository, reference)
+        if self._audit is not None:
+            await self._audit.record(actor, "manifest.delete", repository.value, reference=str(reference))
+
+    async def _delete(self, repository: RepositoryName, reference: Reference) -> None:
         if isinstance(reference, Tag):
             if await self._index.delete_tag(repository.value, reference.value) is None:
                 raise ManifestUnknown(f"tag {reference} is not in repository {repository}")

@@ -1,26 +1,79 @@
-"""The catalog: repositories the actor may pull, in lexical order with ``n``/``last`` pagination."""
+"""Repositories: the catalog (only what the actor may pull, in lexical order with ``n``/``last`` pagination),
+visibility, and deleting a repository whole."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+
 from trustyard.db.index import Index
+from trustyard.db.repositories import RepositoryStore
+from trustyard.errors import InsufficientScope, NameUnknown, Unauthorized
+from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
+from trustyard.services.audit import Audit
+from trustyard.storage import layout
+from trustyard.storage.driver import StorageDriver
 
 #: Page size when a client asks for none, and the most a client may ask for.
 DEFAULT_PAGE = 100
 MAX_PAGE = 10_000
+CATALOG_SCOPE = "registry:catalog:*"
+
+Pullable = Callable[[Actor, Sequence[str]], Awaitable[list[str]]]
+
+
+async def _by_actor(actor: Actor, names: Sequence[str]) -> list[str]:
+    return [n for n in names if actor.can(n, Action.PULL)]
 
 
 class Repositories:
-    def __init__(self, index: Index) -> None:
+    def __init__(
+        self,
+        index: Index,
+        store: RepositoryStore | None = None,
+        storage: StorageDriver | None = None,
+        audit: Audit | None = None,
+        pullable: Pullable = _by_actor,
+    ) -> None:
         self._index = index
+        self._store = store or RepositoryStore(index.reader, index.writer)
+        self._storage = storage
+        self._audit = audit
+        self._pullable = pullable
 
     async def catalog(self, actor: Actor, limit: int, last: str | None) -> list[str]:
+        if not actor.catalog:
+            if actor.anonymous:
+                raise Unauthorized("authentication required to list the catalog", scope=CATALOG_SCOPE)
+            raise InsufficientScope("the token does not cover the catalog", scope=CATALOG_SCOPE)
         names: list[str] = []
         # Filtering by permission after the query can shorten a page; keep reading until it is full.
         while len(names) < limit:
             batch = await self._index.list_repositories(limit, last)
-            names.extend(n for n in batch if actor.can(n, Action.PULL))
+            names.extend(await self._pullable(actor, batch))
             if len(batch) < limit:
                 break
             last = batch[-1]
         return names[:limit]
+
+    async def public(self, actor: Actor, repository: RepositoryName) -> bool:
+        actor.require(repository, Action.PULL)
+        return repository.value in await self._store.public([repository.value])
+
+    async def set_public(self, actor: Actor, repository: RepositoryName, public: bool) -> None:
+        actor.require(repository, Action.ADMIN)
+        before = await self._store.set_public(repository.value, public)
+        if self._audit is not None and before != public:
+            await self._audit.record(actor, "repository.visibility", repository.value, public=public, was=before)
+
+    async def delete(self, actor: Actor, repository: RepositoryName) -> None:
+        """Remove a repository: index first, then its links in storage (blobs stay for garbage collection)."""
+        actor.require(repository, Action.ADMIN)
+        if not await self._store.delete_repository(repository.value):
+            raise NameUnknown(f"repository {repository} is not known to this registry")
+        if self._storage is not None:
+            # Only this repository's own directories: a nested repository (team/app/sub) lives inside them.
+            for part in ("_manifests", "_layers", "_uploads"):
+                await self._storage.delete_prefix(f"{layout.repository(repository)}/{part}")
+        if self._audit is not None:
+            await self._audit.record(actor, "repository.delete", repository.value)

@@ -1,0 +1,141 @@
+"""``/api/v1/users``, ``/organizations`` (with teams and members) and ``/users/{name}/tokens``."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from trustyard.admin.http import actor, body, field, render, services, when
+from trustyard.services.accounts import AppTokenRow, UserRow
+
+
+def _user(row: UserRow) -> dict[str, object]:
+    return {"name": row.name, "admin": row.admin, "active": row.active, "created_at": when(row.created_at)}
+
+
+def _token(row: AppTokenRow) -> dict[str, object]:
+    return {
+        "id": row.id,
+        "user": row.user,
+        "name": row.name,
+        "created_at": when(row.created_at),
+        "last_used_at": when(row.last_used_at),
+    }
+
+
+async def me(request: Request) -> Response:
+    caller = await actor(request)
+    return render(_user(await services(request).accounts.user(caller, caller.name)))
+
+
+async def list_users(request: Request) -> Response:
+    users = await services(request).accounts.users(await actor(request))
+    return render({"users": [_user(u) for u in users]})
+
+
+async def create_user(request: Request) -> Response:
+    data = await body(request)
+    created = await services(request).accounts.create_user(
+        await actor(request),
+        field(data, "name", str),
+        field(data, "password", str, required=False),
+        bool(field(data, "admin", bool, required=False)),
+    )
+    return render(_user(created), 201)
+
+
+async def get_user(request: Request) -> Response:
+    user = await services(request).accounts.user(await actor(request), request.path_params["user"])
+    return render(_user(user))
+
+
+async def update_user(request: Request) -> Response:
+    data = await body(request)
+    updated = await services(request).accounts.update_user(
+        await actor(request),
+        request.path_params["user"],
+        admin=field(data, "admin", bool, required=False),
+        active=field(data, "active", bool, required=False),
+    )
+    return render(_user(updated))
+
+
+async def delete_user(request: Request) -> Response:
+    await services(request).accounts.delete_user(await actor(request), request.path_params["user"])
+    return Response(status_code=204)
+
+
+async def set_password(request: Request) -> Response:
+    """Set a password (``{"password": ...}``), or generate one (``{}``) and return it once."""
+    data = await body(request)
+    given = field(data, "password", str, required=False)
+    password = await services(request).accounts.reset_password(await actor(request), request.path_params["user"], given)
+    return render({} if given else {"password": password})
+
+
+async def list_organizations(request: Request) -> Response:
+    names = await services(request).accounts.organizations(await actor(request))
+    return render({"organizations": names})
+
+
+async def create_organization(request: Request) -> Response:
+    name = field(await body(request), "name", str)
+    await services(request).accounts.create_organization(await actor(request), name)
+    return render({"name": name}, 201)
+
+
+async def delete_organization(request: Request) -> Response:
+    await services(request).accounts.delete_organization(await actor(request), request.path_params["org"])
+    return Response(status_code=204)
+
+
+async def list_teams(request: Request) -> Response:
+    teams = await services(request).accounts.teams(await actor(request), request.path_params["org"])
+    return render({"teams": [{"name": t.name, "created_at": when(t.created_at)} for t in teams]})
+
+
+async def create_team(request: Request) -> Response:
+    name = field(await body(request), "name", str)
+    await services(request).accounts.create_team(await actor(request), request.path_params["org"], name)
+    return render({"name": name}, 201)
+
+
+async def delete_team(request: Request) -> Response:
+    org, team = request.path_params["org"], request.path_params["team"]
+    await services(request).accounts.delete_team(await actor(request), org, team)
+    return Response(status_code=204)
+
+
+async def list_members(request: Request) -> Response:
+    org, team = request.path_params["org"], request.path_params["team"]
+    return render({"members": await services(request).accounts.members(await actor(request), org, team)})
+
+
+async def add_member(request: Request) -> Response:
+    org, team, user = request.path_params["org"], request.path_params["team"], request.path_params["user"]
+    await services(request).accounts.add_member(await actor(request), org, team, user)
+    return Response(status_code=204)
+
+
+async def remove_member(request: Request) -> Response:
+    org, team, user = request.path_params["org"], request.path_params["team"], request.path_params["user"]
+    await services(request).accounts.remove_member(await actor(request), org, team, user)
+    return Response(status_code=204)
+
+
+async def list_tokens(request: Request) -> Response:
+    tokens = await services(request).accounts.tokens(await actor(request), request.path_params["user"])
+    return render({"tokens": [_token(t) for t in tokens]})
+
+
+async def create_token(request: Request) -> Response:
+    """A new app token; its secret is in this response only (use it as the docker login password)."""
+    name = field(await body(request), "name", str)
+    created = await services(request).accounts.create_token(await actor(request), request.path_params["user"], name)
+    return render({**_token(created.row), "token": created.secret}, 201)
+
+
+async def revoke_token(request: Request) -> Response:
+    user, token_id = request.path_params["user"], request.path_params["token"]
+    await services(request).accounts.revoke_token(await actor(request), user, token_id)
+    return Response(status_code=204)

@@ -1,0 +1,129 @@
+"""The OpenAPI 3.1 document of the admin API, built from the route table and the schemas below."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from trustyard import __version__
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # Starlette syntax: {name}, {name:path}, {name:int}
+    handler: Handler
+    summary: str
+    body: str | None = None  # a schema name below
+    response: str | None = None
+
+
+def _object(required: Sequence[str] = (), **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+STRING, BOOLEAN, INTEGER = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}
+TIME = {"type": "string", "format": "date-time"}
+ROLE = {"type": "string", "enum": ["read", "read-write", "admin"]}
+
+
+def _list(key: str, item: str) -> dict[str, Any]:
+    return _object([key], **{key: {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}}})
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "User": _object(["name", "admin", "active"], name=STRING, admin=BOOLEAN, active=BOOLEAN, created_at=TIME),
+    "Users": _list("users", "User"),
+    "NewUser": _object(["name"], name=STRING, password={**STRING, "minLength": 12}, admin=BOOLEAN),
+    "UserFlags": _object(admin=BOOLEAN, active=BOOLEAN),
+    "Password": _object(password={**STRING, "minLength": 12}),
+    "Named": _object(["name"], name=STRING),
+    "Token": _object(["id", "user", "name"], id=STRING, user=STRING, name=STRING, created_at=TIME, last_used_at=TIME),
+    "Tokens": _list("tokens", "Token"),
+    "NewToken": _object(["id", "token"], id=STRING, name=STRING, user=STRING, token=STRING, created_at=TIME),
+    "Grant": _object(
+        ["id", "target", "role"], id=INTEGER, target=STRING, role=ROLE, user=STRING, team=STRING, created_at=TIME
+    ),
+    "Grants": _list("grants", "Grant"),
+    "NewGrant": _object(
+        ["target", "role"],
+        target={**STRING, "description": "a repository (team/app) or a namespace (team/*)"},
+        role=ROLE,
+        user=STRING,
+        team={**STRING, "description": "organization/team"},
+    ),
+    "Visibility": _object(["public"], public=BOOLEAN),
+    "AuditEvent": _object(
+        ["id", "at", "actor", "action", "target"],
+        id=INTEGER,
+        at=TIME,
+        actor=STRING,
+        source=STRING,
+        action=STRING,
+        target=STRING,
+        detail={"type": "object"},
+    ),
+    "AuditEvents": _list("events", "AuditEvent"),
+    "Error": _object(["error"], error=_object(["code", "message"], code=STRING, message=STRING)),
+}
+
+_PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
+
+
+def document(endpoints: Sequence[Endpoint], prefix: str) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        path = prefix + _PARAM.sub(r"{\1}", endpoint.path)
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": INTEGER if kind == "int" else STRING}
+            for name, kind in _PARAM.findall(endpoint.path)
+        ]
+        operation: dict[str, Any] = {
+            "summary": endpoint.summary,
+            "operationId": endpoint.handler.__name__,
+            "parameters": params,
+            "responses": _responses(endpoint),
+        }
+        if endpoint.body:
+            schema = {"$ref": f"#/components/schemas/{endpoint.body}"}
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        paths.setdefault(path, {})[endpoint.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "trustyard admin API", "version": __version__},
+        "security": [{"basic": []}],
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "basic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "user name and password, or an app token as the password",
+                }
+            },
+        },
+        "paths": paths,
+    }
+
+
+def _responses(endpoint: Endpoint) -> dict[str, Any]:
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    ok = "201" if endpoint.method == "POST" else "204" if endpoint.method == "DELETE" else "200"
+    success: dict[str, Any] = {"description": "success"}
+    if endpoint.response:
+        schema = {"$ref": f"#/components/schemas/{endpoint.response}"}
+        success["content"] = {"application/json": {"schema": schema}}
+    return {
+        ok: success,
+        "400": {"description": "invalid request", **error},
+        "401": {"description": "no or wrong credentials", **error},
+        "403": {"description": "not allowed", **error},
+        "404": {"description": "not found", **error},
+    }

@@ -1,0 +1,67 @@
+"""The admin route table; the OpenAPI document is built from the same table, so the two cannot drift."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from trustyard.admin import accounts, audit, grants, openapi, repositories
+from trustyard.admin.openapi import Endpoint
+
+PREFIX = "/api/v1"
+
+ENDPOINTS = [
+    Endpoint("GET", "/me", accounts.me, "The calling user", response="User"),
+    Endpoint("GET", "/users", accounts.list_users, "List users (admin)", response="Users"),
+    Endpoint("POST", "/users", accounts.create_user, "Create a user (admin)", body="NewUser", response="User"),
+    Endpoint("GET", "/users/{user}", accounts.get_user, "Show a user", response="User"),
+    Endpoint("PATCH", "/users/{user}", accounts.update_user, "Set admin or active (admin)", body="UserFlags"),
+    Endpoint("DELETE", "/users/{user}", accounts.delete_user, "Delete a user (admin)"),
+    Endpoint("PUT", "/users/{user}/password", accounts.set_password, "Set or generate a password", body="Password"),
+    Endpoint("GET", "/users/{user}/tokens", accounts.list_tokens, "List a user's app tokens", response="Tokens"),
+    Endpoint(
+        "POST",
+        "/users/{user}/tokens",
+        accounts.create_token,
+        "Create an app token (its secret is shown once)",
+        body="Named",
+        response="NewToken",
+    ),
+    Endpoint("DELETE", "/users/{user}/tokens/{token}", accounts.revoke_token, "Revoke an app token"),
+    Endpoint("GET", "/organizations", accounts.list_organizations, "List organizations (admin)"),
+    Endpoint("POST", "/organizations", accounts.create_organization, "Create an organization (admin)", body="Named"),
+    Endpoint("DELETE", "/organizations/{org}", accounts.delete_organization, "Delete an organization (admin)"),
+    Endpoint("GET", "/organizations/{org}/teams", accounts.list_teams, "List teams (admin)"),
+    Endpoint("POST", "/organizations/{org}/teams", accounts.create_team, "Create a team (admin)", body="Named"),
+    Endpoint("DELETE", "/organizations/{org}/teams/{team}", accounts.delete_team, "Delete a team (admin)"),
+    Endpoint("GET", "/organizations/{org}/teams/{team}/members", accounts.list_members, "List members (admin)"),
+    Endpoint("PUT", "/organizations/{org}/teams/{team}/members/{user}", accounts.add_member, "Add a member (admin)"),
+    Endpoint(
+        "DELETE", "/organizations/{org}/teams/{team}/members/{user}", accounts.remove_member, "Remove a member (admin)"
+    ),
+    Endpoint("GET", "/grants", grants.list_grants, "List grants (?target=)", response="Grants"),
+    Endpoint("POST", "/grants", grants.put_grant, "Grant a role to a user or team", body="NewGrant", response="Grant"),
+    Endpoint("DELETE", "/grants/{grant:int}", grants.delete_grant, "Remove a grant"),
+    Endpoint("GET", "/repositories", repositories.list_repositories, "Repositories the caller may pull"),
+    Endpoint("GET", "/repositories/{name:path}", repositories.get_repository, "Show a repository's visibility"),
+    Endpoint(
+        "PATCH",
+        "/repositories/{name:path}",
+        repositories.update_repository,
+        "Make a repository public or private (repository admin)",
+        body="Visibility",
+    ),
+    Endpoint("DELETE", "/repositories/{name:path}", repositories.delete_repository, "Delete a repository (admin)"),
+    Endpoint("GET", "/audit", audit.list_events, "The audit log, newest first (admin)", response="AuditEvents"),
+]
+
+
+async def openapi_document(request: Request) -> Response:
+    return JSONResponse(openapi.document(ENDPOINTS, PREFIX))
+
+
+routes = [
+    Route(f"{PREFIX}/openapi.json", openapi_document, methods=["GET"]),
+    *(Route(PREFIX + e.path, e.handler, methods=[e.method]) for e in ENDPOINTS),
+]

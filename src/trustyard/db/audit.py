@@ -1,0 +1,78 @@
+"""``AuditStore``: the append-only audit trail in SQL, and the counts that rate-limit failed logins."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from trustyard.db import tables as t
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    id: int
+    at: datetime
+    actor: str
+    source: str | None
+    action: str
+    target: str
+    detail: dict[str, Any]
+
+
+class AuditStore:
+    def __init__(self, reader: AsyncEngine, writer: AsyncEngine | None = None) -> None:
+        self.reader = reader
+        self.writer = writer or reader
+
+    async def append(
+        self, at: datetime, actor: str, source: str | None, action: str, target: str, detail: dict[str, Any]
+    ) -> None:
+        async with self.writer.begin() as conn:
+            await conn.execute(
+                t.audit_events.insert().values(
+                    at=at,
+                    actor=actor[:64],
+                    source=(source or None) and source[:64],
+                    action=action,
+                    target=target[:512],
+                    detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
+                )
+            )
+
+    async def events(
+        self, limit: int, before: int | None = None, action: str | None = None, actor: str | None = None
+    ) -> list[AuditRow]:
+        """Newest first; ``before`` pages by id."""
+        query = select(t.audit_events).order_by(t.audit_events.c.id.desc()).limit(limit)
+        if before is not None:
+            query = query.where(t.audit_events.c.id < before)
+        if action:
+            query = query.where(t.audit_events.c.action == action)
+        if actor:
+            query = query.where(t.audit_events.c.actor == actor)
+        async with self.reader.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            AuditRow(r.id, r.at, r.actor, r.source, r.action, r.target, json.loads(r.detail) if r.detail else {})
+            for r in rows
+        ]
+
+    async def count_since(self, action: str, since: datetime, actor: str | None, source: str | None) -> int:
+        """Events of ``action`` since ``since`` by ``actor`` or from ``source`` (either may be None)."""
+        matches = []
+        if actor is not None:
+            matches.append(t.audit_events.c.actor == actor[:64])
+        if source is not None:
+            matches.append(t.audit_events.c.source == source[:64])
+        if not matches:
+            return 0
+        query = select(func.count()).where(
+            t.audit_events.c.action == action, t.audit_events.c.at >= since, or_(*matches)
+        )
+        async with self.reader.connect() as conn:
+            return int(await conn.scalar(query) or 0)

@@ -1,0 +1,64 @@
+"""``RepositoryStore``: repository visibility, and removing a whole repository from the index.
+
+Visibility is kept by name (``repository_settings``), so a repository can be made public before its first
+push and keeps its setting across a reindex.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from trustyard.db import tables as t
+
+
+class RepositoryStore:
+    def __init__(self, reader: AsyncEngine, writer: AsyncEngine | None = None) -> None:
+        self.reader = reader
+        self.writer = writer or reader
+
+    async def public(self, names: Iterable[str]) -> set[str]:
+        """Which of ``names`` are public."""
+        wanted = list(names)
+        if not wanted:
+            return set()
+        query = select(t.repository_settings.c.name).where(
+            t.repository_settings.c.name.in_(wanted), t.repository_settings.c.public.is_(True)
+        )
+        async with self.reader.connect() as conn:
+            return set((await conn.scalars(query)).all())
+
+    async def set_public(self, name: str, public: bool) -> bool:
+        """Set visibility; returns the previous value."""
+        async with self.writer.begin() as conn:
+            query = select(t.repository_settings.c.public).where(t.repository_settings.c.name == name)
+            before = await conn.scalar(query)
+            if before is None:
+                await conn.execute(t.repository_settings.insert().values(name=name, public=public))
+            else:
+                await conn.execute(
+                    update(t.repository_settings).where(t.repository_settings.c.name == name).values(public=public)
+                )
+            return bool(before)
+
+    async def delete_repository(self, name: str) -> bool:
+        """Remove the repository and everything under it from the index; False when there was none."""
+        async with self.writer.begin() as conn:
+            repository_id = await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == name))
+            if repository_id is None:
+                return False
+            manifest_ids = select(t.manifests.c.id).where(t.manifests.c.repository_id == repository_id)
+            # Children before parents: manifest_blobs references repository_blobs without a cascade.
+            await conn.execute(delete(t.tags).where(t.tags.c.repository_id == repository_id))
+            await conn.execute(delete(t.manifest_blobs).where(t.manifest_blobs.c.repository_id == repository_id))
+            await conn.execute(
+                delete(t.manifest_children).where(t.manifest_children.c.manifest_id.in_(manifest_ids.scalar_subquery()))
+            )
+            await conn.execute(delete(t.manifests).where(t.manifests.c.repository_id == repository_id))
+            await conn.execute(delete(t.repository_blobs).where(t.repository_blobs.c.repository_id == repository_id))
+            await conn.execute(delete(t.uploads).where(t.uploads.c.repository_id == repository_id))
+            await conn.execute(delete(t.repositories).where(t.repositories.c.id == repository_id))
+            await conn.execute(delete(t.repository_settings).where(t.repository_settings.c.name == name))
+            return True

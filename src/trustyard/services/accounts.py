@@ -1,0 +1,291 @@
+"""Accounts: users, organizations, teams, grants and app tokens; the policy subject of a user.
+
+Site administrators manage users, organizations and teams. Grants on a repository may also be given by
+that repository's admins. Every user manages their own password and app tokens. Each change is audited.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from trustyard.auth import passwords
+from trustyard.auth.policy import Grant, Role, Subject, allowed_actions
+from trustyard.db.accounts import AccountStore, AppTokenRow, GrantRow, TeamRow, UserRow
+from trustyard.db.repositories import RepositoryStore
+from trustyard.errors import Denied, InvalidRequest, NotFound
+from trustyard.oci.names import RepositoryName
+from trustyard.services.actor import Action, Actor
+from trustyard.services.audit import Audit
+
+ADMIN = "admin"
+OWNERS = "owners"  # every organization's first team: admin on the organization's namespace
+__all__ = ["Accounts", "AppTokenRow", "CreatedToken", "GrantRow", "TeamRow", "UserRow"]  # rows the edges render
+RESERVED = frozenset({"anonymous", "system"})  # names actors use for themselves
+_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+
+
+def check_name(kind: str, name: str) -> str:
+    """User, organization and team names are one repository path component (they name namespaces)."""
+    if not _NAME.fullmatch(name) or len(name) > 64:
+        raise InvalidRequest(
+            f"invalid {kind} name {name[:80]!r}: use lower-case letters, digits and . _ - between them (at most 64)"
+        )
+    if name in RESERVED:
+        raise InvalidRequest(f"{name} is reserved")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedToken:
+    row: AppTokenRow
+    secret: str  # shown once
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a grant applies to: ``team/app`` (a repository) or ``team/*`` (the namespace ``team``)."""
+
+    name: str
+    namespace: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        if text.endswith("/*"):
+            return cls(check_name("namespace", text[:-2]), True)
+        return cls(RepositoryName.parse(text).value, False)
+
+    def __str__(self) -> str:
+        return f"{self.name}/*" if self.namespace else self.name
+
+    @property
+    def probe(self) -> str:
+        """A repository name the target covers, to ask the policy about the whole target."""
+        return f"{self.name}/" if self.namespace else self.name
+
+
+class Accounts:
+    def __init__(self, store: AccountStore, repositories: RepositoryStore, audit: Audit) -> None:
+        self._store = store
+        self._repositories = repositories
+        self._audit = audit
+
+    # Policy ---------------------------------------------------------------------------------------------
+
+    async def subject(self, name: str) -> Subject | None:
+        """The policy's view of an active user (None when unknown or deactivated)."""
+        user = await self._store.user(name)
+        if user is None or not user.active:
+            return None
+        return await self._subject(user)
+
+    async def _subject(self, user: UserRow) -> Subject:
+        reaching = await self._store.grants_reaching(user.id)
+        grants = tuple(Grant(target, namespace, Role(role)) for target, namespace, role in reaching)
+        return Subject(user.name, user.admin, grants)
+
+    async def actor_for(self, user: UserRow, source: str | None) -> Actor:
+        """An actor with the user's whole permission (the admin API and CLI: not limited to token scopes)."""
+        subject = await self._subject(user)
+
+        def allowed(repository: str, action: Action) -> bool:
+            return action.value in allowed_actions(subject, repository, public=False)
+
+        return Actor(name=user.name, allowed=allowed, source=source, admin=user.admin)
+
+    async def pullable(self, actor: Actor, names: Sequence[str]) -> list[str]:
+        """Which of ``names`` the actor may pull by its whole permission (the catalog), in order."""
+        if not actor.token:
+            return [n for n in names if actor.can(n, Action.PULL)]
+        subject = None if actor.anonymous else await self.subject(actor.name)
+        public = await self._repositories.public(names)
+        return [n for n in names if "pull" in allowed_actions(subject, n, n in public)]
+
+    # Users ----------------------------------------------------------------------------------------------
+
+    async def bootstrap_admin(self, password: str | None) -> str | None:
+        """Create ``admin`` on first start; returns the generated password (None when given or existing)."""
+        if await self._store.user(ADMIN) is not None:
+            return None
+        generated = None if password else passwords.generate_password()
+        await self._store.create_user(ADMIN, passwords.hash_password(password or generated or ""), admin=True)
+        await self._audit.record(Actor.system(), "user.create", ADMIN, admin=True, bootstrap=True)
+        return generated
+
+    async def reset_password(self, actor: Actor, name: str, password: str | None = None) -> str:
+        """Set a user's password (generated when not given); returns it. Users may reset their own."""
+        if actor.anonymous or actor.name != name:
+            actor.require_admin()
+        new = password or passwords.generate_password()
+        _check_password(new)
+        await self._store.update_user(name, password_hash=passwords.hash_password(new))
+        await self._audit.record(actor, "user.password", name)
+        return new
+
+    async def users(self, actor: Actor) -> list[UserRow]:
+        actor.require_admin()
+        return await self._store.users()
+
+    async def user(self, actor: Actor, name: str) -> UserRow:
+        if actor.anonymous or actor.name != name:
+            actor.require_admin()
+        found = await self._store.user(name)
+        if found is None:
+            raise NotFound(f"no user {name}")
+        return found
+
+    async def create_user(self, actor: Actor, name: str, password: str | None, admin: bool = False) -> UserRow:
+        actor.require_admin()
+        check_name("user", name)
+        if password is not None:
+            _check_password(password)
+        created = await self._store.create_user(name, passwords.hash_password(password) if password else None, admin)
+        await self._audit.record(actor, "user.create", name, admin=admin)
+        return created
+
+    async def update_user(
+        self, actor: Actor, name: str, admin: bool | None = None, active: bool | None = None
+    ) -> UserRow:
+        actor.require_admin()
+        values = {k: v for k, v in {"admin": admin, "active": active}.items() if v is not None}
+        if name == actor.name and values and not all(values.values()):
+            raise InvalidRequest("administrators cannot demote or deactivate themselves")
+        updated = await self._store.update_user(name, **values) if values else await self.user(actor, name)
+        await self._audit.record(actor, "user.update", name, **values)
+        return updated
+
+    async def delete_user(self, actor: Actor, name: str) -> None:
+        actor.require_admin()
+        if name == actor.name:
+            raise InvalidRequest("administrators cannot delete themselves")
+        await self._store.delete_user(name)
+        await self._audit.record(actor, "user.delete", name)
+
+    # Organizations and teams ----------------------------------------------------------------------------
+
+    async def organizations(self, actor: Actor) -> list[str]:
+        actor.require_admin()
+        return [name for name, _ in await self._store.organizations()]
+
+    async def create_organization(self, actor: Actor, name: str) -> None:
+        """Create an organization and its ``owners`` team, which holds admin on the organization's namespace."""
+        actor.require_admin()
+        check_name("organization", name)
+        await self._store.create_organization(name)
+        await self._store.create_team(name, OWNERS)
+        await self._store.put_grant(None, (name, OWNERS), name, True, Role.ADMIN)
+        await self._audit.record(actor, "organization.create", name)
+
+    async def delete_organization(self, actor: Actor, name: str) -> None:
+        actor.require_admin()
+        await self._store.delete_organization(name)
+        await self._audit.record(actor, "organization.delete", name)
+
+    async def teams(self, actor: Actor, organization: str) -> list[TeamRow]:
+        actor.require_admin()
+        return await self._store.teams(organization)
+
+    async def create_team(self, actor: Actor, organization: str, name: str) -> None:
+        actor.require_admin()
+        check_name("team", name)
+        await self._store.create_team(organization, name)
+        await self._audit.record(actor, "team.create", f"{organization}/{name}")
+
+    async def delete_team(self, actor: Actor, organization: str, name: str) -> None:
+        actor.require_admin()
+        await self._store.delete_team(organization, name)
+        await self._audit.record(actor, "team.delete", f"{organization}/{name}")
+
+    async def members(self, actor: Actor, organization: str, team: str) -> list[str]:
+        actor.require_admin()
+        return await self._store.members(organization, team)
+
+    async def add_member(self, actor: Actor, organization: str, team: str, user: str) -> None:
+        actor.require_admin()
+        if await self._store.add_member(organization, team, user):
+            await self._audit.record(actor, "team.member.add", f"{organization}/{team}", user=user)
+
+    async def remove_member(self, actor: Actor, organization: str, team: str, user: str) -> None:
+        actor.require_admin()
+        if not await self._store.remove_member(organization, team, user):
+            raise NotFound(f"{user} is not a member of {organization}/{team}")
+        await self._audit.record(actor, "team.member.remove", f"{organization}/{team}", user=user)
+
+    # Grants ---------------------------------------------------------------------------------------------
+
+    async def grants(self, actor: Actor, target: str | None = None) -> list[GrantRow]:
+        if target is None:
+            actor.require_admin()
+            return await self._store.grants()
+        parsed = Target.parse(target)
+        self._require_target_admin(actor, parsed)
+        return await self._store.grants(parsed.name)
+
+    async def put_grant(
+        self, actor: Actor, target: str, role: str, user: str | None = None, team: str | None = None
+    ) -> GrantRow:
+        """Give ``role`` (read, read-write, admin) on a repository or ``namespace/*`` to a user or a team."""
+        parsed = Target.parse(target)
+        self._require_target_admin(actor, parsed)
+        try:
+            level = Role.parse(role)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+        if (user is None) == (team is None):
+            raise InvalidRequest("a grant goes to exactly one of: a user, a team (organization/team)")
+        team_key = None
+        if team is not None:
+            organization, sep, team_name = team.partition("/")
+            if not sep:
+                raise InvalidRequest(f"team {team!r}: write organization/team")
+            team_key = (organization, team_name)
+        row = await self._store.put_grant(user, team_key, parsed.name, parsed.namespace, level)
+        await self._audit.record(actor, "grant.put", str(parsed), role=level.label, user=user, team=team, grant=row.id)
+        return row
+
+    async def delete_grant(self, actor: Actor, grant_id: int) -> None:
+        row = await self._store.grant(grant_id)
+        if row is None:
+            raise NotFound(f"no grant {grant_id}")
+        self._require_target_admin(actor, Target(row.target, row.namespace))
+        await self._store.delete_grant(grant_id)
+        await self._audit.record(
+            actor, "grant.delete", str(Target(row.target, row.namespace)), user=row.user, team=row.team, grant=row.id
+        )
+
+    def _require_target_admin(self, actor: Actor, target: Target) -> None:
+        if actor.admin or actor.can(target.probe, Action.ADMIN):
+            return
+        actor.require_admin()  # raises with the right error for anonymous and authenticated callers
+
+    # App tokens -----------------------------------------------------------------------------------------
+
+    async def tokens(self, actor: Actor, user: str) -> list[AppTokenRow]:
+        self._require_self_or_admin(actor, user)
+        return await self._store.tokens(user)
+
+    async def create_token(self, actor: Actor, user: str, name: str) -> CreatedToken:
+        self._require_self_or_admin(actor, user)
+        if not name.strip() or len(name) > 100:
+            raise InvalidRequest("a token needs a name of 1 to 100 characters")
+        token = passwords.new_app_token()
+        row = await self._store.create_token(user, token.id, name.strip(), token.secret_hash)
+        await self._audit.record(actor, "token.create", user, token=token.id, name=row.name)
+        return CreatedToken(row, token.secret)
+
+    async def revoke_token(self, actor: Actor, user: str, token_id: str) -> None:
+        self._require_self_or_admin(actor, user)
+        await self._store.delete_token(user, token_id)
+        await self._audit.record(actor, "token.revoke", user, token=token_id)
+
+    def _require_self_or_admin(self, actor: Actor, user: str) -> None:
+        if actor.anonymous or actor.name != user:
+            if not actor.admin and not actor.anonymous:
+                raise Denied(f"{actor.name} may not manage the tokens of {user}")
+            actor.require_admin()
+
+
+def _check_password(password: str) -> None:
+    if len(password) < passwords.MIN_PASSWORD_LENGTH:
+        raise InvalidRequest(f"a password needs at least {passwords.MIN_PASSWORD_LENGTH} characters")
