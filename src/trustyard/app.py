@@ -7,11 +7,15 @@ in ``TRUSTYARD_WORKER_SETTINGS`` so every worker runs exactly what the parent re
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,13 +29,17 @@ from trustyard.admin import errors as admin_errors
 from trustyard.admin.routes import PREFIX as ADMIN_PREFIX
 from trustyard.admin.routes import routes as admin_routes
 from trustyard.auth.certificates import TlsFiles, default_names, ensure_certificates
+from trustyard.auth.secretbox import SecretBox
 from trustyard.auth.tokens import TokenAuthority, ensure_signing_key, load_signing_key
 from trustyard.config import Settings
 from trustyard.db.engine import migrate, open_index
 from trustyard.registry import errors as registry_errors
 from trustyard.registry.routes import routes as registry_routes
 from trustyard.services import Services
+from trustyard.services.actor import Actor
+from trustyard.services.settings import StartupStorage
 from trustyard.storage.factory import build_driver
+from trustyard.storage.switchable import SwitchableDriver
 
 WORKER_SETTINGS_ENV = "TRUSTYARD_WORKER_SETTINGS"
 log = logging.getLogger("trustyard")
@@ -42,6 +50,11 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message],
 
 
 SERVICE = "trustyard"  # the token ``service`` and ``aud``
+#: How often each worker looks for storage settings saved by another worker or node.
+SETTINGS_POLL_SECONDS = 2.0
+#: Upload sessions idle this long are cancelled (Distribution's uploadpurging default age), checked hourly.
+UPLOAD_PURGE_AGE = timedelta(days=7)
+UPLOAD_PURGE_INTERVAL = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,8 @@ async def prepare(settings: Settings, *, serving: bool = False) -> Startup:
     settings.data_dir.chmod(0o700)  # keys, the index and (by default) the blobs live here
     await migrate(settings.database)
     ensure_signing_key(settings.token_key_path)
+    if settings.secret_key is None:
+        ensure_secret_key(settings.secret_key_path)
     if not serving:
         return Startup(None, None)
     tls = tls_files(settings)
@@ -87,16 +102,53 @@ def token_authority(settings: Settings) -> TokenAuthority:
     return TokenAuthority(key, SERVICE, SERVICE, settings.token_ttl, settings.refresh_token_ttl)
 
 
+def secret_box(settings: Settings) -> SecretBox | None:
+    if settings.secret_key is not None:
+        return SecretBox(settings.secret_key.get_secret_value().encode())
+    path = settings.secret_key_path
+    return SecretBox(path.read_bytes().strip()) if path.exists() else None
+
+
+def ensure_secret_key(path: Path) -> None:
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(SecretBox.new_key())
+
+
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Services over the configured index and storage; the storage saved at run time (if any) replaces the
+    startup storage before anything is served."""
     index = open_index(settings.database)
-    driver = build_driver(settings.storage, settings.default_storage_root)
+    pinned_by = None if settings.storage_source == "default" else settings.storage_source
+    startup = StartupStorage(settings.storage, pinned_by, settings.default_storage_root)
+    driver = SwitchableDriver(build_driver(settings.storage, settings.default_storage_root))
     authority = token_authority(settings) if settings.token_key_path.exists() else None
     try:
-        yield Services.create(index, driver, authority)
+        services = Services.create(index, driver, authority, startup, secret_box(settings))
+        await services.settings.refresh()
+        yield services
     finally:
         await driver.close()
         await index.dispose()
+
+
+async def _maintain(services: Services) -> None:
+    """Per worker: pick up storage settings saved elsewhere, and purge upload sessions clients abandoned."""
+    last_purge = 0.0
+    while True:
+        await asyncio.sleep(SETTINGS_POLL_SECONDS)
+        try:
+            await services.settings.refresh()
+            now = time.monotonic()
+            if now - last_purge > UPLOAD_PURGE_INTERVAL.total_seconds():
+                last_purge = now
+                await services.uploads.purge(Actor.system(), UPLOAD_PURGE_AGE)
+        except Exception:  # a database or storage hiccup must not end the loop
+            log.exception("background maintenance failed; retrying")
 
 
 def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
@@ -108,7 +160,11 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
         app.state.ca_pem = ca.read_bytes() if ca.exists() else None
         async with open_services(settings) as services:
             app.state.services = services
-            yield
+            maintenance = asyncio.create_task(_maintain(services))
+            try:
+                yield
+            finally:
+                maintenance.cancel()
 
     app = Starlette(
         routes=[*registry_routes, *admin_routes],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, model_validator
@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     refresh_token_ttl: int = Field(default=30 * 86400, ge=3600)
     #: The first start's admin password (TRUSTYARD_ADMIN_PASSWORD); generated and printed once when unset.
     admin_password: SecretStr | None = None
+    #: The key sealing secrets at rest (storage credentials saved at run time); default DATA_DIR/keys/secret.key.
+    #: Nodes sharing a database share it (TRUSTYARD_SECRET_KEY, a Fernet key).
+    secret_key: SecretStr | None = None
+    #: Where ``storage:`` came from; set by trustyard when it loads settings. Storage set by the config file or
+    #: the environment is pinned: Settings > Storage shows it read-only.
+    storage_source: Literal["default", "config file", "environment"] = "default"
 
     @model_validator(mode="after")
     def _cert_and_key_together(self) -> Settings:
@@ -77,6 +83,10 @@ class Settings(BaseSettings):
     def default_storage_root(self) -> Path:
         """Where filesystem storage lives when ``storage.filesystem.rootdirectory`` is not set."""
         return self.data_dir / "storage"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.data_dir / "keys" / "secret.key"
 
     @property
     def tls_dir(self) -> Path:
@@ -122,9 +132,14 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         if not isinstance(loaded, dict):
             raise ConfigInvalid(f"config file {config_file} must be a YAML mapping")
         values.update(loaded)
+    values.pop("storage_source", None)  # not the operator's to set
     try:
         settings = Settings(**values)
         explicit = {k: v for k, v in overrides.items() if v is not None}
+        if any(name.upper().startswith("TRUSTYARD_STORAGE__") for name in os.environ):
+            explicit["storage_source"] = "environment"
+        elif "storage" in values:
+            explicit["storage_source"] = "config file"
         return settings.model_copy(update=explicit) if explicit else settings
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())

@@ -21,6 +21,9 @@ STATUS: dict[type[e.TrustyardError], int] = {
     e.NameInvalid: 400,
     e.TooManyRequests: 429,
     e.StorageUnavailable: 503,
+    e.StorageProbeFailed: 422,
+    e.SettingPinned: 409,
+    e.ConfigInvalid: 400,
 }
 
 

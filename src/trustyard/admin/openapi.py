@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from trustyard import __version__
+from trustyard.storage.config import StorageSettings
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -73,6 +74,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "AuditEvents": _list("events", "AuditEvent"),
     "Error": _object(["error"], error=_object(["code", "message"], code=STRING, message=STRING)),
 }
+
+
+def _storage_schemas() -> dict[str, dict[str, Any]]:
+    """Distribution's storage block, from the pydantic models that parse it (one source for both)."""
+    schema = StorageSettings.model_json_schema(ref_template="#/components/schemas/{model}")
+    definitions: dict[str, dict[str, Any]] = schema.pop("$defs", {})
+    return {**definitions, "StorageSettings": schema}
+
+
+SCHEMAS.update(_storage_schemas())
 
 _PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
 

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from trustyard.admin import accounts, audit, grants, openapi, repositories
+from trustyard.admin import accounts, audit, grants, openapi, repositories, settings
 from trustyard.admin.openapi import Endpoint
 
 PREFIX = "/api/v1"
@@ -54,6 +54,23 @@ ENDPOINTS = [
     ),
     Endpoint("DELETE", "/repositories/{name:path}", repositories.delete_repository, "Delete a repository (admin)"),
     Endpoint("GET", "/audit", audit.list_events, "The audit log, newest first (admin)", response="AuditEvents"),
+    Endpoint(
+        "GET", "/settings/storage", settings.get_storage, "The storage backend; secrets only as set/not set (admin)"
+    ),
+    Endpoint(
+        "PUT",
+        "/settings/storage",
+        settings.put_storage,
+        "Probe and save the storage backend; every worker switches to it (admin)",
+        body="StorageSettings",
+    ),
+    Endpoint(
+        "POST",
+        "/settings/storage/test",
+        settings.test_storage,
+        "Probe storage settings without saving them (admin)",
+        body="StorageSettings",
+    ),
 ]
 
 

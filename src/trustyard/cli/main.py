@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sys
@@ -14,7 +13,7 @@ import click
 
 from trustyard import __version__
 from trustyard.app import WORKER_SETTINGS_ENV, Startup, open_services, prepare
-from trustyard.cli import accounts
+from trustyard.cli import accounts, storage
 from trustyard.config import Settings, load_settings
 from trustyard.errors import TrustyardError
 from trustyard.services.actor import Actor
@@ -121,28 +120,6 @@ def _announce_admin_password(password: str) -> None:
     logging.getLogger("trustyard").warning(line)
 
 
-@main.group()
-def storage() -> None:
-    """Storage operations."""
-
-
-@storage.command()
-@CONFIG
-@DATA_DIR
-def reindex(config_file: Path | None, data_dir: Path | None) -> None:
-    """Rebuild the SQL index from what storage holds (Distribution's layout; adopts Distribution roots)."""
-    settings = _settings(config_file, data_dir=data_dir)
-
-    async def run() -> dict[str, Any]:
-        await prepare(settings)
-        async with open_services(settings) as services:
-            report = await services.storage.reindex(Actor.system())
-        return report.__dict__
-
-    report = _run(run())
-    click.echo(json.dumps(report, indent=2))
-
-
 async def _prepare_and_adopt(settings: Settings) -> Startup:
     """Migrate, and adopt an existing root automatically when the index is empty (the bucket outlives us)."""
     startup = await prepare(settings, serving=True)
@@ -172,5 +149,5 @@ def _run(coroutine: Any) -> Any:
         sys.exit(1)
 
 
-for _command in accounts.COMMANDS:
+for _command in (*accounts.COMMANDS, storage.storage):
     main.add_command(_command)

@@ -505,6 +505,22 @@ class Index:
 
     # Whole-index operations (reindex)
 
+    async def clear(self) -> None:
+        """Forget every repository, blob, manifest, tag and upload (before indexing another storage backend).
+        Accounts, grants and visibility are kept: they are by name and outlive a storage switch."""
+        async with self.writer.begin() as conn:
+            for table in (
+                t.uploads,
+                t.tags,
+                t.manifest_children,
+                t.manifest_blobs,
+                t.manifests,
+                t.repository_blobs,
+                t.blobs,
+                t.repositories,
+            ):
+                await conn.execute(delete(table))
+
     async def counts(self) -> dict[str, int]:
         async with self.reader.connect() as conn:
             out = {}

@@ -6,23 +6,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from trustyard.auth.secretbox import SecretBox
 from trustyard.auth.tokens import TokenAuthority, ephemeral_authority
 from trustyard.db.accounts import AccountStore
 from trustyard.db.audit import AuditStore
 from trustyard.db.index import Index
 from trustyard.db.repositories import RepositoryStore
+from trustyard.db.settings import RuntimeSettings
 from trustyard.services.accounts import Accounts
 from trustyard.services.audit import Audit
 from trustyard.services.blobs import Blobs
 from trustyard.services.manifests import Manifests
 from trustyard.services.referrers import Referrers
 from trustyard.services.repositories import Repositories
+from trustyard.services.settings import Settings, StartupStorage
 from trustyard.services.storage import StorageAdmin
 from trustyard.services.tags import Tags
 from trustyard.services.tokens import Tokens
 from trustyard.services.uploads import Uploads
+from trustyard.storage.config import StorageSettings
 from trustyard.storage.driver import StorageDriver
+from trustyard.storage.switchable import SwitchableDriver
 
 
 @dataclass(frozen=True)
@@ -37,14 +43,35 @@ class Services:
     accounts: Accounts
     tokens: Tokens
     audit: Audit
+    settings: Settings
 
     @classmethod
-    def create(cls, index: Index, storage: StorageDriver, authority: TokenAuthority | None = None) -> Services:
-        """``authority`` signs registry tokens; without one (tests, one-off commands) a throwaway key does."""
+    def create(
+        cls,
+        index: Index,
+        storage: StorageDriver,
+        authority: TokenAuthority | None = None,
+        startup: StartupStorage | None = None,
+        box: SecretBox | None = None,
+    ) -> Services:
+        """``authority`` signs registry tokens; without one (tests, one-off commands) a throwaway key does.
+        ``startup`` is the storage the process started with (runtime settings may replace it, see
+        services/settings.py) and ``box`` seals saved secrets; tests may leave both out."""
+        storage = storage if isinstance(storage, SwitchableDriver) else SwitchableDriver(storage)
         audit = Audit(AuditStore(index.reader, index.writer))
         account_store = AccountStore(index.reader, index.writer)
         repository_store = RepositoryStore(index.reader, index.writer)
         accounts = Accounts(account_store, repository_store, audit)
+        storage_admin = StorageAdmin(index, storage)
+        settings = Settings(
+            RuntimeSettings(index.reader, index.writer),
+            index,
+            storage,
+            box or SecretBox(SecretBox.new_key()),
+            startup or StartupStorage(StorageSettings(), None, Path("trustyard-data") / "storage"),
+            storage_admin,
+            audit,
+        )
         return cls(
             blobs=Blobs(index, storage, audit),
             uploads=Uploads(index, storage),
@@ -52,8 +79,9 @@ class Services:
             tags=Tags(index),
             repositories=Repositories(index, repository_store, storage, audit, accounts.pullable),
             referrers=Referrers(index),
-            storage=StorageAdmin(index, storage),
+            storage=storage_admin,
             accounts=accounts,
             tokens=Tokens(authority or ephemeral_authority(), account_store, repository_store, accounts, audit),
             audit=audit,
+            settings=settings,
         )

@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from trustyard.errors import ConfigInvalid
 
 
 class _Strict(BaseModel):
@@ -125,3 +127,16 @@ class StorageSettings(_Strict):
         return self.model_copy(
             update={"filesystem": fs.model_copy(update={"rootdirectory": fs.rootdirectory.absolute()})}
         )
+
+
+def parse_storage_block(document: Any) -> StorageSettings:
+    """A ``storage:`` block from YAML or JSON (optionally still wrapped in ``{"storage": ...}``), checked."""
+    if isinstance(document, dict) and isinstance(document.get("storage"), dict):
+        document = document["storage"]
+    if not isinstance(document, dict):
+        raise ConfigInvalid('storage settings must be an object such as {"s3": {"bucket": ...}}')
+    try:
+        return StorageSettings.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigInvalid(f"invalid storage settings: {problems}") from None

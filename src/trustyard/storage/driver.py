@@ -44,12 +44,20 @@ class Part:
 
 @runtime_checkable
 class StorageDriver(Protocol):
-    #: Smallest part a segmented upload accepts, except the last (S3: 5 MiB). 1 where any size works.
-    min_part_size: int
-    #: Largest single part (S3: 5 GiB).
-    max_part_size: int
-    #: Name of the backend for logs and settings ("filesystem", "memory", "s3", "swift").
-    name: str
+    @property
+    def min_part_size(self) -> int:
+        """Smallest part a segmented upload accepts, except the last (S3: 5 MiB). 1 where any size works."""
+        ...
+
+    @property
+    def max_part_size(self) -> int:
+        """Largest single part (S3: 5 GiB)."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """Name of the backend for logs and settings ("filesystem", "memory", "s3", "swift")."""
+        ...
 
     async def stat(self, key: str) -> ObjectInfo | None:
         """Size and modification time, or None when the key does not exist."""

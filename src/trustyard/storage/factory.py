@@ -17,15 +17,17 @@ def build_driver(settings: StorageSettings, default_root: Path) -> StorageDriver
     if settings.s3 is not None:
         from trustyard.storage.s3 import S3Driver  # imported here: the S3 libraries load only when configured
 
-        # Distribution turns redirects off storage-wide with ``redirect: {disable: true}``.
-        disabled = str((settings.redirect or {}).get("disable", False)).lower() in ("true", "1", "yes", "on")
-        return S3Driver.from_settings(settings.s3, redirect=settings.s3.redirect and not disabled)
+        return S3Driver.from_settings(settings.s3, redirect=settings.s3.redirect and not _redirects_disabled(settings))
     if settings.swift is not None:
         from trustyard.storage.swift import SwiftDriver  # imported here, like S3: loads only when configured
 
-        off = str((settings.redirect or {}).get("disable", False)).lower() in ("true", "1", "yes", "on")
-        return SwiftDriver(settings.swift, redirect=settings.swift.redirect and not off)
+        return SwiftDriver(settings.swift, redirect=settings.swift.redirect and not _redirects_disabled(settings))
     fs = settings.filesystem
     root = fs.rootdirectory if fs is not None and fs.rootdirectory is not None else default_root
     root.mkdir(parents=True, exist_ok=True)
     return FilesystemDriver(root)
+
+
+def _redirects_disabled(settings: StorageSettings) -> bool:
+    """Distribution turns redirects off storage-wide with ``redirect: {disable: true}``."""
+    return str((settings.redirect or {}).get("disable", False)).lower() in ("true", "1", "yes", "on")

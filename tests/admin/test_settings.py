@@ -1,0 +1,104 @@
+"""``/api/v1/settings/storage`` over HTTP: show, test, save (switching every worker), errors people can act on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from trustyard.services import Services
+
+from ..registry.conftest import ADMIN, BASE_URL, Registry, push_image, running
+
+URL = "/api/v1/settings/storage"
+
+
+@pytest.fixture
+async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
+    async with running(tmp_path / "data") as started:
+        yield started
+
+
+@pytest.fixture
+async def admin(registry: Registry) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=registry.asgi), base_url=BASE_URL, auth=ADMIN
+    ) as client:
+        yield client
+
+
+async def test_shows_the_default_backend(admin: httpx.AsyncClient, registry: Registry) -> None:
+    response = await admin.get(URL)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["driver"] == "filesystem"
+    assert body["source"] == "default"
+    assert body["pinned"] is False
+    assert body["parameters"]["rootdirectory"] == str(registry.data_dir / "storage")
+
+
+async def test_save_switches_storage_and_audits(admin: httpx.AsyncClient, registry: Registry, tmp_path: Path) -> None:
+    await push_image(registry.client, "acme/app", "v1")
+    other = tmp_path / "other-root"
+    response = await admin.put(URL, json={"filesystem": {"rootdirectory": str(other)}})
+    assert response.status_code == 200, response.text
+    assert response.json()["source"] == "runtime"
+    assert response.json()["updated_by"] == "admin"
+
+    services: Services = registry.asgi.state.services
+    catalog = await registry.client.get("/v2/_catalog", headers=await _bearer(registry, "registry:catalog:*"))
+    assert catalog.json()["repositories"] == []  # the new backend holds no images yet
+    await push_image(registry.client, "acme/other", "v1")
+    assert (other / "docker/registry/v2/repositories/acme/other/_manifests/tags/v1/current/link").exists()
+
+    back = await admin.put(URL, json={"storage": {"filesystem": {"rootdirectory": str(registry.data_dir / "storage")}}})
+    assert back.status_code == 200
+    catalog = await registry.client.get("/v2/_catalog", headers=await _bearer(registry, "registry:catalog:*"))
+    assert catalog.json()["repositories"] == ["acme/app"]  # the first backend's images are back
+
+    events = (await admin.get("/api/v1/audit", params={"action": "settings.storage"})).json()["events"]
+    assert len(events) == 2
+    assert events[0]["detail"]["parameters"]["rootdirectory"] == str(registry.data_dir / "storage")
+    assert services.settings is not None
+
+
+async def test_yaml_distribution_block_is_accepted(admin: httpx.AsyncClient, tmp_path: Path) -> None:
+    block = f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'yaml-root'}\n  delete:\n    enabled: true\n"
+    response = await admin.post(f"{URL}/test", content=block, headers={"content-type": "application/yaml"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"ok": True, "driver": "filesystem"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"s3": {"region": "us-east-1"}}, 400, "s3.bucket"),
+        ({"filesystem": {"rootdir": "/x"}}, 400, "rootdir"),
+        ({"filesystem": {}, "inmemory": {}}, 400, "exactly one driver"),
+        ({"filesystem": {"rootdirectory": "relative/path"}}, 400, "absolute path"),
+        ("not an object", 400, "must be an object"),
+    ],
+)
+async def test_bad_settings_get_a_clear_error(admin: httpx.AsyncClient, body: object, status: int, words: str) -> None:
+    response = await admin.put(URL, json=body)
+    assert response.status_code == status
+    assert words in response.json()["error"]["message"]
+
+
+async def test_a_backend_that_fails_the_probe_is_refused_and_kept(
+    admin: httpx.AsyncClient, registry: Registry, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    response = await admin.put(URL, json={"filesystem": {"rootdirectory": str(blocker / "root")}})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "STORAGE_PROBE_FAILED"
+    assert "filesystem" in response.json()["error"]["message"]
+    assert (await admin.get(URL)).json()["source"] == "default"  # the old backend stays
+    await push_image(registry.client, "acme/app", "v1")  # and still serves
+
+
+async def _bearer(registry: Registry, scope: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {await registry.token(scope)}"}

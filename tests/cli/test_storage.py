@@ -1,0 +1,68 @@
+"""``trustyard storage show|test|set``: the operator's way to the storage backend, in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from trustyard.cli.main import main
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["storage", *args])
+    return result.exit_code, result.output
+
+
+def test_show_set_and_show_again(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    code, out = invoke("show", "--data-dir", data)
+    assert code == 0, out
+    assert json.loads(out)["source"] == "default"
+
+    root = tmp_path / "elsewhere"
+    code, out = invoke("set", "--data-dir", data, "--driver", "filesystem", "--param", f"rootdirectory={root}")
+    assert code == 0, out
+    shown = json.loads(out)
+    assert shown["source"] == "runtime"
+    assert shown["parameters"]["rootdirectory"] == str(root)
+    assert shown["updated_by"] == "system"
+
+    code, out = invoke("show", "--data-dir", data)
+    assert json.loads(out)["parameters"]["rootdirectory"] == str(root)
+
+
+def test_set_from_a_distribution_block(tmp_path: Path) -> None:
+    block = tmp_path / "storage.yml"
+    block.write_text(f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'r'}\n  delete:\n    enabled: true\n")
+    code, out = invoke("test", "--data-dir", str(tmp_path / "data"), "--from-file", str(block))
+    assert code == 0, out
+    assert "passed the probe" in out
+
+
+def test_a_failing_backend_is_an_error_message(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, out = invoke(
+        "set", "--data-dir", str(tmp_path / "data"), "--driver", "filesystem", "--param", f"rootdirectory={blocker}/r"
+    )
+    assert code == 1
+    assert "Not a directory" in out  # the backend's own words
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ((), "--driver"),
+        (("--driver", "s3", "--param", "bucket"), "KEY=VALUE"),
+        (("--driver", "s3", "--param", "secretkey=env:TRUSTYARD_NO_SUCH_VARIABLE"), "not set"),
+        (("--driver", "s3"), "s3.bucket"),
+    ],
+)
+def test_usage_errors_say_what_to_do(tmp_path: Path, args: tuple[str, ...], words: str) -> None:
+    code, out = invoke("test", "--data-dir", str(tmp_path / "data"), *args)
+    assert code == 2
+    assert words in out
