@@ -40,6 +40,9 @@ from trustyard.services.actor import Actor
 from trustyard.services.settings import StartupStorage
 from trustyard.storage.factory import build_driver
 from trustyard.storage.switchable import SwitchableDriver
+from trustyard.web import errors as web_errors
+from trustyard.web.http import ensure_session_key
+from trustyard.web.routes import routes as web_routes
 
 WORKER_SETTINGS_ENV = "TRUSTYARD_WORKER_SETTINGS"
 log = logging.getLogger("trustyard")
@@ -75,6 +78,7 @@ async def prepare(settings: Settings, *, serving: bool = False) -> Startup:
     ensure_signing_key(settings.token_key_path)
     if settings.secret_key is None:
         ensure_secret_key(settings.secret_key_path)
+    ensure_session_key(session_key_path(settings))
     if not serving:
         return Startup(None, None)
     tls = tls_files(settings)
@@ -100,6 +104,11 @@ def tls_files(settings: Settings) -> TlsFiles | None:
 def token_authority(settings: Settings) -> TokenAuthority:
     key = load_signing_key(settings.token_key_path)
     return TokenAuthority(key, SERVICE, SERVICE, settings.token_ttl, settings.refresh_token_ttl)
+
+
+def session_key_path(settings: Settings) -> Path:
+    """The key signing the web UI's session cookies (nodes behind one balancer share the data dir's keys/)."""
+    return settings.data_dir / "keys" / "session.key"
 
 
 def secret_box(settings: Settings) -> SecretBox | None:
@@ -158,6 +167,7 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
             await prepare(settings, serving=True)
         ca = settings.tls_dir / "ca.crt"
         app.state.ca_pem = ca.read_bytes() if ca.exists() else None
+        app.state.session_key = ensure_session_key(session_key_path(settings))
         async with open_services(settings) as services:
             app.state.services = services
             maintenance = asyncio.create_task(_maintain(services))
@@ -167,7 +177,7 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
                 maintenance.cancel()
 
     app = Starlette(
-        routes=[*registry_routes, *admin_routes],
+        routes=[*registry_routes, *admin_routes, *web_routes],
         lifespan=lifespan,
         middleware=[Middleware(ApiVersionHeader)],
         exception_handlers={errors.TrustyardError: _domain_error, HTTPException: _http_error},
@@ -218,6 +228,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     headers = dict(exc.headers or {})  # keeps Allow on 405
     if exc.status_code == 405:
         error: errors.TrustyardError = errors.Unsupported(f"{request.method} is not supported on {request.url.path}")
+    elif exc.status_code == 404 and not request.url.path.startswith(("/v2", "/auth/", ADMIN_PREFIX)):
+        return await web_errors.not_found(request)  # a person's browser: a page, not a JSON error
     elif exc.status_code == 404:
         error = errors.NameUnknown(f"no such endpoint: {request.url.path}")
     else:

@@ -49,6 +49,18 @@ class NewManifest:
 
 
 @dataclass(frozen=True, slots=True)
+class TagRow:
+    """A tag with the manifest it points to, for listings that show more than names (the web UI)."""
+
+    name: str
+    digest: str
+    media_type: str
+    payload: bytes
+    updated_at: datetime
+    pushed_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class UploadRow:
     id: str
     repository: str
@@ -195,8 +207,9 @@ class Index:
         found = await self._scalar(self._repository_id, repository=name)
         return None if found is None else int(found)
 
-    async def list_repositories(self, limit: int, last: str | None) -> list[str]:
-        """Repository names holding at least one manifest, in lexical order, after ``last``."""
+    async def list_repositories(self, limit: int, last: str | None, contains: str | None = None) -> list[str]:
+        """Repository names holding at least one manifest, in lexical order, after ``last``; with ``contains``,
+        only names containing that text."""
         query = (
             select(t.repositories.c.name)
             .where(exists().where(t.manifests.c.repository_id == t.repositories.c.id))
@@ -205,6 +218,8 @@ class Index:
         )
         if last:
             query = query.where(self._bytewise(t.repositories.c.name) > last)
+        if contains:
+            query = query.where(t.repositories.c.name.contains(contains, autoescape=True))
         return await self._scalars(query)
 
     # Blobs
@@ -281,15 +296,20 @@ class Index:
         present = set(await self._scalars(query))
         return [d for d in wanted if d not in present]
 
-    async def put_manifest(self, repository: str, manifest: NewManifest, tags: Sequence[str]) -> None:
-        """Record a manifest (bytes already in storage), its references and tags, in one transaction."""
+    async def put_manifest(
+        self, repository: str, manifest: NewManifest, tags: Sequence[str], pushed_by: str | None = None
+    ) -> None:
+        """Record a manifest (bytes already in storage), its references and tags (pushed by ``pushed_by``),
+        in one transaction."""
         try:
-            await self._put_manifest(repository, manifest, tags)
+            await self._put_manifest(repository, manifest, tags, pushed_by)
         except IntegrityError:
             # The foreign key to repository_blobs: a blob was unlinked between the caller's check and now.
             raise ManifestBlobUnknown("a blob this manifest references was deleted while it was pushed") from None
 
-    async def _put_manifest(self, repository: str, manifest: NewManifest, tags: Sequence[str]) -> None:
+    async def _put_manifest(
+        self, repository: str, manifest: NewManifest, tags: Sequence[str], pushed_by: str | None
+    ) -> None:
         async with self.writer.begin() as conn:
             repository_id = await self._ensure_repository(conn, repository)
             manifest_id = await self._insert_manifest(conn, repository_id, manifest)
@@ -297,12 +317,12 @@ class Index:
             for tag in tags:
                 # An upsert: concurrent pushes of the same tag both succeed, the last one wins.
                 insert = self._upsert(t.tags).values(
-                    repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=now
+                    repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=now, pushed_by=pushed_by
                 )
                 await conn.execute(
                     insert.on_conflict_do_update(
                         index_elements=["repository_id", "name"],
-                        set_={"manifest_id": manifest_id, "updated_at": now},
+                        set_={"manifest_id": manifest_id, "updated_at": now, "pushed_by": pushed_by},
                     )
                 )
 
@@ -428,6 +448,42 @@ class Index:
         if limit is not None:
             query = query.limit(limit)
         return await self._scalars(query)
+
+    async def tag_rows(self, repository: str, limit: int, last: str | None) -> list[TagRow] | None:
+        """Tags with their manifests, in lexical order after ``last``; None when the repository does not exist."""
+        repository_id = await self.repository_id(repository)
+        if repository_id is None:
+            return None
+        name = self._bytewise(t.tags.c.name)
+        query = (
+            select(
+                t.tags.c.name,
+                t.manifests.c.digest,
+                t.manifests.c.media_type,
+                t.manifests.c.payload,
+                t.tags.c.updated_at,
+                t.tags.c.pushed_by,
+            )
+            .join(t.manifests, t.manifests.c.id == t.tags.c.manifest_id)
+            .where(t.tags.c.repository_id == repository_id)
+            .order_by(name)
+            .limit(limit)
+        )
+        if last:
+            query = query.where(name > last)
+        rows = await self._rows(query)
+        return [TagRow(r.name, r.digest, r.media_type, bytes(r.payload), r.updated_at, r.pushed_by) for r in rows]
+
+    async def manifest_payloads(self, repository: str, digests: Sequence[str]) -> dict[str, bytes]:
+        """The stored bytes of those of ``digests`` that are manifests in ``repository``."""
+        if not digests:
+            return {}
+        query = (
+            select(t.manifests.c.digest, t.manifests.c.payload)
+            .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
+            .where(t.repositories.c.name == repository, t.manifests.c.digest.in_(list(digests)))
+        )
+        return {row.digest: bytes(row.payload) for row in await self._rows(query)}
 
     async def tags_of(self, repository: str, digest: str) -> list[str]:
         query = (

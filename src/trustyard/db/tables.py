@@ -99,6 +99,7 @@ tags = Table(
     Column("name", String(128), primary_key=True),
     Column("manifest_id", Integer, ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("pushed_by", String(64)),  # the user who pushed the tag; NULL when indexed from storage
 )
 
 uploads = Table(

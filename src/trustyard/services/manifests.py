@@ -82,7 +82,9 @@ class Manifests:
             blob_digests=[str(d.digest) for d in _checked_blobs(manifest)],
             child_digests=[str(d.digest) for d in manifest.manifests],
         )
-        await self._index.put_manifest(repository.value, record, tags)
+        await self._index.put_manifest(
+            repository.value, record, tags, pushed_by=None if actor.anonymous else actor.name
+        )
         if self._audit is not None:
             await self._audit.record(actor, "manifest.push", repository.value, digest=str(digest), tags=list(tags))
         return PushedManifest(digest, manifest.subject.digest if manifest.subject else None, tags)

@@ -41,7 +41,8 @@ class Repositories:
         self._audit = audit
         self._pullable = pullable
 
-    async def catalog(self, actor: Actor, limit: int, last: str | None) -> list[str]:
+    async def catalog(self, actor: Actor, limit: int, last: str | None, contains: str | None = None) -> list[str]:
+        """Names the actor may pull, after ``last``; with ``contains``, only names containing that text."""
         if not actor.catalog:
             if actor.anonymous:
                 raise Unauthorized("authentication required to list the catalog", scope=CATALOG_SCOPE)
@@ -49,7 +50,7 @@ class Repositories:
         names: list[str] = []
         # Filtering by permission after the query can shorten a page; keep reading until it is full.
         while len(names) < limit:
-            batch = await self._index.list_repositories(limit, last)
+            batch = await self._index.list_repositories(limit, last, contains)
             names.extend(await self._pullable(actor, batch))
             if len(batch) < limit:
                 break

@@ -105,6 +105,30 @@ class Tokens:
     async def actor_for(self, principal: Principal, source: str | None) -> Actor:
         return await self._accounts.actor_for(principal.user, source)
 
+    # Browser sessions (the web UI) ----------------------------------------------------------------------
+
+    def session_stamp(self, principal: Principal) -> str:
+        """What a browser session keeps besides the user name, so that changing the password (or revoking the
+        app token) that opened it ends the session, as it does for refresh tokens."""
+        if principal.app_token is not None:
+            return f"token:{principal.app_token}"
+        hashed = principal.user.password_hash
+        return f"password:{passwords.password_stamp(hashed) if hashed else ''}"
+
+    async def resume(self, username: str, stamp: str, source: str | None) -> Actor | None:
+        """The actor of a browser session, re-resolved on every request (None when the user was deleted or
+        deactivated, their password changed, or the app token was revoked)."""
+        user = await self._store.user(username)
+        if user is None or not user.active:
+            return None
+        kind, _, value = stamp.partition(":")
+        if kind == "token":
+            row = await self._store.token(value)
+            valid = row is not None and row.user == user.name
+        else:
+            valid = user.password_hash is not None and value == passwords.password_stamp(user.password_hash)
+        return await self._accounts.actor_for(user, source) if valid else None
+
     # Issuing --------------------------------------------------------------------------------------------
 
     async def issue(self, principal: Principal | None, requested: list[Scope], offline: bool) -> IssuedToken:

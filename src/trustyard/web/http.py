@@ -1,0 +1,150 @@
+"""What every page handler shares: the signed session cookie, the templates, rendering and redirects.
+
+The session is a cookie signed with the node's session key (``DATA_DIR/keys/session.key``, 0600): it holds the
+user name, a stamp of the password or app token that logged in, a CSRF token and at most one flash message.
+It is HttpOnly, SameSite=Lax, Secure when the registry speaks HTTPS, and lives 12 hours. It never grants
+anything by itself: ``sessions.actor`` re-resolves the user on every request.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from trustyard.services import Services
+from trustyard.services.actor import Actor
+
+COOKIE = "trustyard_session"
+SESSION_SECONDS = 12 * 3600
+STATIC = Path(__file__).parent / "static"
+#: Pages load only their own stylesheet and script; nothing may frame them.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+templates = Environment(
+    loader=PackageLoader("trustyard.web", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def ensure_session_key(path: Path) -> bytes:
+    """The key that signs session cookies: created once (0600) beside the token key, shared by the workers."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes()
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(secrets.token_hex(32).encode())
+    return path.read_bytes().strip()
+
+
+@dataclass
+class Session:
+    user: str | None = None
+    stamp: str = ""
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    flash: tuple[str, str] | None = None  # (kind: "ok" | "error", message)
+    changed: bool = False
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def _serializer(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(request.app.state.session_key, salt="trustyard-session")
+
+
+def session(request: Request) -> Session:
+    """This request's session: from the cookie when its signature holds and it is not too old, else a new one."""
+    cached: Session | None = getattr(request.state, "session", None)
+    if cached is not None:
+        return cached
+    found = Session(changed=True)
+    raw = request.cookies.get(COOKIE)
+    if raw:
+        try:
+            data = _serializer(request).loads(raw, max_age=SESSION_SECONDS)
+            flash = data.get("flash")
+            found = Session(data.get("user"), data.get("stamp", ""), data["csrf"], tuple(flash) if flash else None)
+        except (BadSignature, KeyError, TypeError, ValueError):
+            pass
+    request.state.session = found
+    return found
+
+
+def flash(request: Request, kind: str, message: str) -> None:
+    current = session(request)
+    current.flash, current.changed = (kind, message), True
+
+
+def _finish(request: Request, response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    current = session(request)
+    if current.changed:
+        data = {k: v for k, v in asdict(current).items() if k != "changed"}
+        secure = request.url.scheme == "https" or str(request.app.state.public_url or "").startswith("https:")
+        response.set_cookie(
+            COOKIE,
+            _serializer(request).dumps(data),
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            secure=secure,
+            samesite="lax",
+            path="/",
+        )
+    return response
+
+
+def render(request: Request, template: str, actor: Actor | None, status_code: int = 200, **context: Any) -> Response:
+    """A page: the template with the signed-in user, the CSRF token and the pending flash message (shown once)."""
+    current = session(request)
+    shown, current.flash = current.flash, None
+    current.changed = current.changed or shown is not None
+    html = templates.get_template(template).render(
+        user=actor if actor is not None and not actor.anonymous else None,
+        csrf=current.csrf,
+        flash={"kind": shown[0], "message": shown[1]} if shown else None,
+        path=request.url.path,
+        **context,
+    )
+    return _finish(request, HTMLResponse(html, status_code=status_code))
+
+
+def redirect(request: Request, url: str) -> Response:
+    """303 See Other (after a POST the browser GETs ``url``), carrying session changes."""
+    return _finish(request, RedirectResponse(url, status_code=303))
+
+
+def local_path(url: str | None, default: str) -> str:
+    """``url`` when it is a path on this site (no scheme, no host, no ``//``), else ``default``: no open redirects."""
+    if not url:
+        return default
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or url.startswith("//") or "\\" in url:
+        return default
+    return url
+
+
+def registry_host(request: Request) -> str:
+    """The host:port clients use for this registry (``public_url`` when set, else what the browser used)."""
+    public = request.app.state.public_url
+    return urlsplit(str(public)).netloc if public else request.url.netloc

@@ -1,0 +1,183 @@
+"""Settings > Storage: choose Filesystem or Cloud (Amazon S3 or OpenStack Swift), or upload a Distribution
+``storage:`` block; Test probes the backend without saving, Save probes it and switches every worker.
+
+On failure the page shows the backend's own error and keeps what was typed, except secrets (write-only: their
+inputs are always empty and say whether a value is set). Settings pinned by the config file or the
+environment show read-only with their source.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+
+from trustyard.errors import ConfigInvalid, TrustyardError
+from trustyard.services.actor import Actor
+from trustyard.services.settings import StorageView
+from trustyard.storage.config import StorageSettings, parse_storage_block
+from trustyard.web.errors import message_of, status_of
+from trustyard.web.http import flash, redirect, render, services
+from trustyard.web.sessions import actor, form, text
+
+#: Form fields of each driver: (parameter, kind); kinds: text, secret, bool, int. Field names are driver_param.
+FIELDS: dict[str, list[tuple[str, str]]] = {
+    "filesystem": [("rootdirectory", "text")],
+    "s3": [
+        ("rootdirectory", "text"),
+        ("region", "text"),
+        ("bucket", "text"),
+        ("accesskey", "text"),
+        ("secretkey", "secret"),
+        ("regionendpoint", "text"),
+        ("forcepathstyle", "bool"),
+        ("secure", "bool"),
+        ("skipverify", "bool"),
+        ("redirect", "bool"),
+    ],
+    "swift": [
+        ("authurl", "text"),
+        ("username", "text"),
+        ("password", "secret"),
+        ("container", "text"),
+        ("authversion", "int"),
+        ("tenant", "text"),
+        ("domain", "text"),
+        ("prefix", "text"),
+        ("secretkey", "secret"),
+        ("redirect", "bool"),
+    ],
+}
+DEFAULTS: dict[str, Any] = {"s3_region": "us-east-1", "s3_secure": True, "s3_redirect": True, "swift_redirect": True}
+STORAGE_URL = "/settings/storage"
+
+
+def _values_of_view(view: StorageView) -> dict[str, Any]:
+    """What the form shows for the backend in use; the other drivers' fields show their defaults."""
+    values = {**DEFAULTS, "type": "cloud" if view.driver in ("s3", "swift") else "filesystem"}
+    values["provider"] = view.driver if view.driver == "swift" else "s3"
+    kinds = dict(FIELDS.get(view.driver, []))
+    for name, value in view.parameters.items():
+        if name in kinds:
+            values[f"{view.driver}_{name}"] = "" if value is None else value
+    return values
+
+
+def _values_of_form(data: FormData) -> dict[str, Any]:
+    """What was typed, to show again after a failure: every field but the secrets."""
+    values: dict[str, Any] = {"type": text(data, "type"), "provider": text(data, "provider")}
+    for driver, fields in FIELDS.items():
+        for name, kind in fields:
+            key = f"{driver}_{name}"
+            if kind == "bool":
+                values[key] = data.get(key) == "on"
+            elif kind != "secret":
+                values[key] = text(data, key)
+    return values
+
+
+def _candidate(data: FormData, current: StorageView) -> StorageSettings:
+    """The storage block the form describes. Parameters the form does not show (chunk size, ...) are kept from
+    the backend in use when the driver stays the same; an empty secret keeps the saved one (the service)."""
+    driver = text(data, "provider") if text(data, "type") == "cloud" else "filesystem"
+    if driver not in FIELDS:
+        raise ConfigInvalid("choose Amazon S3 or OpenStack Swift")
+    block: dict[str, Any] = dict(current.parameters) if current.driver == driver else {}
+    for name, kind in FIELDS[driver]:
+        key = f"{driver}_{name}"
+        if kind == "bool":
+            block[name] = data.get(key) == "on"
+        elif value := text(data, key):
+            block[name] = int(value) if kind == "int" and value.isdigit() else value
+        else:
+            block.pop(name, None)
+    return parse_storage_block({driver: block})
+
+
+def describe(settings: StorageSettings) -> str:
+    if settings.s3 is not None:
+        where = f" at {settings.s3.regionendpoint}" if settings.s3.regionendpoint else ""
+        return f"the S3 bucket {settings.s3.bucket}{where}"
+    if settings.swift is not None:
+        return f"the Swift container {settings.swift.container} ({settings.swift.authurl})"
+    if settings.filesystem is not None and settings.filesystem.rootdirectory is not None:
+        return f"the directory {settings.filesystem.rootdirectory}"
+    return "the default directory"
+
+
+def _page(
+    request: Request, caller: Actor, view: StorageView, values: dict[str, Any], result: Any = None, status: int = 200
+) -> Response:
+    secrets = {f"{view.driver}_{name}": present for name, present in view.secrets.items()}
+    return render(
+        request,
+        "storage.html",
+        caller,
+        status,
+        section="settings",
+        view=view,
+        v=values,
+        secrets=secrets,
+        result=result,
+    )
+
+
+async def storage_page(request: Request) -> Response:
+    caller = await actor(request)
+    view = await services(request).settings.storage(caller)
+    return _page(request, caller, view, _values_of_view(view))
+
+
+async def _apply(request: Request, caller: Actor, op: str, candidate: StorageSettings) -> str | None:
+    """Test ``candidate`` (returns what to say) or save it (returns None, with a flash message to show)."""
+    settings = services(request).settings
+    if op == "test":
+        await settings.test_storage(caller, candidate)
+        return f"Test passed: wrote, read back and deleted a probe object in {describe(candidate)}. Nothing was saved."
+    await settings.save_storage(caller, candidate)
+    flash(request, "ok", f"Saved. Images are now stored in {describe(candidate)}; every worker uses it within seconds.")
+    return None
+
+
+async def save_storage(request: Request) -> Response:
+    """Test or Save the form; on failure the page says why and keeps what was typed (but not the secrets)."""
+    data = await form(request)
+    caller = await actor(request)
+    view = await services(request).settings.storage(caller)
+    values = _values_of_form(data)
+    try:
+        passed = await _apply(request, caller, text(data, "op"), _candidate(data, view))
+    except TrustyardError as error:
+        return _page(request, caller, view, values, ("error", message_of(error)), status_of(error))
+    return redirect(request, STORAGE_URL) if passed is None else _page(request, caller, view, values, ("ok", passed))
+
+
+async def upload_storage(request: Request) -> Response:
+    """Test or Save a Distribution ``storage:`` block, uploaded as a file or pasted."""
+    data = await form(request)
+    caller = await actor(request)
+    view = await services(request).settings.storage(caller)
+    try:
+        passed = await _apply(request, caller, text(data, "op"), await _yaml_block(data))
+    except TrustyardError as error:
+        return _page(request, caller, view, _values_of_view(view), ("error", message_of(error)), status_of(error))
+    if passed is None:
+        return redirect(request, STORAGE_URL)
+    return _page(request, caller, view, _values_of_view(view), ("ok", passed))
+
+
+async def _yaml_block(data: FormData) -> StorageSettings:
+    upload = data.get("file")
+    raw: bytes | str = text(data, "yaml")
+    if isinstance(upload, UploadFile) and upload.filename:
+        raw = await upload.read()
+    if not raw:
+        raise ConfigInvalid("choose a YAML file or paste a storage: block")
+    try:
+        document = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigInvalid(f"the file is not YAML: {exc}") from None
+    return parse_storage_block(document)

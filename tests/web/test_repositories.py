@@ -1,0 +1,118 @@
+"""Repository pages: search and pagination, tags with digest, size, platforms and who pushed them, deleting a
+tag after confirmation, and what users without the permission see."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from tests.registry.conftest import (
+    Registry,
+    client_as,
+    descriptor,
+    index_manifest,
+    push_image,
+    put_manifest,
+)
+from trustyard.oci import mediatypes as mt
+from trustyard.web import repositories
+
+from .conftest import Browser, browser_of
+
+
+async def test_empty_state(admin: Browser) -> None:
+    page = await admin.get("/repositories")
+    assert "There are no repositories you may pull yet." in page.text
+
+
+def _listed(page: httpx.Response) -> list[str]:
+    return re.findall(r'<li><a href="/repositories/([^"]+)">', page.text)
+
+
+async def test_search_and_pagination(admin: Browser, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("team/app", "team/db", "other/tool"):
+        await push_image(registry.client, name, "1", seed=name)
+    monkeypatch.setattr(repositories, "PAGE", 2)
+    first = await admin.get("/repositories")
+    assert _listed(first) == ["other/tool", "team/app"]
+    assert "last=team%2Fapp" in first.text
+    second = await admin.get("/repositories", params={"last": "team/app"})
+    assert _listed(second) == ["team/db"]
+    assert "First page" in second.text
+    assert _listed(await admin.get("/repositories", params={"q": "db"})) == ["team/db"]
+    assert _listed(await admin.get("/repositories", params={"q": "team"})) == ["team/app", "team/db"]
+    none = await admin.get("/repositories", params={"q": "zzz"})
+    assert "has a name containing <strong>zzz</strong>" in none.text
+
+
+async def test_tags_show_digest_size_platforms_and_pusher(admin: Browser, registry: Registry) -> None:
+    image = await push_image(registry.client, "team/app", "1.0", seed="a")
+    other = await push_image(registry.client, "team/app", "@", seed="b")
+    index = index_manifest([(mt.OCI_MANIFEST, image.manifest), (mt.OCI_MANIFEST, other.manifest)])
+    assert (await put_manifest(registry.client, "team/app", "multi", index, mt.OCI_INDEX)).status_code == 201
+    page = await admin.get("/repositories/team/app")
+    assert page.status_code == 200
+    assert image.digest[:19] in page.text
+    assert "linux/arch0, linux/arch1" in page.text
+    assert page.text.count("by admin") == 2
+    size = len(image.manifest) + sum(d["size"] for d in [descriptor("", image.config)]) + sum(map(len, image.layers))
+    assert f"{size} Bytes" in page.text
+    assert "docker pull registry.test/team/app:1.0" in page.text
+
+
+async def test_delete_a_tag_after_confirming(admin: Browser, registry: Registry) -> None:
+    await push_image(registry.client, "team/app", "1.0")
+    confirm = await admin.get("/repositories/team/app/-/tags/1.0/delete")
+    assert "Delete the tag 1.0?" in confirm.text
+    response = await admin.post("/repositories/team/app/-/tags/1.0/delete")
+    assert response.status_code == 303
+    page = await admin.get(response.headers["location"])
+    assert "Deleted the tag 1.0 from team/app." in page.text
+    assert "This repository has no tags." in page.text
+    assert (await registry.client.get("/v2/team/app/manifests/1.0")).status_code == 404
+    audit = await admin.get("/admin/audit", params={"action": "manifest.delete"})
+    assert "team/app" in audit.text
+
+
+async def test_readers_see_no_delete_and_cannot_delete(admin: Browser, registry: Registry) -> None:
+    await push_image(registry.client, "team/app", "1.0")
+    await admin.get("/admin/users")
+    await admin.post("/admin/users", {"name": "reader", "password": "reader-password"})
+    await admin.get("/admin/grants")
+    await admin.post("/admin/grants", {"target": "team/app", "role": "read", "kind": "user", "subject": "reader"})
+    reader = browser_of(registry)
+    async with reader.http:
+        await reader.login("reader", "reader-password")
+        page = await reader.get("/repositories/team/app")
+        assert page.status_code == 200
+        assert "1.0" in page.text
+        assert "Delete tag" not in page.text
+        assert "Make public" not in page.text
+        response = await reader.post("/repositories/team/app/-/tags/1.0/delete")
+        assert response.status_code == 403
+        assert "may not delete team/app" in response.text
+        assert (await reader.get("/admin/users")).status_code == 403
+        assert (await reader.get("/settings/storage")).status_code == 403
+        assert "Users" not in (await reader.get("/repositories")).text.split("</nav>")[0]
+    client = client_as(registry, "reader", "reader-password")
+    async with client:
+        assert (await client.get("/v2/team/app/manifests/1.0")).status_code == 200
+
+
+async def test_visibility(admin: Browser, registry: Registry) -> None:
+    await push_image(registry.client, "team/app", "1.0")
+    await admin.get("/repositories/team/app")
+    response = await admin.post("/repositories/team/app/-/visibility", {"public": "true"})
+    page = await admin.get(response.headers["location"])
+    assert "team/app is now public" in page.text
+    anonymous = client_as(registry)
+    async with anonymous:
+        assert (await anonymous.get("/v2/team/app/manifests/1.0")).status_code in (200, 401)
+
+
+async def test_unknown_repository(admin: Browser) -> None:
+    page = await admin.get("/repositories/no/such")
+    assert page.status_code == 404
+    assert "not known to this registry" in page.text

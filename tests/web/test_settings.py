@@ -1,0 +1,105 @@
+"""Settings > Storage through the form and the YAML upload: test, save, errors that keep what was typed (but
+never a secret), write-only secrets, and settings pinned by the config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.registry.conftest import running
+from trustyard.storage.config import parse_storage_block
+
+from .conftest import Browser, browser_of
+
+
+async def test_page_states_what_happens_to_images(admin: Browser) -> None:
+    page = await admin.get("/settings/storage")
+    assert "Images in the current backend are not copied." in page.text
+    assert "switching back shows the current images again." in page.text
+    assert 'id="type-filesystem" name="type" value="filesystem" checked' in page.text
+    for label in (
+        "Root directory",
+        "AWS Region name",
+        "S3 bucket name",
+        "AWS access key",
+        "AWS secret key",
+        "Region endpoint",
+        "Authorization URL",
+        "Username",
+        "Password or API key",
+        "Container",
+    ):
+        assert f">{label}</label>" in page.text, label
+
+
+async def test_save_filesystem_then_test_and_a_failure(admin: Browser, tmp_path: Path) -> None:
+    await admin.get("/settings/storage")
+    root = tmp_path / "elsewhere"
+    tested = await admin.post(
+        "/settings/storage", {"type": "filesystem", "filesystem_rootdirectory": str(root), "op": "test"}
+    )
+    assert "Test passed" in tested.text
+    saved = await admin.post(
+        "/settings/storage", {"type": "filesystem", "filesystem_rootdirectory": str(root), "op": "save"}
+    )
+    assert saved.status_code == 303
+    page = await admin.get("/settings/storage")
+    assert f"Saved. Images are now stored in the directory {root}" in page.text
+    assert f'value="{root}"' in page.text
+    failed = await admin.post(
+        "/settings/storage", {"type": "filesystem", "filesystem_rootdirectory": "relative/dir", "op": "save"}
+    )
+    assert failed.status_code == 400
+    assert "must be an absolute path" in failed.text
+    assert 'value="relative/dir"' in failed.text
+    audit = await admin.get("/admin/audit", params={"action": "settings.storage"})
+    assert "settings.storage" in audit.text
+
+
+async def test_a_failing_backend_keeps_the_form_but_not_the_secret(admin: Browser) -> None:
+    await admin.get("/settings/storage")
+    form = {
+        "type": "cloud",
+        "provider": "s3",
+        "s3_bucket": "kept-bucket",
+        "s3_accesskey": "AKIAEXAMPLE",
+        "s3_secretkey": "very-secret-value",
+        "s3_regionendpoint": "http://127.0.0.1:9",  # nothing listens there
+        "s3_forcepathstyle": "on",
+        "op": "save",
+    }
+    page = await admin.post("/settings/storage", form)
+    assert page.status_code == 422
+    assert "probe object failed" in page.text
+    assert 'value="kept-bucket"' in page.text
+    assert 'id="s3_forcepathstyle" name="s3_forcepathstyle" type="checkbox" checked' in page.text
+    assert "very-secret-value" not in page.text
+    assert "In use: <strong>Filesystem</strong>" in (await admin.get("/settings/storage")).text
+
+
+async def test_yaml_upload(admin: Browser, tmp_path: Path) -> None:
+    await admin.get("/settings/storage")
+    block = f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'from-yaml'}\n".encode()
+    response = await admin.http.post(
+        "/settings/storage/upload",
+        data={"csrf": admin.csrf, "op": "save"},
+        files={"file": ("config.yml", block, "text/yaml")},
+    )
+    assert response.status_code == 303
+    assert str(tmp_path / "from-yaml") in (await admin.get("/settings/storage")).text
+    bad = await admin.post("/settings/storage/upload", {"yaml": "storage:\n  nosuchdriver: {}\n", "op": "test"})
+    assert bad.status_code == 400
+    assert "invalid storage settings" in bad.text
+
+
+async def test_pinned_by_the_config_file(tmp_path: Path) -> None:
+    storage = parse_storage_block({"filesystem": {"rootdirectory": str(tmp_path / "pinned")}})
+    async with running(tmp_path / "data", storage=storage, storage_source="config file") as registry:
+        admin = browser_of(registry)
+        async with admin.http:
+            await admin.login()
+            page = await admin.get("/settings/storage")
+            assert "Storage is set by the <strong>config file</strong>" in page.text
+            assert '<fieldset disabled class="plain">' in page.text
+            refused = await admin.post("/settings/storage", {"type": "filesystem", "op": "save"})
+            assert refused.status_code == 409
+            assert "change it there" in refused.text
