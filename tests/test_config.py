@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from trustyard.config import load_settings
+from trustyard.config import Settings, load_settings
 from trustyard.errors import ConfigInvalid
 
 
@@ -87,3 +87,26 @@ def test_trust_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("TRUSTYARD_TLS_CERT", str(tmp_path / "cert.pem"))
     with pytest.raises(ConfigInvalid, match="tls_cert and tls_key go together"):
         load_settings(None)
+
+
+def test_workers_receive_the_secrets_not_their_masks(tmp_path: Path) -> None:
+    config = write(
+        tmp_path,
+        """
+storage:
+  swift:
+    authurl: http://127.0.0.1:8080/auth/v1.0
+    username: test:tester
+    password: the-api-key
+    container: images
+    secretkey: temp-url-key
+""",
+    )
+    settings = load_settings(config)
+    again = Settings.model_validate_json(settings.for_workers())
+    assert again.storage.swift is not None
+    assert again.storage.swift.password.get_secret_value() == "the-api-key"
+    assert again.storage.swift.secretkey is not None
+    assert again.storage.swift.secretkey.get_secret_value() == "temp-url-key"
+    assert again == settings
+    assert "the-api-key" not in repr(again)  # still masked wherever settings are printed

@@ -8,6 +8,7 @@ or DTR configuration drops in. Nested environment keys use ``__``: ``TRUSTYARD_S
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -113,6 +114,23 @@ class Settings(BaseSettings):
                 "token_key": self.token_key_path.absolute(),
             }
         )
+
+    def for_workers(self) -> str:
+        """These settings as JSON for the worker processes, secrets included (``model_dump_json`` masks
+        SecretStr values as ``**********``, which would leave workers with unusable storage credentials)."""
+
+        def reveal(value: Any) -> Any:
+            if isinstance(value, SecretStr):
+                return value.get_secret_value()
+            if isinstance(value, dict):
+                return {key: reveal(item) for key, item in value.items()}
+            if isinstance(value, list | tuple):
+                return [reveal(item) for item in value]
+            if isinstance(value, Path):
+                return str(value)
+            return value
+
+        return json.dumps(reveal(self.model_dump(mode="python")))
 
     @property
     def worker_count(self) -> int:

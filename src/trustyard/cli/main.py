@@ -78,7 +78,7 @@ def serve(
     host, port = settings.host_port
     # The admin password stays in this process: workers get the rest of the settings.
     settings = settings.with_absolute_paths().model_copy(update={"admin_password": None})
-    os.environ[WORKER_SETTINGS_ENV] = settings.model_dump_json()
+    os.environ[WORKER_SETTINGS_ENV] = settings.for_workers()
     # Granian resolves its import target against the working directory and treats a directory holding an
     # __init__.py as a package to import from; start it from the data directory, which is ours.
     os.chdir(settings.data_dir)
