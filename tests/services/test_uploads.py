@@ -16,6 +16,7 @@ from trustyard.errors import (
     DigestInvalid,
     RangeInvalid,
     SizeInvalid,
+    StorageUnavailable,
 )
 from trustyard.oci.digest import Digest, Hasher
 from trustyard.oci.names import RepositoryName
@@ -213,3 +214,14 @@ async def test_purge_cancels_only_idle_sessions(object_store_services: ObjectSto
     assert driver.store.uploads == {}
     with pytest.raises(Denied):
         await services.uploads.purge(Actor(name="alice"), timedelta(0))
+
+
+async def test_a_failing_cleanup_does_not_hide_the_error_that_ended_the_upload(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def outage(_prefix: str) -> None:
+        raise StorageUnavailable("memory: the store is down")
+
+    monkeypatch.setattr(services.uploads._storage, "delete_prefix", outage)
+    with pytest.raises(DigestInvalid):  # the client learns its digest was wrong, not that cleanup failed
+        await services.uploads.monolithic(ACTOR, REPO, Digest.of(b"other"), chunks(b"abc"))

@@ -12,6 +12,7 @@ repository's ``_layers`` link is written, and only then is the blob recorded in 
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from trustyard.services.actor import Action, Actor
 from trustyard.services.blobs import BlobInfo
 from trustyard.storage import layout
 from trustyard.storage.driver import Part, StorageDriver, UploadState
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +133,10 @@ class Uploads:
                 hasher = await self._rehash(row.storage_key, digest.algorithm)
             self._check(digest, hasher.digest())
         except BaseException:
-            await self._storage.abort_upload(state)
-            await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
+            await self._tidy(layout.upload_dir(repository, upload_id), state)
             raise
         await self._publish(repository, digest, row.storage_key, size)
-        await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
+        await self._tidy(layout.upload_dir(repository, upload_id))
         return BlobInfo(digest, size)
 
     async def monolithic(
@@ -150,7 +152,7 @@ class Uploads:
             self._check(digest, hasher.digest())
             await self._publish(repository, digest, key, size)
         finally:
-            await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
+            await self._tidy(layout.upload_dir(repository, upload_id))
         return BlobInfo(digest, size)
 
     async def cancel(self, actor: Actor, repository: RepositoryName, upload_id: str) -> None:
@@ -175,6 +177,17 @@ class Uploads:
             await self._storage.delete_prefix(row.storage_key.rpartition("/")[0])
             purged += 1
         return purged
+
+    async def _tidy(self, upload_dir: str, state: UploadState | None = None) -> None:
+        """Remove what a finished or failed upload left in storage. Failures here are logged, never raised:
+        they must not hide the error that ended the upload (a storage outage fails both), and what stays
+        behind is invisible staging that the purge of idle sessions and garbage collection remove."""
+        try:
+            if state is not None:
+                await self._storage.abort_upload(state)
+            await self._storage.delete_prefix(upload_dir)
+        except Exception as exc:
+            log.warning("could not remove upload staging %s: %s", upload_dir, exc)
 
     async def _row(self, repository: RepositoryName, upload_id: str) -> UploadRow:
         row = await self._index.upload(repository.value, upload_id)
