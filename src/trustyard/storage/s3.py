@@ -543,11 +543,20 @@ class S3Driver:
         return min(MAX_PART, self.chunksize << ((number - 1) // _GROW_EVERY))
 
     async def _create_upload(self, s3: S3Client, full: str, key: str) -> str:
+        # Shielded: a caller cancelled while the request is in flight would never learn the id of an upload
+        # the store did create, and could not abort it. Finish asking, abort, then let the cancellation go on.
+        request = asyncio.ensure_future(s3.create_multipart_upload(Bucket=self.bucket, Key=full, **self._create_args))
         try:
-            response = await s3.create_multipart_upload(Bucket=self.bucket, Key=full, **self._create_args)
+            response = await asyncio.shield(request)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                orphan = await request
+                await self._abort_quietly(full, orphan["UploadId"])
+            raise
         except (ClientError, *_STREAM_ERRORS) as exc:
             self._raise("CreateMultipartUpload", key, exc)
-        return response["UploadId"]
+        upload_id: str = response["UploadId"]
+        return upload_id
 
     async def _next_part_number(self, s3: S3Client, full: str, upload: UploadState) -> int:
         """One more than the highest part number ``upload`` has; ObjectNotFound when the upload is gone."""
