@@ -22,12 +22,18 @@ class BlobFileResponse(FileResponse):
 async def get_blob(request: Request) -> Response:
     name, digest = repository(request), Digest.parse(request.path_params["digest"])
     blobs = services(request).blobs
-    content = await blobs.open(actor(request), name, digest)
     headers = {
         "Docker-Content-Digest": str(digest),
         "ETag": f'"{digest}"',
         "Cache-Control": "max-age=31536000",
     }
+    if request.method == "HEAD":
+        # The index alone answers: it never names bytes storage lacks (storage first, index second), and a
+        # stat of the file or a HEAD to an object store would cost more than the rest of the request.
+        info = await blobs.stat(actor(request), name, digest)
+        headers.update({"Content-Length": str(info.size), "Accept-Ranges": "bytes"})
+        return Response(status_code=200, headers=headers, media_type=OCTET_STREAM)
+    content = await blobs.open(actor(request), name, digest)
     if content.path is not None:
         try:
             stat = os.stat(content.path)
@@ -37,9 +43,6 @@ async def get_blob(request: Request) -> Response:
     if content.redirect is not None and request.method == "GET":
         return RedirectResponse(content.redirect, status_code=307, headers=headers)
     size = content.info.size
-    if request.method == "HEAD":
-        headers.update({"Content-Length": str(size), "Accept-Ranges": "bytes"})
-        return Response(status_code=200, headers=headers, media_type=OCTET_STREAM)
     byte_range = parse_range(request.headers.get("range"), size)
     if byte_range is None:
         headers["Content-Length"] = str(size)
