@@ -72,16 +72,7 @@ class Manifests:
         named = [reference] if isinstance(reference, Tag) else []
         tags = tuple(dict.fromkeys(t.value for t in [*named, *extra_tags]))
         await self._store(repository, digest, payload, tags)
-        record = NewManifest(
-            digest=str(digest),
-            media_type=manifest.media_type,
-            payload=payload,
-            artifact_type=manifest.effective_artifact_type,
-            subject_digest=str(manifest.subject.digest) if manifest.subject else None,
-            annotations=manifest.annotations,
-            blob_digests=[str(d.digest) for d in _checked_blobs(manifest)],
-            child_digests=[str(d.digest) for d in manifest.manifests],
-        )
+        record = manifest_record(digest, payload, manifest, [d.digest for d in _checked_blobs(manifest)])
         await self._index.put_manifest(
             repository.value, record, tags, pushed_by=None if actor.anonymous else actor.name
         )
@@ -133,6 +124,20 @@ class Manifests:
             tag = Tag(name)
             await self._storage.put(layout.tag_index_link(repository, tag, digest), layout.link_body(digest))
             await self._storage.put(layout.tag_current_link(repository, tag), layout.link_body(digest))
+
+
+def manifest_record(digest: Digest, payload: bytes, manifest: Manifest, blobs: Sequence[Digest]) -> NewManifest:
+    """What the index records of a parsed manifest; ``blobs`` are the blob references it must hold."""
+    return NewManifest(
+        digest=str(digest),
+        media_type=manifest.media_type,
+        payload=payload,
+        artifact_type=manifest.effective_artifact_type,
+        subject_digest=str(manifest.subject.digest) if manifest.subject else None,
+        annotations=manifest.annotations,
+        blob_digests=[str(blob) for blob in blobs],
+        child_digests=[str(child.digest) for child in manifest.manifests],
+    )
 
 
 def _checked_blobs(manifest: Manifest) -> list[Descriptor]:

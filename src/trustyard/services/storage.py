@@ -11,12 +11,13 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from trustyard.db.index import Index, NewManifest
+from trustyard.db.index import Index
 from trustyard.errors import Denied, TrustyardError
 from trustyard.oci.digest import Digest
 from trustyard.oci.manifest import Manifest, parse_manifest
 from trustyard.oci.names import RepositoryName, Tag
 from trustyard.services.actor import Actor
+from trustyard.services.manifests import manifest_record
 from trustyard.storage import layout
 from trustyard.storage.driver import StorageDriver
 
@@ -124,15 +125,6 @@ class StorageAdmin:
             if not await self._link_if_stored(repository, blob):
                 report.skipped.append(f"{repository}@{digest}: blob {blob} is not in storage")
                 return False
-        record = NewManifest(
-            digest=str(digest),
-            media_type=manifest.media_type,
-            payload=payload,
-            artifact_type=manifest.effective_artifact_type,
-            subject_digest=str(manifest.subject.digest) if manifest.subject else None,
-            annotations=manifest.annotations,
-            blob_digests=[str(b) for b in blobs],
-            child_digests=[str(d.digest) for d in manifest.manifests],
-        )
+        record = manifest_record(digest, payload, manifest, blobs)
         await self._index.put_manifest(repository.value, record, tags)
         return True
