@@ -1,5 +1,6 @@
 """Token auth on /v2: the challenge, the token endpoint (GET, OAuth2 POST, refresh), and the authorization
-matrix: each kind of caller by every /v2 operation, with the status each must get."""
+matrix: each kind of caller by every /v2 operation, with the status each must get, with a Bearer token and
+with the same credentials sent as HTTP Basic (tests/registry/test_basic_auth.py has the rest of Basic)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,13 @@ async def bearer(world: World, caller: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['token']}"}
 
 
+def basic(world: World, caller: str) -> dict[str, str]:
+    """The same caller sending its credentials as HTTP Basic on every request (``curl -u``, CI scripts).
+    Wrong and revoked Basic credentials are in test_basic_auth.py: a row of them would hit the login limit."""
+    credentials = f"{caller}:{world.secrets[caller]}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
+
+
 # status per caller:  anonymous reader writer owner admin outsider revoked expired
 CALLERS = ("anonymous", "reader", "writer", "owner", "admin", "outsider", "revoked", "expired")
 PULL = (401, 200, 200, 200, 200, 401, 401, 401)
@@ -106,9 +114,14 @@ PUSH = (401, 401, None, None, None, 401, 401, 401)  # None: the operation's succ
 DELETE = (401, 401, 401, None, None, 401, 401, 401)
 
 
-@pytest.mark.parametrize("caller", CALLERS)
-async def test_authorization_matrix(world: World, caller: str) -> None:
-    client, headers = world.registry.client, await bearer(world, caller)
+@pytest.mark.parametrize(
+    ("caller", "scheme"),
+    [(caller, "bearer") for caller in CALLERS]
+    + [(caller, "basic") for caller in CALLERS if caller not in ("anonymous", "revoked", "expired")],
+)
+async def test_authorization_matrix(world: World, caller: str, scheme: str) -> None:
+    client = world.registry.client
+    headers = await bearer(world, caller) if scheme == "bearer" else basic(world, caller)
     column = CALLERS.index(caller)
     manifest = (await client.get(f"/v2/{REPO}/manifests/v1")).content
     config_digest = httpx.Response(200, content=manifest).json()["config"]["digest"]
@@ -302,9 +315,10 @@ async def test_wrong_service_bad_grant_and_malformed_basic(world: World) -> None
     forged = await plain.get("/v2/", headers={"Authorization": "Bearer e30.e30.e30"})
     assert forged.status_code == 401
     assert 'error="invalid_token"' in forged.headers["www-authenticate"]
-    # Basic on /v2 is not accepted (it would put a password check on every request): tokens only.
-    basic = await plain.get("/v2/", headers={"Authorization": "Basic " + base64.b64encode(b"admin:x").decode()})
-    assert basic.status_code == 401
+    # A wrong Basic password on /v2 is a 401 that still offers tokens.
+    wrong = await plain.get("/v2/", headers={"Authorization": "Basic " + base64.b64encode(b"admin:x").decode()})
+    assert wrong.status_code == 401
+    assert wrong.headers["www-authenticate"].startswith(f'Bearer realm="{BASE_URL}/auth/token"')
     await plain.aclose()
 
 

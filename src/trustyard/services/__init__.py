@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from trustyard.auth.credential_cache import DEFAULT_SIZE, DEFAULT_TTL, CredentialCache
 from trustyard.auth.secretbox import SecretBox
 from trustyard.auth.tokens import TokenAuthority, ephemeral_authority
 from trustyard.db.accounts import AccountStore
@@ -53,10 +55,12 @@ class Services:
         authority: TokenAuthority | None = None,
         startup: StartupStorage | None = None,
         box: SecretBox | None = None,
+        basic_auth_cache_ttl: float = DEFAULT_TTL,
     ) -> Services:
         """``authority`` signs registry tokens; without one (tests, one-off commands) a throwaway key does.
         ``startup`` is the storage the process started with (runtime settings may replace it, see
-        services/settings.py) and ``box`` seals saved secrets; tests may leave both out."""
+        services/settings.py) and ``box`` seals saved secrets; tests may leave both out.
+        ``basic_auth_cache_ttl``: how long verified HTTP Basic credentials are trusted without a new check."""
         storage = storage if isinstance(storage, SwitchableDriver) else SwitchableDriver(storage)
         audit = Audit(AuditStore(index.reader, index.writer))
         account_store = AccountStore(index.reader, index.writer)
@@ -74,14 +78,21 @@ class Services:
         )
         return cls(
             blobs=Blobs(index, storage, audit),
-            uploads=Uploads(index, storage),
+            uploads=Uploads(index, storage, accounts.pullable),
             manifests=Manifests(index, storage, audit),
             tags=Tags(index),
             repositories=Repositories(index, repository_store, storage, audit, accounts.pullable),
             referrers=Referrers(index),
             storage=storage_admin,
             accounts=accounts,
-            tokens=Tokens(authority or ephemeral_authority(), account_store, repository_store, accounts, audit),
+            tokens=Tokens(
+                authority or ephemeral_authority(),
+                account_store,
+                repository_store,
+                accounts,
+                audit,
+                CredentialCache(basic_auth_cache_ttl, DEFAULT_SIZE, time.monotonic),
+            ),
             audit=audit,
             settings=settings,
         )

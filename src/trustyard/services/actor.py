@@ -34,7 +34,8 @@ class Actor:
     source: str | None = None  # client address, for audit
     #: A site administrator (accounts, settings). Registry tokens never carry this: they carry scopes.
     admin: bool = False
-    #: True when the caller came with a registry token: a refusal then asks for a token with more scope.
+    #: True when the caller came with a registry token (or HTTP Basic on /v2/, which carries what a token would):
+    #: a refusal then asks for a token with more scope.
     token: bool = False
     #: May list the catalog (a registry token must carry ``registry:catalog:*``); it shows only what may be pulled.
     catalog: bool = True

@@ -2,18 +2,22 @@
 
 ``login`` checks a password (argon2) or an app token, slowed by rate limiting on recent failures (counted in
 the audit log, so the limit holds across workers and nodes). ``issue`` and ``refresh`` sign tokens;
-``authenticate`` turns a Bearer token into an ``Actor`` from the token alone, with no database query.
+``authenticate`` turns a Bearer token into an ``Actor`` from the token alone, with no database query;
+``authenticate_basic`` turns HTTP Basic credentials on /v2/ into the actor a token for the same account would
+make, verifying them through ``login`` once per cache lifetime (``auth/credential_cache.py``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from trustyard.auth import passwords
-from trustyard.auth.policy import grant
+from trustyard.auth.credential_cache import CredentialCache
+from trustyard.auth.policy import Subject, allowed_actions, grant, role_on
 from trustyard.auth.scopes import CATALOG, CATALOG_SCOPE, REGISTRY, REPOSITORY, Scope
 from trustyard.auth.tokens import TokenAuthority, TokenInvalid
 from trustyard.db.accounts import AccountStore, UserRow
@@ -55,12 +59,14 @@ class Tokens:
         repositories: RepositoryStore,
         accounts: Accounts,
         audit: Audit,
+        verified: CredentialCache[Subject],
     ) -> None:
         self.authority = authority
         self._store = store
         self._repositories = repositories
         self._accounts = accounts
         self._audit = audit
+        self._verified = verified
 
     @property
     def service(self) -> str:
@@ -182,7 +188,7 @@ class Tokens:
             return Actor(name="anonymous", anonymous=True, allowed=_nothing, source=source, token=True, catalog=False)
         kind, _, credential = authorization.partition(" ")
         if kind.lower() != "bearer" or not credential.strip():
-            raise Unauthorized("use a Bearer token from the token endpoint (docker login does this)")
+            raise Unauthorized("use a Bearer token from the token endpoint (docker login does this) or HTTP Basic")
         try:
             claims = self.authority.verify_access(credential.strip())
         except TokenInvalid:
@@ -199,6 +205,32 @@ class Tokens:
             token=True,
             catalog=claims.allows(REGISTRY, CATALOG, "*"),
         )
+
+    async def authenticate_basic(self, authorization: str, source: str | None, repositories: Sequence[str]) -> Actor:
+        """The actor of HTTP Basic credentials on /v2/: what a token for the same account would carry on
+        ``repositories`` (the names the request touches) and the catalog. Verified credentials are cached
+        (bounded, ``ttl`` seconds), so only the first request of a while pays for argon2; a failure is a
+        failed login as at the token endpoint (audited and rate-limited)."""
+        key = self._verified.key(authorization)
+        subject = self._verified.get(key)
+        if subject is None:
+            principal = await self.login_basic(authorization, source)
+            subject = await self._accounts.subject(principal.user.name) if principal else None
+            if subject is None:
+                raise LoginFailed()
+            self._verified.put(key, subject)
+        # Public repositories add pull, as the token endpoint grants it; only names the subject holds no
+        # role on can gain anything, so a caller working in its own repositories costs no query.
+        ungranted = [name for name in repositories if role_on(subject, name) is None]
+        public = await self._repositories.public(ungranted) if ungranted else set()
+        permitted = subject
+
+        def allowed(repository: str, action: Action) -> bool:
+            return action.value in allowed_actions(permitted, repository, repository in public)
+
+        # ``token``: refused like a token that lacks the scope (401 with the Bearer challenge naming it), and
+        # the catalog lists what the account may pull, public repositories included, as for a token.
+        return Actor(name=subject.name, allowed=allowed, source=source, token=True, catalog=True)
 
 
 def _nothing(_repository: str, _action: Action) -> bool:
