@@ -137,7 +137,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     driver = SwitchableDriver(build_driver(settings.storage, settings.default_storage_root))
     authority = token_authority(settings) if settings.token_key_path.exists() else None
     try:
-        services = Services.create(index, driver, authority, startup, secret_box(settings))
+        services = Services.create(
+            index, driver, authority, startup, secret_box(settings), refresh_tokens=settings.refresh_tokens
+        )
         await services.settings.refresh()
         yield services
     finally:

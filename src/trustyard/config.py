@@ -46,8 +46,12 @@ class Settings(BaseSettings):
     public_url: str | None = None
     #: The token signing key (EC P-256 PEM); default DATA_DIR/keys/token.pem. Nodes behind one balancer share it.
     token_key: Path | None = None
-    #: Lifetime of registry access tokens (seconds) and of refresh tokens (docker login keeps one).
+    #: Lifetime of registry access tokens (seconds) and of refresh tokens.
     token_ttl: int = Field(default=300, ge=30, le=3600)
+    #: Answer ``offline_token=true`` (docker login) with a refresh token. Off by default, as Distribution and
+    #: Harbor do: docker stores a refresh token as an ``identitytoken`` in ~/.docker/config.json, which podman,
+    #: buildah and skopeo refuse, so one auth file would no longer serve every client.
+    refresh_tokens: bool = False
     refresh_token_ttl: int = Field(default=30 * 86400, ge=3600)
     #: The first start's admin password (TRUSTYARD_ADMIN_PASSWORD); generated and printed once when unset.
     admin_password: SecretStr | None = None

@@ -53,10 +53,13 @@ class Services:
         authority: TokenAuthority | None = None,
         startup: StartupStorage | None = None,
         box: SecretBox | None = None,
+        *,
+        refresh_tokens: bool = False,
     ) -> Services:
         """``authority`` signs registry tokens; without one (tests, one-off commands) a throwaway key does.
         ``startup`` is the storage the process started with (runtime settings may replace it, see
-        services/settings.py) and ``box`` seals saved secrets; tests may leave both out."""
+        services/settings.py) and ``box`` seals saved secrets; tests may leave both out. ``refresh_tokens``: whether
+        logins may ask for refresh tokens (the ``refresh_tokens`` setting)."""
         storage = storage if isinstance(storage, SwitchableDriver) else SwitchableDriver(storage)
         audit = Audit(AuditStore(index.reader, index.writer))
         account_store = AccountStore(index.reader, index.writer)
@@ -81,7 +84,14 @@ class Services:
             referrers=Referrers(index),
             storage=storage_admin,
             accounts=accounts,
-            tokens=Tokens(authority or ephemeral_authority(), account_store, repository_store, accounts, audit),
+            tokens=Tokens(
+                authority or ephemeral_authority(),
+                account_store,
+                repository_store,
+                accounts,
+                audit,
+                refresh_tokens=refresh_tokens,
+            ),
             audit=audit,
             settings=settings,
         )
