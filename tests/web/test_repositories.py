@@ -3,7 +3,9 @@ tag after confirmation, and what users without the permission see."""
 
 from __future__ import annotations
 
+import os
 import re
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -17,6 +19,8 @@ from tests.registry.conftest import (
     put_manifest,
 )
 from trustyard.oci import mediatypes as mt
+from trustyard.services import Services
+from trustyard.services.actor import Actor
 from trustyard.web import repositories
 
 from .conftest import Browser, browser_of
@@ -116,3 +120,18 @@ async def test_unknown_repository(admin: Browser) -> None:
     page = await admin.get("/repositories/no/such")
     assert page.status_code == 404
     assert "not known to this registry" in page.text
+
+
+async def test_after_a_reindex_pushed_is_when_storage_wrote_the_tag(admin: Browser, registry: Registry) -> None:
+    """A reindex (or a storage switch, which reindexes) knows no pusher, but storage knows when each tag link
+    was written: the page shows that time, not the reindex's, and says the pusher was not recorded."""
+    await push_image(registry.client, "team/app", "1.0")
+    pushed = datetime(2024, 3, 5, 6, 7, tzinfo=UTC).timestamp()
+    tag_link = registry.repositories_root / "team/app/_manifests/tags/1.0/current/link"
+    os.utime(tag_link, (pushed, pushed))
+    services: Services = registry.asgi.state.services
+    await services.storage._index.clear()
+    report = await services.storage.reindex(Actor.system())
+    assert report.tags == 1
+    page = await admin.get("/repositories/team/app")
+    assert '<time datetime="2024-03-05T06:07:00Z">2024-03-05 06:07 UTC</time> by (not recorded)' in page.text
