@@ -18,6 +18,7 @@ from tests.registry.conftest import (
     push_image,
     put_manifest,
 )
+from trustyard import __version__
 from trustyard.oci import mediatypes as mt
 from trustyard.services import Services
 from trustyard.services.actor import Actor
@@ -32,7 +33,7 @@ async def test_empty_state(admin: Browser) -> None:
 
 
 def _listed(page: httpx.Response) -> list[str]:
-    return re.findall(r'<li><a href="/repositories/([^"]+)">', page.text)
+    return re.findall(r'<th scope="row"><a href="/repositories/([^"]+)">', page.text)
 
 
 async def test_search_and_pagination(admin: Browser, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,6 +50,33 @@ async def test_search_and_pagination(admin: Browser, registry: Registry, monkeyp
     assert _listed(await admin.get("/repositories", params={"q": "team"})) == ["team/app", "team/db"]
     none = await admin.get("/repositories", params={"q": "zzz"})
     assert "has a name containing <strong>zzz</strong>" in none.text
+
+
+async def test_list_shows_tag_count_size_and_last_push(admin: Browser, registry: Registry) -> None:
+    shared = await push_image(registry.client, "team/app", "1.0", seed="a")
+    await push_image(registry.client, "team/app", "latest", seed="a")  # the same image: its blobs count once
+    other = await push_image(registry.client, "team/app", "2.0", seed="b")
+    await push_image(registry.client, "team/db", "1", seed="c")
+    size = sum(len(blob) for image in (shared, other) for blob in (image.config, *image.layers))
+    page = await admin.get("/repositories")
+    row = _row(page, "team/app")
+    assert '<td data-label="Tags" class="number">3</td>' in row
+    assert f'<td data-label="Size" class="number">{size} Bytes</td>' in row
+    assert re.search(r'<td data-label="Last push"><time datetime="\d{4}-\d\d-\d\dT[\d:]{8}Z">', row)
+    assert '<td data-label="Tags" class="number">1</td>' in _row(page, "team/db")
+
+
+def _row(page: httpx.Response, name: str) -> str:
+    found = re.search(rf'<tr>\s*<th scope="row"><a href="/repositories/{name}">.*?</tr>', page.text, re.S)
+    assert found, f"no row for {name}"
+    return found.group(0)
+
+
+async def test_every_page_shows_the_version_and_pull_address(browser: Browser, admin_browser: Browser) -> None:
+    for page in (await browser.get("/login"), await admin_browser.get("/repositories")):
+        footer = page.text.split('<footer class="site-footer">')[1]
+        assert f"trustyard {__version__}" in footer
+        assert "<code>registry.test</code>" in footer
 
 
 async def test_tags_show_digest_size_platforms_and_pusher(admin: Browser, registry: Registry) -> None:
