@@ -139,7 +139,13 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     authority = token_authority(settings) if settings.token_key_path.exists() else None
     try:
         services = Services.create(
-            index, driver, authority, startup, secret_box(settings), basic_auth_cache_ttl=settings.basic_auth_cache_ttl
+            index,
+            driver,
+            authority,
+            startup,
+            secret_box(settings),
+            basic_auth_cache_ttl=settings.basic_auth_cache_ttl,
+            refresh_tokens=settings.refresh_tokens,
         )
         await services.settings.refresh()
         yield services

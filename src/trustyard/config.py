@@ -47,8 +47,12 @@ class Settings(BaseSettings):
     public_url: str | None = None
     #: The token signing key (EC P-256 PEM); default DATA_DIR/keys/token.pem. Nodes behind one balancer share it.
     token_key: Path | None = None
-    #: Lifetime of registry access tokens (seconds) and of refresh tokens (docker login keeps one).
+    #: Lifetime of registry access tokens (seconds) and of refresh tokens.
     token_ttl: int = Field(default=300, ge=30, le=3600)
+    #: Answer ``offline_token=true`` (docker login) with a refresh token. Off by default, as Distribution and
+    #: Harbor do: docker stores a refresh token as an ``identitytoken`` in ~/.docker/config.json, which podman,
+    #: buildah and skopeo refuse, so one auth file would no longer serve every client.
+    refresh_tokens: bool = False
     refresh_token_ttl: int = Field(default=30 * 86400, ge=3600)
     #: How long (seconds) a worker trusts HTTP Basic credentials on /v2/ it has verified, before checking them
     #: again; a password change or a revoked app token takes at most this long to take effect. 0: never cache.

@@ -8,8 +8,10 @@ import base64
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -52,7 +54,20 @@ class World:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with running(tmp_path / "data") as registry:
+    async with populated(tmp_path / "data") as built:
+        yield built
+
+
+@pytest.fixture
+async def world_with_refresh(tmp_path: Path) -> AsyncIterator[World]:
+    """The same world on a registry that hands out refresh tokens (``refresh_tokens: true``)."""
+    async with populated(tmp_path / "data", refresh_tokens=True) as built:
+        yield built
+
+
+@asynccontextmanager
+async def populated(data_dir: Path, **settings: Any) -> AsyncIterator[World]:
+    async with running(data_dir, **settings) as registry:
         services: Services = registry.asgi.state.services
         system = Actor.system()
         for name in ("reader", "writer", "owner", "outsider"):
@@ -260,7 +275,35 @@ async def test_mount_needs_pull_on_the_source(world: World) -> None:
     await client.aclose()
 
 
-async def test_oauth2_post_and_refresh_tokens(world: World) -> None:
+async def test_no_refresh_tokens_by_default(world: World) -> None:
+    """docker login asks for one (offline_token=true) and would store it as an identity token, which podman,
+    buildah and skopeo refuse: by default the answer has none, as Distribution's and Harbor's have none."""
+    client = world.registry.client
+    got = await client.get(
+        "/auth/token", params={"offline_token": "true", "service": "trustyard"}, auth=("reader", PASSWORD)
+    )
+    assert got.status_code == 200, got.text
+    assert "refresh_token" not in got.json()
+    form = {"grant_type": "password", "username": "reader", "password": PASSWORD, "access_type": "offline"}
+    posted = await client.post("/auth/token", data=form)
+    assert posted.status_code == 200, posted.text
+    assert "refresh_token" not in posted.json()
+
+
+async def test_turning_refresh_tokens_off_revokes_them(tmp_path: Path) -> None:
+    params = {"offline_token": "true", "service": "trustyard"}
+    async with running(tmp_path / "data", refresh_tokens=True) as registry:
+        refresh = (await registry.client.get("/auth/token", params=params, auth=ADMIN)).json()["refresh_token"]
+    async with running(tmp_path / "data") as registry:
+        refused = await registry.client.post(
+            "/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh}
+        )
+    assert refused.status_code == 401
+    assert "refresh tokens are turned off" in refused.json()["errors"][0]["message"]
+
+
+async def test_oauth2_post_and_refresh_tokens(world_with_refresh: World) -> None:
+    world = world_with_refresh
     client = world.registry.client
     form = {
         "grant_type": "password",
@@ -291,7 +334,8 @@ async def test_oauth2_post_and_refresh_tokens(world: World) -> None:
     assert revoked.status_code == 401
 
 
-async def test_a_password_change_revokes_refresh_tokens(world: World) -> None:
+async def test_a_password_change_revokes_refresh_tokens(world_with_refresh: World) -> None:
+    world = world_with_refresh
     client = world.registry.client
     got = await client.get(
         "/auth/token", params={"offline_token": "true", "service": "trustyard"}, auth=("reader", PASSWORD)

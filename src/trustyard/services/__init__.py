@@ -55,12 +55,15 @@ class Services:
         authority: TokenAuthority | None = None,
         startup: StartupStorage | None = None,
         box: SecretBox | None = None,
+        *,
         basic_auth_cache_ttl: float = DEFAULT_TTL,
+        refresh_tokens: bool = False,
     ) -> Services:
         """``authority`` signs registry tokens; without one (tests, one-off commands) a throwaway key does.
         ``startup`` is the storage the process started with (runtime settings may replace it, see
         services/settings.py) and ``box`` seals saved secrets; tests may leave both out.
-        ``basic_auth_cache_ttl``: how long verified HTTP Basic credentials are trusted without a new check."""
+        ``basic_auth_cache_ttl``: how long verified HTTP Basic credentials are trusted without a new check;
+        ``refresh_tokens``: whether logins may ask for refresh tokens (the ``refresh_tokens`` setting)."""
         storage = storage if isinstance(storage, SwitchableDriver) else SwitchableDriver(storage)
         audit = Audit(AuditStore(index.reader, index.writer))
         account_store = AccountStore(index.reader, index.writer)
@@ -92,6 +95,7 @@ class Services:
                 accounts,
                 audit,
                 CredentialCache(basic_auth_cache_ttl, DEFAULT_SIZE, time.monotonic),
+                refresh_tokens=refresh_tokens,
             ),
             audit=audit,
             settings=settings,

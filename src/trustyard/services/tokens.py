@@ -1,7 +1,8 @@
 """Logging in and registry tokens: credentials → principal → token with requested ∩ allowed scopes.
 
 ``login`` checks a password (argon2) or an app token, slowed by rate limiting on recent failures (counted in
-the audit log, so the limit holds across workers and nodes). ``issue`` and ``refresh`` sign tokens;
+the audit log, so the limit holds across workers and nodes). ``issue`` and ``refresh`` sign tokens; refresh
+tokens only when the registry allows them (``refresh_tokens`` setting, off by default);
 ``authenticate`` turns a Bearer token into an ``Actor`` from the token alone, with no database query;
 ``authenticate_basic`` turns HTTP Basic credentials on /v2/ into the actor a token for the same account would
 make, verifying them through ``login`` once per cache lifetime (``auth/credential_cache.py``).
@@ -60,8 +61,11 @@ class Tokens:
         accounts: Accounts,
         audit: Audit,
         verified: CredentialCache[Subject],
+        *,
+        refresh_tokens: bool,
     ) -> None:
         self.authority = authority
+        self.refresh_tokens = refresh_tokens
         self._store = store
         self._repositories = repositories
         self._accounts = accounts
@@ -138,7 +142,9 @@ class Tokens:
     # Issuing --------------------------------------------------------------------------------------------
 
     async def issue(self, principal: Principal | None, requested: list[Scope], offline: bool) -> IssuedToken:
-        """A token for requested ∩ allowed scopes (anonymous when ``principal`` is None); never an error."""
+        """A token for requested ∩ allowed scopes (anonymous when ``principal`` is None); never an error.
+        ``offline`` asks for a refresh token too, granted only when refresh tokens are on: otherwise the client
+        keeps the credentials it logged in with, as it does with Distribution and Harbor."""
         user = principal.user if principal else None
         subject = await self._accounts.subject(user.name) if user else None
         wanted = requested[:MAX_SCOPES]
@@ -154,13 +160,16 @@ class Tokens:
                 scopes.append(CATALOG_SCOPE)  # the catalog itself lists only what the caller may pull
         token, issued = self.authority.issue_access(user.name if user else "", scopes)
         refresh = None
-        if offline and principal is not None and user is not None:
+        if offline and self.refresh_tokens and principal is not None and user is not None:
             stamp = passwords.password_stamp(user.password_hash) if user.password_hash else None
             refresh = self.authority.issue_refresh(user.name, principal.app_token, stamp)
         return IssuedToken(token, self.authority.access_ttl, issued, scopes, refresh)
 
     async def refresh(self, refresh_token: str, requested: list[Scope], source: str | None) -> IssuedToken:
-        """A new access token from a refresh token, if its user, password and app token are still current."""
+        """A new access token from a refresh token, if refresh tokens are on and its user, password and app
+        token are still current (turning the setting off revokes every refresh token issued before)."""
+        if not self.refresh_tokens:
+            raise LoginFailed("refresh tokens are turned off on this registry: log in with a password or app token")
         try:
             claims = self.authority.verify_refresh(refresh_token)
         except TokenInvalid:
