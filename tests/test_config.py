@@ -16,11 +16,12 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_defaults() -> None:
+def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     settings = load_settings()
     assert settings.listen == "0.0.0.0:5000"
-    assert settings.data_dir == Path("trustyard-data")
-    assert settings.default_storage_root == Path("trustyard-data/storage")
+    assert settings.data_dir == tmp_path / "trustyard-data"  # ./trustyard-data where the command was typed
+    assert settings.default_storage_root == tmp_path / "trustyard-data" / "storage"
     assert settings.storage.driver == "filesystem"
     assert settings.database.startswith("sqlite+aiosqlite:///")
     assert settings.worker_count >= 1
@@ -117,3 +118,72 @@ storage:
     assert again.storage.swift.secretkey.get_secret_value() == "temp-url-key"
     assert again == settings
     assert "the-api-key" not in repr(again)  # still masked wherever settings are printed
+
+
+# Paths: relative ones mean "relative to where the command was typed", resolved once when settings load, so
+# they still hold after `serve` changes directory (it starts Granian from the data directory).
+
+
+def test_relative_paths_from_flags_resolve_against_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(None, data_dir=Path("data"), tls_cert=Path("tls/cert.pem"), tls_key=Path("tls/key.pem"))
+    assert settings.data_dir == tmp_path / "data"
+    assert settings.tls_cert == tmp_path / "tls" / "cert.pem"
+    assert settings.tls_key == tmp_path / "tls" / "key.pem"
+    assert settings.token_key_path == tmp_path / "data" / "keys" / "token.pem"
+    assert settings.tls_dir == tmp_path / "data" / "tls"
+    assert settings.database == f"sqlite+aiosqlite:///{tmp_path / 'data' / 'trustyard.db'}"
+    monkeypatch.chdir(tmp_path / "..")
+    assert settings.data_dir == tmp_path / "data"  # what was resolved stays put
+
+
+def test_relative_paths_in_the_config_file_resolve_against_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(
+        tmp_path,
+        """
+data_dir: data
+tls_cert: certs/server.crt
+tls_key: certs/server.key
+token_key: keys/token.pem
+database_url: sqlite+aiosqlite:///index/trustyard.db
+storage:
+  filesystem:
+    rootdirectory: blobs
+""",
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    settings = load_settings(Path("../config.yml"))
+    assert settings.data_dir == work / "data"
+    assert settings.tls_cert == work / "certs" / "server.crt"
+    assert settings.tls_key == work / "certs" / "server.key"
+    assert settings.token_key_path == work / "keys" / "token.pem"
+    assert settings.database == f"sqlite+aiosqlite:///{work / 'index' / 'trustyard.db'}"
+    assert settings.storage.filesystem is not None
+    assert settings.storage.filesystem.rootdirectory == work / "blobs"
+
+
+def test_relative_paths_in_the_environment_resolve_against_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRUSTYARD_DATA_DIR", "./env-data")
+    monkeypatch.setenv("TRUSTYARD_STORAGE__FILESYSTEM__ROOTDIRECTORY", "env-blobs")
+    settings = load_settings()
+    assert settings.data_dir == tmp_path / "env-data"
+    assert settings.storage.filesystem is not None
+    assert settings.storage.filesystem.rootdirectory == tmp_path / "env-blobs"
+
+
+def test_absolute_paths_and_other_databases_are_kept(tmp_path: Path) -> None:
+    url = "postgresql+asyncpg://trustyard:secret@db.example/trustyard"
+    settings = load_settings(None, data_dir=tmp_path / "data", database_url=url)
+    assert settings.data_dir == tmp_path / "data"
+    assert settings.database == url
+    memory = load_settings(None, database_url="sqlite+aiosqlite:///:memory:")
+    assert memory.database == "sqlite+aiosqlite:///:memory:"

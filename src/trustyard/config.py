@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from trustyard.auth.credential_cache import DEFAULT_TTL
 from trustyard.errors import ConfigInvalid
@@ -111,15 +112,20 @@ class Settings(BaseSettings):
         return host.strip("[]") or "0.0.0.0", int(port)
 
     def with_absolute_paths(self) -> Settings:
-        """The same settings with every path absolute, so they mean the same from any working directory."""
+        """The same settings with every path absolute, resolved against the current working directory, so
+        they mean the same after ``serve`` changes directory and in worker processes started elsewhere."""
+
+        def absolute(path: Path | None) -> Path | None:
+            return path.expanduser().absolute() if path is not None else None
+
         return self.model_copy(
             update={
-                "data_dir": self.data_dir.absolute(),
-                "database_url": self.database,
+                "data_dir": self.data_dir.expanduser().absolute(),
+                "database_url": _absolute_sqlite(self.database_url),
                 "storage": self.storage.absolute(),
-                "tls_cert": self.tls_cert.absolute() if self.tls_cert else None,
-                "tls_key": self.tls_key.absolute() if self.tls_key else None,
-                "token_key": self.token_key_path.absolute(),
+                "tls_cert": absolute(self.tls_cert),
+                "tls_key": absolute(self.tls_key),
+                "token_key": absolute(self.token_key),
             }
         )
 
@@ -166,7 +172,20 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             explicit["storage_source"] = "environment"
         elif "storage" in values:
             explicit["storage_source"] = "config file"
-        return settings.model_copy(update=explicit) if explicit else settings
+        settings = settings.model_copy(update=explicit) if explicit else settings
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigInvalid(f"invalid configuration: {problems}") from None
+    # Paths from flags, the file and the environment are relative to where the command was typed: resolve
+    # them here, once, before anything changes directory.
+    return settings.with_absolute_paths()
+
+
+def _absolute_sqlite(url: str | None) -> str | None:
+    """A SQLite URL naming a relative file (``sqlite+aiosqlite:///index.db``) made absolute; others unchanged."""
+    if url is None or not url.startswith("sqlite"):
+        return url
+    parsed = make_url(url)
+    if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return url
+    return parsed.set(database=str(Path(parsed.database).expanduser().absolute())).render_as_string(hide_password=False)

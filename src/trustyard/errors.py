@@ -79,6 +79,36 @@ class RangeInvalid(TrustyardError):
     default_message = "requested range not satisfiable"
 
 
+class UploadOutOfOrder(RangeInvalid):
+    """A chunk (PATCH, or the final PUT's body) that does not start where the upload's bytes end (HTTP 416).
+
+    The answer carries what the upload holds (``Range``) and where to continue (``Location``), so a client
+    resumes from there.
+    """
+
+    def __init__(self, message: str, *, repository: str, upload_id: str, size: int) -> None:
+        super().__init__(message, detail={"size": size})
+        self.repository = repository
+        self.upload_id = upload_id
+        self.size = size
+
+
+class RangeNotSatisfiable(RangeInvalid):
+    """A blob GET whose Range selects no byte of the blob (HTTP 416 with ``Content-Range: bytes */SIZE``)."""
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message, detail={"size": size})
+        self.size = size
+
+
+class BlobInUse(TrustyardError):
+    """A blob DELETE refused because a manifest in the repository still references the blob (HTTP 405, one
+    of the answers the spec lists for a blob DELETE): delete the manifest first."""
+
+    code = "UNSUPPORTED"
+    default_message = "the blob is referenced by a manifest"
+
+
 class TagInvalid(TrustyardError):
     code = "TAG_INVALID"
     default_message = "invalid tag"

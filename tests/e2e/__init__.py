@@ -100,15 +100,21 @@ def free_port() -> int:
 class Server:
     """A background process in its own process group, with stdout and stderr in a log file."""
 
-    def __init__(self, cmd: Sequence[str | os.PathLike[str]], log: Path, env: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        cmd: Sequence[str | os.PathLike[str]],
+        log: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ):
         self.cmd = [os.fspath(c) for c in cmd]
         self.log = log
         with log.open("ab") as out:
             # A new session: stop() can then signal the server and every worker or helper it spawned.
-            # The log's directory as working directory: where pytest was started from must not matter.
+            # The log's directory as working directory by default: where pytest was started from must not matter.
             self.proc = subprocess.Popen(
                 self.cmd,
-                cwd=log.parent,
+                cwd=cwd or log.parent,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -93,6 +93,24 @@ async def test_put_by_sha512_digest(client: httpx.AsyncClient) -> None:
     assert got.headers["docker-content-digest"] == digest
 
 
+async def test_put_by_sha512_digest_with_tags(client: httpx.AsyncClient) -> None:
+    config, layer = b"{}", b"layer"
+    for blob in (config, layer):
+        await push_blob(client, "app", blob)
+    manifest = image_manifest(config, [layer])
+    digest = digest_of(manifest, "sha512")
+    response = await put_manifest(client, "app", digest, manifest, tag=["a", "b"])
+    assert response.status_code == 201, response.text
+    assert response.headers.get_list("oci-tag") == ["a", "b"]
+    assert response.headers["docker-content-digest"] == digest
+    assert await tags(client, "app") == ["a", "b"]
+    for tag in ("a", "b"):
+        for method in ("HEAD", "GET"):
+            got = await client.request(method, f"/v2/app/manifests/{tag}")
+            assert got.status_code == 200
+            assert got.headers["docker-content-digest"] == digest
+
+
 async def test_manifest_referencing_sha512_blobs(client: httpx.AsyncClient) -> None:
     config, layer = b'{"sha":512}', b"layer 512"
     for blob in (config, layer):
@@ -111,6 +129,7 @@ async def test_multiple_tags_in_one_put(client: httpx.AsyncClient) -> None:
     image = await push_image(client, "app", "v1")
     response = await put_manifest(client, "app", image.digest, image.manifest, tag=["a", "b", "c"])
     assert response.status_code == 201
+    assert response.headers.get_list("oci-tag") == ["a", "b", "c"]
     assert await tags(client, "app") == ["a", "b", "c", "v1"]
     for tag in ("a", "b", "c"):
         await assert_manifest(client, "app", tag, image.manifest, mt.OCI_MANIFEST)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from starlette.requests import ClientDisconnect
 
-from .conftest import Registry, digest_of, error_code, push_blob, running, start_upload
+from .conftest import Registry, digest_of, error_code, error_message, push_blob, running, start_upload
 
 DATA = b"0123456789abcdefghijklmnopqrstuvwxyz" * 100  # 3600 bytes
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -136,11 +136,40 @@ async def test_out_of_order_patch_is_416_with_the_current_range(client: httpx.As
     response = await patch(client, location, DATA[start : start + 10], start=start)
     assert response.status_code == 416
     assert response.headers["range"] == "0-9"
+    assert response.headers["location"] == location
+    assert response.headers["docker-upload-uuid"] == location.rsplit("/", 1)[1]
     assert error_code(response) == "BLOB_UPLOAD_INVALID"
+    assert "starting at byte 10" in error_message(response)
     # The upload is unharmed: continue where it is.
     await patch(client, location, DATA[10:20], start=10)
     done = await client.put(location, params={"digest": digest_of(DATA[:20])})
     assert done.status_code == 201
+    await assert_blob(client, "app", DATA[:20])
+
+
+@pytest.mark.parametrize("start", [0, 5, 20])
+async def test_out_of_order_final_put_is_416_with_the_current_range(client: httpx.AsyncClient, start: int) -> None:
+    location = await start_upload(client, "app")
+    await patch(client, location, DATA[:10], start=0)
+    chunk = DATA[start : start + 10]
+    response = await client.put(
+        location,
+        params={"digest": digest_of(DATA[:20])},
+        content=chunk,
+        headers={"Content-Range": f"{start}-{start + len(chunk) - 1}", "Content-Type": "application/octet-stream"},
+    )
+    assert response.status_code == 416
+    assert response.headers["range"] == "0-9"
+    assert response.headers["location"] == location
+    assert error_code(response) == "BLOB_UPLOAD_INVALID"
+    # Nothing was written: the right last chunk still completes the blob.
+    response = await client.put(
+        location,
+        params={"digest": digest_of(DATA[:20])},
+        content=DATA[10:20],
+        headers={"Content-Range": "10-19", "Content-Type": "application/octet-stream"},
+    )
+    assert response.status_code == 201, response.text
     await assert_blob(client, "app", DATA[:20])
 
 

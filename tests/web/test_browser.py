@@ -206,9 +206,9 @@ def _fill_s3(page: Page, url: str, bucket: str, access: str, secret: str) -> Non
     page.get_by_label("S3 bucket name").fill(bucket)
     page.get_by_label("AWS access key").fill(access)
     page.get_by_label("AWS secret key").fill(secret)
-    if not page.get_by_label("Region endpoint").is_visible():
+    page.get_by_label("Region endpoint").fill(url)  # in the main form, as the seed draws it
+    if not page.get_by_label("Use path-style addressing").is_visible():
         page.locator("fieldset.section-s3").get_by_text("Advanced settings").click()
-    page.get_by_label("Region endpoint").fill(url)
     page.get_by_label("Use path-style addressing").check()
 
 

@@ -31,6 +31,19 @@ async def test_page_states_what_happens_to_images(admin: Browser) -> None:
         assert f">{label}</label>" in page.text, label
 
 
+async def test_s3_region_endpoint_is_in_the_main_form_with_the_ibm_cos_hint(admin: Browser) -> None:
+    """The seed's six S3 fields, region endpoint among them (IBM COS needs it), all outside "Advanced"."""
+    page = await admin.get("/settings/storage")
+    s3 = page.text[page.text.index('class="panel section-s3"') : page.text.index('class="panel section-swift"')]
+    main, _, advanced = s3.partition("<details")
+    for field in ("s3_rootdirectory", "s3_region", "s3_bucket", "s3_accesskey", "s3_secretkey", "s3_regionendpoint"):
+        assert f'id="{field}"' in main, field
+    assert "s3_regionendpoint" not in advanced
+    hint = main[main.index('id="s3_regionendpoint-hint"') :].split("</p>", 1)[0]
+    assert "IBM Cloud Object Storage" in hint
+    assert "https://s3.eu-de.cloud-object-storage.appdomain.cloud" in hint
+
+
 async def test_save_filesystem_then_test_and_a_failure(admin: Browser, tmp_path: Path) -> None:
     await admin.get("/settings/storage")
     root = tmp_path / "elsewhere"

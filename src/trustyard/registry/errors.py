@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from trustyard import errors as e
-from trustyard.registry.http import token_realm
+from trustyard.registry.http import token_realm, upload_range
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ STATUS: dict[type[e.TrustyardError], int] = {
     e.NameUnknown: 404,
     e.SizeInvalid: 400,
     e.RangeInvalid: 416,
+    e.BlobInUse: 405,
     e.TagInvalid: 400,
     e.PaginationNumberInvalid: 400,
     e.Unauthorized: 401,
@@ -58,9 +59,12 @@ def error_response(request: Request, error: e.TrustyardError, headers: dict[str,
     all_headers = dict(headers or {})
     if isinstance(error, e.Unauthorized | e.InsufficientScope):
         all_headers["WWW-Authenticate"] = challenge(request, error)
-    if isinstance(error, e.RangeInvalid) and isinstance(error.detail, dict) and "size" in error.detail:
-        size = int(error.detail["size"])
-        all_headers["Range"] = f"0-{max(size - 1, 0)}"
+    if isinstance(error, e.UploadOutOfOrder):
+        all_headers["Location"] = f"/v2/{error.repository}/blobs/uploads/{error.upload_id}"
+        all_headers["Range"] = upload_range(error.size)
+        all_headers["Docker-Upload-UUID"] = error.upload_id
+    if isinstance(error, e.RangeNotSatisfiable):
+        all_headers["Content-Range"] = f"bytes */{error.size}"
     if request.method == "HEAD":
         return Response(status_code=status, headers=all_headers)
     body = json.dumps({"errors": [entry]}).encode()

@@ -35,7 +35,10 @@ async def put_manifest(request: Request) -> Response:
     }
     if pushed.subject is not None:
         headers["OCI-Subject"] = str(pushed.subject)
-    return Response(status_code=201, headers=headers)
+    response = Response(status_code=201, headers=headers)
+    for tag in pushed.tags:  # one header per tag the push created, as the spec asks for ?tag= pushes
+        response.headers.append("OCI-Tag", tag)
+    return response
 
 
 async def delete_manifest(request: Request) -> Response:

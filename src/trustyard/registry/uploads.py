@@ -49,12 +49,14 @@ async def finish_upload(request: Request) -> Response:
     has_body = request.headers.get("content-length", "0") != "0" or "chunked" in request.headers.get(
         "transfer-encoding", ""
     )
+    header = request.headers.get("content-range")
     info = await services(request).uploads.complete(
         actor(request),
         name,
         request.path_params["upload"],
         digest,
         body_stream(request) if has_body else None,
+        parse_content_range(header) if header and has_body else None,
     )
     return _created(name, info)
 

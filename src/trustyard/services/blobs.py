@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from trustyard.db.index import Index
-from trustyard.errors import BlobUnknown, Denied
+from trustyard.errors import BlobInUse, BlobUnknown
 from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
@@ -60,7 +60,10 @@ class Blobs:
         actor.require(repository, Action.DELETE)
         user = await self._index.blob_referenced_by(repository.value, str(digest))
         if user is not None:
-            raise Denied(f"blob {digest} is used by manifest {user} in {repository}; delete that manifest first")
+            raise BlobInUse(
+                f"blob {digest} is used by manifest {user} in {repository}; delete that manifest first",
+                detail={"manifest": user},
+            )
         # Index first, then storage: the index must never point at a link that is gone.
         if not await self._index.unlink_blob(repository.value, str(digest)):
             raise BlobUnknown(f"blob {digest} is not in repository {repository}", detail={"digest": str(digest)})

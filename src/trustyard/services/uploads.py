@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from trustyard.db.index import Index, UploadRow
-from trustyard.errors import BlobUploadInvalid, BlobUploadUnknown, Denied, DigestInvalid, RangeInvalid, SizeInvalid
+from trustyard.errors import (
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    Denied,
+    DigestInvalid,
+    RangeInvalid,
+    SizeInvalid,
+    UploadOutOfOrder,
+)
 from trustyard.oci.digest import Digest, Hasher
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
@@ -102,12 +110,7 @@ class Uploads:
     ) -> UploadStatus:
         actor.require(repository, Action.PUSH)
         row = await self._row(repository, upload_id)
-        if content_range is not None and content_range.start != row.size:
-            raise RangeInvalid(
-                f"chunk starts at byte {content_range.start} but the upload has {row.size} bytes; "
-                f"send the range starting at {row.size}",
-                detail={"size": row.size},
-            )
+        _check_in_order(row, content_range)
         size = await self._write_part(row, chunks, content_range)
         return UploadStatus(row.id, repository, size)
 
@@ -118,11 +121,14 @@ class Uploads:
         upload_id: str,
         digest: Digest,
         chunks: AsyncIterable[bytes] | None = None,
+        content_range: ContentRange | None = None,
     ) -> BlobInfo:
         actor.require(repository, Action.PUSH)
         row = await self._row(repository, upload_id)
+        if chunks is not None:
+            _check_in_order(row, content_range)
         if chunks is not None or _pieces(row)[1] is not None:
-            await self._write_part(row, chunks or _nothing(), None, final=True)
+            await self._write_part(row, chunks or _nothing(), content_range if chunks else None, final=True)
             row = await self._row(repository, upload_id)
         size = row.size
         # Claim the session: of two racing PUTs only one goes on; the other finds no upload.
@@ -266,6 +272,18 @@ class Uploads:
     async def _link(self, repository: RepositoryName, digest: Digest, size: int) -> None:
         await self._storage.put(layout.layer_link(repository, digest), layout.link_body(digest))
         await self._index.link_blob(repository.value, str(digest), size)
+
+
+def _check_in_order(row: UploadRow, content_range: ContentRange | None) -> None:
+    """A chunk must start where the upload's bytes end; a chunk without Content-Range is appended there."""
+    if content_range is not None and content_range.start != row.size:
+        raise UploadOutOfOrder(
+            f"chunk starts at byte {content_range.start} but the upload holds {row.size} bytes; "
+            f"send the range starting at byte {row.size}",
+            repository=row.repository,
+            upload_id=row.id,
+            size=row.size,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,7 +125,7 @@ class StorageSettings(_Strict):
         if fs is None or fs.rootdirectory is None:
             return self
         return self.model_copy(
-            update={"filesystem": fs.model_copy(update={"rootdirectory": fs.rootdirectory.absolute()})}
+            update={"filesystem": fs.model_copy(update={"rootdirectory": fs.rootdirectory.expanduser().absolute()})}
         )
 
 
