@@ -9,7 +9,7 @@ import pytest
 from trustyard.db.engine import migrate, open_index
 from trustyard.errors import AlreadyExists, Denied, InvalidRequest, LoginFailed, NotFound, Unauthorized
 from trustyard.services import Services
-from trustyard.services.actor import Action, Actor
+from trustyard.services.actor import Action, Actor, Credential
 from trustyard.storage.memory import MemoryDriver
 
 SYSTEM = Actor.system()
@@ -63,7 +63,7 @@ async def test_login_with_password_or_token_and_deactivation(services: Services)
     await services.accounts.create_user(SYSTEM, "carol", PASSWORD)
     token = await services.accounts.create_token(SYSTEM, "carol", "ci")
     assert (await services.tokens.login("carol", PASSWORD, "10.0.0.1")).app_token is None
-    assert (await services.tokens.login("carol", token.secret, "10.0.0.1")).app_token == token.row.id
+    assert (await services.tokens.login("carol", token.secret, "10.0.0.1")).app_token == token.row
     with pytest.raises(LoginFailed):
         await services.tokens.login("dave", token.secret, "10.0.0.1")  # someone else's token
     await services.accounts.update_user(SYSTEM, "carol", active=False)
@@ -73,8 +73,9 @@ async def test_login_with_password_or_token_and_deactivation(services: Services)
 
 async def test_only_admins_and_self(services: Services) -> None:
     await services.accounts.create_user(SYSTEM, "erin", PASSWORD)
-    erin = await services.accounts.actor_for((await services.accounts.user(SYSTEM, "erin")), "10.0.0.2")
-    anonymous = Actor(name="anonymous", anonymous=True)
+    erin_row = await services.accounts.user(SYSTEM, "erin")
+    erin = await services.accounts.actor_for(erin_row, "10.0.0.2", Credential.PASSWORD)
+    anonymous = Actor.anonymous("10.0.0.3")
     with pytest.raises(Denied):
         await services.accounts.users(erin)
     with pytest.raises(Unauthorized):

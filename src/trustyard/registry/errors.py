@@ -58,6 +58,8 @@ def error_response(request: Request, error: e.TrustyardError, headers: dict[str,
     all_headers = dict(headers or {})
     if isinstance(error, e.Unauthorized | e.InsufficientScope):
         all_headers["WWW-Authenticate"] = challenge(request, error)
+    if isinstance(error, e.TooManyRequests) and error.retry_after is not None:
+        all_headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, e.RangeInvalid) and isinstance(error.detail, dict) and "size" in error.detail:
         size = int(error.detail["size"])
         all_headers["Range"] = f"0-{max(size - 1, 0)}"

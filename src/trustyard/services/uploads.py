@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from trustyard.db.index import Index, UploadRow
-from trustyard.errors import BlobUploadInvalid, BlobUploadUnknown, Denied, DigestInvalid, RangeInvalid, SizeInvalid
+from trustyard.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
 from trustyard.oci.digest import Digest, Hasher
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
@@ -167,8 +167,7 @@ class Uploads:
 
         Safe on several workers at once: each session is claimed by deleting its row first.
         """
-        if actor.name != "system":
-            raise Denied("purging uploads is an operator action")
+        actor.require_system()
         purged = 0
         for row in await self._index.stale_uploads(datetime.now(UTC) - older_than):
             if not await self._index.delete_upload(row.id):
