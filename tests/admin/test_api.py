@@ -251,3 +251,58 @@ def _actions(token: str) -> list[str]:
     payload = token.split(".")[1]
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     return sorted(claims["access"][0]["actions"])
+
+
+async def test_a_deleted_namespace_cannot_be_inherited(tmp_path: Path) -> None:
+    """Today: delete org tmporg, create a user tmporg, and that user owns tmporg/private and its grants."""
+    async with running(tmp_path / "data") as registry:
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=registry.asgi), base_url=BASE_URL, auth=ADMIN)
+        services: Services = registry.asgi.state.services
+        await services.accounts.create_user(Actor.system(), "outsider", PASSWORD)
+        assert (await client.post("/api/v1/organizations", json={"name": "tmporg"})).status_code == 201
+        await push_image(registry.client, "tmporg/private", "1")
+        on_namespace = {"target": "tmporg/*", "role": "read", "user": "outsider"}
+        assert (await client.post("/api/v1/grants", json=on_namespace)).status_code == 201
+
+        refused = await client.delete("/api/v1/organizations/tmporg")
+        assert refused.status_code == 400
+        assert "tmporg/private" in refused.json()["error"]["message"]
+        assert "with_repositories" in refused.json()["error"]["message"]
+        deleted = await client.delete("/api/v1/organizations/tmporg", params={"with_repositories": "true"})
+        assert deleted.status_code == 204
+        assert (await client.get("/api/v1/repositories")).json() == {"repositories": []}
+
+        squatter = await client.post("/api/v1/users", json={"name": "tmporg", "password": PASSWORD})
+        assert squatter.status_code == 409
+        assert "reserved" in squatter.json()["error"]["message"]
+        assert (await client.post("/api/v1/organizations", json={"name": "tmporg"})).status_code == 409
+        reserved = (await client.get("/api/v1/reserved-names")).json()["reserved"]
+        assert [(r["name"], r["kind"], r["reserved_by"]) for r in reserved] == [("tmporg", "organization", "admin")]
+
+        assert (await client.delete("/api/v1/reserved-names/tmporg")).status_code == 204
+        assert (await client.delete("/api/v1/reserved-names/tmporg")).status_code == 404
+        created = await client.post("/api/v1/users", json={"name": "tmporg", "password": PASSWORD})
+        assert created.status_code == 201
+        assert (await client.get("/api/v1/grants", params={"target": "tmporg/*"})).json()["grants"] == []
+        outsider = await services.accounts.subject("outsider")
+        assert outsider is not None
+        assert outsider.grants == ()
+        await client.aclose()
+
+
+async def test_a_deleted_user_keeps_their_repositories_until_told(tmp_path: Path) -> None:
+    async with running(tmp_path / "data") as registry:
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=registry.asgi), base_url=BASE_URL, auth=ADMIN)
+        services: Services = registry.asgi.state.services
+        await services.accounts.create_user(Actor.system(), "leaver", PASSWORD)
+        await push_image(registry.client, "leaver/app", "v1")
+        refused = await client.delete("/api/v1/users/leaver")
+        assert refused.status_code == 400
+        assert "leaver/app" in refused.json()["error"]["message"]
+        assert (await client.get("/api/v1/users/leaver")).status_code == 200
+        assert (await client.delete("/api/v1/users/leaver?with_repositories=true")).status_code == 204
+        assert (await client.get("/api/v1/repositories")).json() == {"repositories": []}
+        assert not (registry.repositories_root / "leaver" / "app" / "_manifests").exists()
+        again = await client.post("/api/v1/users", json={"name": "leaver", "password": PASSWORD})
+        assert again.status_code == 409
+        await client.aclose()
