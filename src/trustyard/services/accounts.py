@@ -220,7 +220,8 @@ class Accounts:
         if held and not with_repositories:
             shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
             raise InvalidRequest(
-                f"the {kind} {name} still owns {len(held)} repositories ({shown}): delete them first, or delete "
+                f"the {kind} {name} still owns {len(held)} {'repository' if len(held) == 1 else 'repositories'} "
+                f"({shown}): delete them first, or delete "
                 f"the {kind} together with its repositories (with_repositories=true, --with-repositories)"
             )
         for repository in held:

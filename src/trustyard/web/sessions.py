@@ -24,7 +24,7 @@ from trustyard.web.http import flash, local_path, redirect, render, services, se
 FORM_LIMIT = 1024 * 1024  # the largest form accepted (a YAML storage block is the biggest)
 
 
-def _source(request: Request) -> str | None:
+def client_address(request: Request) -> str | None:
     """The client's address: X-Forwarded-For only from a configured trusted proxy (auth/proxies.py)."""
     peer = request.client.host if request.client else None
     return proxies.client_address(peer, request.headers.getlist("x-forwarded-for"), request.app.state.trusted_proxies)
@@ -35,10 +35,10 @@ async def optional_actor(request: Request) -> Actor:
     current = session(request)
     resolved = None
     if current.sid:
-        resolved = await services(request).sessions.resume(current.sid, _source(request))
+        resolved = await services(request).sessions.resume(current.sid, client_address(request))
         if resolved is None:  # ended (logout, new password), expired, or the user is gone: forget it
             current.sid, current.changed = "", True
-    actor = resolved or Actor.anonymous(_source(request))
+    actor = resolved or Actor.anonymous(client_address(request))
     request.state.actor = actor
     return actor
 
@@ -88,7 +88,7 @@ async def login(request: Request) -> Response:
     password = data.get("password")
     secret = password if isinstance(password, str) else ""
     try:
-        principal = await services(request).tokens.login(username, secret, _source(request), app_tokens=False)
+        principal = await services(request).tokens.login(username, secret, client_address(request), app_tokens=False)
     except LoginFailed as failed:
         error = failed.message if "app token" in failed.message else "Wrong user name or password."
         return render(request, "login.html", None, 401, next=target, error=error, username=username)
