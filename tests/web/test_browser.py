@@ -187,7 +187,7 @@ def test_account_page_password_and_app_tokens(site: Site) -> None:
     if "/login" in page.url:
         _log_in(site)
         page = site.go("/account")
-    page.get_by_role("link", name="Your account (admin)").click()
+    page.get_by_role("link", name="Your account").click()
     expect(page.get_by_role("heading", name="Your account")).to_be_visible()
     page.get_by_label("Token name").fill("ci-pull")
     page.get_by_label("Pull only (read-only)").check()
