@@ -24,6 +24,13 @@ def test_defaults() -> None:
     assert settings.storage.driver == "filesystem"
     assert settings.database.startswith("sqlite+aiosqlite:///")
     assert settings.worker_count >= 1
+    assert settings.refresh_tokens is False  # one ~/.docker/config.json for docker, podman and skopeo
+
+
+def test_refresh_tokens_from_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(write(tmp_path, "refresh_tokens: true\n")).refresh_tokens is True
+    monkeypatch.setenv("TRUSTYARD_REFRESH_TOKENS", "false")
+    assert load_settings(write(tmp_path, "refresh_tokens: true\n")).refresh_tokens is False
 
 
 def test_distribution_storage_block_drops_in(tmp_path: Path) -> None:

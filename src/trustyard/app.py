@@ -35,6 +35,7 @@ from trustyard.auth.tokens import TokenAuthority, ensure_signing_key, load_signi
 from trustyard.config import Settings
 from trustyard.db.engine import migrate, open_index
 from trustyard.registry import errors as registry_errors
+from trustyard.registry.drain import DrainUnreadBody
 from trustyard.registry.routes import routes as registry_routes
 from trustyard.services import Services
 from trustyard.services.actor import Actor
@@ -138,7 +139,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     driver = SwitchableDriver(build_driver(settings.storage, settings.default_storage_root))
     authority = token_authority(settings) if settings.token_key_path.exists() else None
     try:
-        services = Services.create(index, driver, authority, startup, secret_box(settings))
+        services = Services.create(
+            index,
+            driver,
+            authority,
+            startup,
+            secret_box(settings),
+            basic_auth_cache_ttl=settings.basic_auth_cache_ttl,
+            refresh_tokens=settings.refresh_tokens,
+        )
         await services.settings.refresh()
         yield services
     finally:
@@ -180,7 +189,7 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
     app = Starlette(
         routes=[*registry_routes, *admin_routes, *web_routes],
         lifespan=lifespan,
-        middleware=[Middleware(ApiVersionHeader)],
+        middleware=[Middleware(ApiVersionHeader), Middleware(DrainUnreadBody)],
         exception_handlers={errors.TrustyardError: _domain_error, HTTPException: _http_error},
     )
     app.state.public_url = settings.public_url

@@ -17,6 +17,7 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from trustyard.auth.credential_cache import DEFAULT_TTL
 from trustyard.auth.proxies import parse_networks
 from trustyard.errors import ConfigInvalid
 from trustyard.storage.config import StorageSettings
@@ -50,9 +51,16 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list)
     #: The token signing key (EC P-256 PEM); default DATA_DIR/keys/token.pem. Nodes behind one balancer share it.
     token_key: Path | None = None
-    #: Lifetime of registry access tokens (seconds) and of refresh tokens (docker login keeps one).
+    #: Lifetime of registry access tokens (seconds) and of refresh tokens.
     token_ttl: int = Field(default=300, ge=30, le=3600)
+    #: Answer ``offline_token=true`` (docker login) with a refresh token. Off by default, as Distribution and
+    #: Harbor do: docker stores a refresh token as an ``identitytoken`` in ~/.docker/config.json, which podman,
+    #: buildah and skopeo refuse, so one auth file would no longer serve every client.
+    refresh_tokens: bool = False
     refresh_token_ttl: int = Field(default=30 * 86400, ge=3600)
+    #: How long (seconds) a worker trusts HTTP Basic credentials on /v2/ it has verified, before checking them
+    #: again; a password change or a revoked app token takes at most this long to take effect. 0: never cache.
+    basic_auth_cache_ttl: int = Field(default=DEFAULT_TTL, ge=0, le=300)
     #: The first start's admin password (TRUSTYARD_ADMIN_PASSWORD); generated and printed once when unset.
     admin_password: SecretStr | None = None
     #: The key sealing secrets at rest (storage credentials saved at run time); default DATA_DIR/keys/secret.key.

@@ -666,7 +666,10 @@ class Clients:
         root = self.home / name
         return ["--root", str(root / "root"), "--runroot", str(self.runroots / name), "--storage-driver", "vfs"]
 
-    def podman(self, *args: str | os.PathLike[str], store: str = "podman") -> subprocess.CompletedProcess[str]:
+    def podman(
+        self, *args: str | os.PathLike[str], store: str = "podman", env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """podman with its storage under `home/store`; `env` replaces the clients' environment."""
         return run(
             [
                 "podman",
@@ -679,7 +682,7 @@ class Clients:
                 "cgroupfs",
                 *args,
             ],
-            env=self.env,
+            env=self.env if env is None else env,
         )
 
     def buildah(self, *args: str | os.PathLike[str], store: str = "buildah") -> subprocess.CompletedProcess[str]:
@@ -734,19 +737,24 @@ class Docker:
         for path in self.trusted:
             shutil.rmtree(path, ignore_errors=True)
 
-    def login(self, registry: Registry, user: str = ADMIN, secret: str | None = None) -> None:
-        """Trust the registry's CA the documented way (/etc/docker/certs.d/HOST:PORT/ca.crt), then log in
-        (as admin with its password by default)."""
+    def login(self, registry: Registry, user: str = ADMIN, secret: str | None = None, **env: str) -> None:
+        """Trust the registry's CA, then log in (as admin with its password by default; `env` may move the
+        client's config, e.g. HOME)."""
         if not registry.tls:
             return
+        self.trust(registry)
+        password = secret or registry.password
+        assert password is not None
+        self("login", "-u", user, "-p", password, registry.host, **env)
+
+    def trust(self, registry: Registry) -> None:
+        """Trust the registry's CA the documented way: /etc/docker/certs.d/HOST:PORT/ca.crt."""
         assert registry.ca is not None
         certs = DOCKER_CERTS / registry.host
         certs.mkdir(parents=True, exist_ok=True)
         shutil.copy(registry.ca, certs / "ca.crt")
-        self.trusted.append(certs)
-        password = secret or registry.password
-        assert password is not None
-        self("login", "-u", user, "-p", password, registry.host)
+        if certs not in self.trusted:
+            self.trusted.append(certs)
 
 
 class DockerUnavailableError(Exception):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from . import BUSYBOX, Clients, Docker, Registry, sha256_digest
+from . import ADMIN, BUSYBOX, Clients, Docker, Registry, run, sha256_digest
 
 pytestmark = pytest.mark.clients
 
@@ -31,8 +31,8 @@ def build(docker: Docker, context: Path, tag: str, dockerfile: str, files: dict[
     docker("build", "--quiet", "--tag", tag, context, DOCKER_BUILDKIT="0")
 
 
-def push(docker: Docker, tag: str) -> str:
-    out = docker("push", tag).stdout
+def push(docker: Docker, tag: str, **env: str) -> str:
+    out = docker("push", tag, **env).stdout
     found = PUSHED.search(out)
     assert found, f"docker push {tag}: no digest in its output:\n{out}"
     return found.group(1)
@@ -113,3 +113,39 @@ def test_concurrent_pushes_sharing_a_layer(
     for tag, digest in zip(tags, digests, strict=True):
         dockerd("pull", tag)
         assert repo_digests(dockerd, tag) == [f"{registry.host}/{repo}@{digest}"]
+
+
+@pytest.mark.trustyard_only(reason="trustyard's own login flow")
+def test_docker_then_podman_then_skopeo_share_one_home(
+    docker_engine: Docker, registry: Registry, clients: Clients, tmp_path: Path, repo: str
+) -> None:
+    """The README's order on one machine: docker login and push, then podman login and pull, then skopeo with
+    docker's auth file. docker asks for a refresh token at login and would keep it in ~/.docker/config.json
+    as an identity token, which podman and skopeo refuse ("currently logged in, auth file contains an
+    Identity token"); trustyard hands none out unless told to, so one HOME serves every client."""
+    assert registry.password is not None
+    home, runtime = tmp_path / "home", tmp_path / "run"
+    home.mkdir()
+    runtime.mkdir(mode=0o700)
+    env = {key: value for key, value in clients.env.items() if key not in ("REGISTRY_AUTH_FILE", "DOCKER_CONFIG")}
+    env |= {"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}
+    docker_config = home / ".docker" / "config.json"
+
+    docker_env = {"HOME": str(home), "DOCKER_CONFIG": str(home / ".docker")}
+    docker_engine.login(registry, ADMIN, registry.password, **docker_env)
+    assert "identitytoken" not in docker_config.read_text()
+    tag = f"{registry.host}/{repo}:shared-home"
+    rootfs = tmp_path / "rootfs.tar"
+    shutil.make_archive(str(rootfs.with_suffix("")), "tar", root_dir=BUSYBOX.parent.parent, base_dir="bin/busybox")
+    docker_engine("import", rootfs, tag)
+    pushed = push(docker_engine, tag, **docker_env)
+
+    trust, store = registry.tls_flags(), "podman-shared-home"
+    clients.podman("login", *trust, "-u", ADMIN, "-p", registry.password, registry.host, store=store, env=env)
+    clients.podman("pull", *trust, tag, store=store, env=env)
+
+    inspected = run(
+        ["skopeo", "inspect", "--raw", *registry.tls_flags(), "--authfile", docker_config, f"docker://{tag}"],
+        env=env,
+    )
+    assert sha256_digest(inspected.stdout.encode()) == pushed

@@ -121,7 +121,7 @@ def test_clients_log_in_push_pull_and_are_refused(
 def test_docker_login_push_pull(own_registry: Registry, docker_engine: Docker, busybox_layout: Path) -> None:
     registry = own_registry
     create_dev(registry)
-    docker_engine.login(registry, "dev", DEV_PASSWORD)  # docker keeps the refresh token it gets
+    docker_engine.login(registry, "dev", DEV_PASSWORD)
     tag = f"{registry.host}/dev/docker:1"
     docker_engine("import", busybox_layout / "blobs" / "sha256" / _first_layer(busybox_layout), tag)
     docker_engine("push", tag)

@@ -1,5 +1,6 @@
 """Token auth on /v2: the challenge, the token endpoint (GET, OAuth2 POST, refresh), and the authorization
-matrix: each kind of caller by every /v2 operation, with the status each must get."""
+matrix: each kind of caller by every /v2 operation, with the status each must get, with a Bearer token and
+with the same credentials sent as HTTP Basic (tests/registry/test_basic_auth.py has the rest of Basic)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import base64
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -51,7 +54,20 @@ class World:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with running(tmp_path / "data") as registry:
+    async with populated(tmp_path / "data") as built:
+        yield built
+
+
+@pytest.fixture
+async def world_with_refresh(tmp_path: Path) -> AsyncIterator[World]:
+    """The same world on a registry that hands out refresh tokens (``refresh_tokens: true``)."""
+    async with populated(tmp_path / "data", refresh_tokens=True) as built:
+        yield built
+
+
+@asynccontextmanager
+async def populated(data_dir: Path, **settings: Any) -> AsyncIterator[World]:
+    async with running(data_dir, **settings) as registry:
         services: Services = registry.asgi.state.services
         system = Actor.system()
         for name in ("reader", "writer", "owner", "outsider"):
@@ -99,6 +115,13 @@ async def bearer(world: World, caller: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['token']}"}
 
 
+def basic(world: World, caller: str) -> dict[str, str]:
+    """The same caller sending its credentials as HTTP Basic on every request (``curl -u``, CI scripts).
+    Wrong and revoked Basic credentials are in test_basic_auth.py: a row of them would hit the login limit."""
+    credentials = f"{caller}:{world.secrets[caller]}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
+
+
 # status per caller:  anonymous reader writer owner admin outsider revoked expired
 CALLERS = ("anonymous", "reader", "writer", "owner", "admin", "outsider", "revoked", "expired")
 PULL = (401, 200, 200, 200, 200, 401, 401, 401)
@@ -106,9 +129,14 @@ PUSH = (401, 401, None, None, None, 401, 401, 401)  # None: the operation's succ
 DELETE = (401, 401, 401, None, None, 401, 401, 401)
 
 
-@pytest.mark.parametrize("caller", CALLERS)
-async def test_authorization_matrix(world: World, caller: str) -> None:
-    client, headers = world.registry.client, await bearer(world, caller)
+@pytest.mark.parametrize(
+    ("caller", "scheme"),
+    [(caller, "bearer") for caller in CALLERS]
+    + [(caller, "basic") for caller in CALLERS if caller not in ("anonymous", "revoked", "expired")],
+)
+async def test_authorization_matrix(world: World, caller: str, scheme: str) -> None:
+    client = world.registry.client
+    headers = await bearer(world, caller) if scheme == "bearer" else basic(world, caller)
     column = CALLERS.index(caller)
     manifest = (await client.get(f"/v2/{REPO}/manifests/v1")).content
     config_digest = httpx.Response(200, content=manifest).json()["config"]["digest"]
@@ -247,7 +275,35 @@ async def test_mount_needs_pull_on_the_source(world: World) -> None:
     await client.aclose()
 
 
-async def test_oauth2_post_and_refresh_tokens(world: World) -> None:
+async def test_no_refresh_tokens_by_default(world: World) -> None:
+    """docker login asks for one (offline_token=true) and would store it as an identity token, which podman,
+    buildah and skopeo refuse: by default the answer has none, as Distribution's and Harbor's have none."""
+    client = world.registry.client
+    got = await client.get(
+        "/auth/token", params={"offline_token": "true", "service": "trustyard"}, auth=("reader", PASSWORD)
+    )
+    assert got.status_code == 200, got.text
+    assert "refresh_token" not in got.json()
+    form = {"grant_type": "password", "username": "reader", "password": PASSWORD, "access_type": "offline"}
+    posted = await client.post("/auth/token", data=form)
+    assert posted.status_code == 200, posted.text
+    assert "refresh_token" not in posted.json()
+
+
+async def test_turning_refresh_tokens_off_revokes_them(tmp_path: Path) -> None:
+    params = {"offline_token": "true", "service": "trustyard"}
+    async with running(tmp_path / "data", refresh_tokens=True) as registry:
+        refresh = (await registry.client.get("/auth/token", params=params, auth=ADMIN)).json()["refresh_token"]
+    async with running(tmp_path / "data") as registry:
+        refused = await registry.client.post(
+            "/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh}
+        )
+    assert refused.status_code == 401
+    assert "refresh tokens are turned off" in refused.json()["errors"][0]["message"]
+
+
+async def test_oauth2_post_and_refresh_tokens(world_with_refresh: World) -> None:
+    world = world_with_refresh
     client = world.registry.client
     form = {
         "grant_type": "password",
@@ -278,7 +334,8 @@ async def test_oauth2_post_and_refresh_tokens(world: World) -> None:
     assert revoked.status_code == 401
 
 
-async def test_a_password_change_revokes_refresh_tokens(world: World) -> None:
+async def test_a_password_change_revokes_refresh_tokens(world_with_refresh: World) -> None:
+    world = world_with_refresh
     client = world.registry.client
     got = await client.get(
         "/auth/token", params={"offline_token": "true", "service": "trustyard"}, auth=("reader", PASSWORD)
@@ -302,9 +359,10 @@ async def test_wrong_service_bad_grant_and_malformed_basic(world: World) -> None
     forged = await plain.get("/v2/", headers={"Authorization": "Bearer e30.e30.e30"})
     assert forged.status_code == 401
     assert 'error="invalid_token"' in forged.headers["www-authenticate"]
-    # Basic on /v2 is not accepted (it would put a password check on every request): tokens only.
-    basic = await plain.get("/v2/", headers={"Authorization": "Basic " + base64.b64encode(b"admin:x").decode()})
-    assert basic.status_code == 401
+    # A wrong Basic password on /v2 is a 401 that still offers tokens.
+    wrong = await plain.get("/v2/", headers={"Authorization": "Basic " + base64.b64encode(b"admin:x").decode()})
+    assert wrong.status_code == 401
+    assert wrong.headers["www-authenticate"].startswith(f'Bearer realm="{BASE_URL}/auth/token"')
     await plain.aclose()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from trustyard.db.settings import RuntimeSettings
 from trustyard.errors import Denied, SettingPinned, StorageProbeFailed
 from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName
-from trustyard.services.actor import Actor, Credential
+from trustyard.services.actor import Action, Actor, Credential
 from trustyard.services.audit import Audit
 from trustyard.services.settings import STORAGE, Settings, StartupStorage
 from trustyard.services.storage import StorageAdmin
@@ -55,6 +55,10 @@ async def index(tmp_path: Path) -> AsyncIterator[Index]:
 KEY = SecretBox.new_key()
 
 
+async def _pullable_by_actor(actor: Actor, names: Sequence[str]) -> list[str]:
+    return [name for name in names if actor.can(name, Action.PULL)]
+
+
 def worker(index: Index, tmp_path: Path, pinned_by: str | None = None) -> Worker:
     default_root = tmp_path / "default"
     driver = SwitchableDriver(FilesystemDriver(default_root))
@@ -69,7 +73,7 @@ def worker(index: Index, tmp_path: Path, pinned_by: str | None = None) -> Worker
         StorageAdmin(index, driver),
         audit,
     )
-    return Worker(settings, driver, Uploads(index, driver))
+    return Worker(settings, driver, Uploads(index, driver, _pullable_by_actor))
 
 
 def on_disk(root: Path) -> StorageSettings:

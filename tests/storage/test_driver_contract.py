@@ -64,6 +64,9 @@ async def test_put_get_stat_delete(driver: StorageDriver) -> None:
     assert info is not None
     assert (info.key, info.size) == ("t/one/link", 10)
     assert before - 5 <= info.modified <= time.time() + 5
+    again = await driver.stat("t/one/link")
+    assert again is not None
+    assert again.modified == info.modified, "modified is when the object was written, not when it was asked"
     await driver.put("t/one/link", b"replaced")
     assert await driver.get("t/one/link") == b"replaced"
     await driver.delete("t/one/link")

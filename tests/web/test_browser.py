@@ -21,6 +21,7 @@ import pytest
 
 from tests.e2e import Clients, Registry, busybox_image, multiarch_index, start_registry, write_oci_layout
 from tests.storage.s3_store import boto_client, endpoint
+from trustyard import __version__
 from trustyard.app import SETTINGS_POLL_SECONDS
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -116,6 +117,12 @@ def test_log_in_browse_and_delete_a_tag(site: Site) -> None:
     site.push("web/tools", "1.0")
     page = site.go("/repositories")
     expect(page.get_by_role("link", name="web/app")).to_be_visible()
+    app = page.get_by_role("row").filter(has=page.get_by_role("link", name="web/app", exact=True))
+    expect(app.locator('td[data-label="Tags"]')).to_have_text("2")
+    expect(app.locator('td[data-label="Size"]')).to_have_text(re.compile(r"^[\d.]+ (Bytes|KiB|MiB)$"))
+    expect(app.locator('td[data-label="Last push"]')).to_contain_text(" UTC")
+    expect(page.get_by_role("contentinfo")).to_contain_text(f"Pull address {site.registry.host}")
+    expect(page.get_by_role("contentinfo")).to_contain_text(f"trustyard {__version__}")
     site.shoot("repositories")
     page.get_by_label("Search repositories").fill("tools")
     page.get_by_role("button", name="Search").click()

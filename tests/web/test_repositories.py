@@ -3,7 +3,9 @@ tag after confirmation, and what users without the permission see."""
 
 from __future__ import annotations
 
+import os
 import re
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -16,7 +18,10 @@ from tests.registry.conftest import (
     push_image,
     put_manifest,
 )
+from trustyard import __version__
 from trustyard.oci import mediatypes as mt
+from trustyard.services import Services
+from trustyard.services.actor import Actor
 from trustyard.web import repositories
 
 from .conftest import Browser, browser_of
@@ -28,7 +33,7 @@ async def test_empty_state(admin: Browser) -> None:
 
 
 def _listed(page: httpx.Response) -> list[str]:
-    return re.findall(r'<li><a href="/repositories/([^"]+)">', page.text)
+    return re.findall(r'<th scope="row"><a href="/repositories/([^"]+)">', page.text)
 
 
 async def test_search_and_pagination(admin: Browser, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -45,6 +50,33 @@ async def test_search_and_pagination(admin: Browser, registry: Registry, monkeyp
     assert _listed(await admin.get("/repositories", params={"q": "team"})) == ["team/app", "team/db"]
     none = await admin.get("/repositories", params={"q": "zzz"})
     assert "has a name containing <strong>zzz</strong>" in none.text
+
+
+async def test_list_shows_tag_count_size_and_last_push(admin: Browser, registry: Registry) -> None:
+    shared = await push_image(registry.client, "team/app", "1.0", seed="a")
+    await push_image(registry.client, "team/app", "latest", seed="a")  # the same image: its blobs count once
+    other = await push_image(registry.client, "team/app", "2.0", seed="b")
+    await push_image(registry.client, "team/db", "1", seed="c")
+    size = sum(len(blob) for image in (shared, other) for blob in (image.config, *image.layers))
+    page = await admin.get("/repositories")
+    row = _row(page, "team/app")
+    assert '<td data-label="Tags" class="number">3</td>' in row
+    assert f'<td data-label="Size" class="number">{size} Bytes</td>' in row
+    assert re.search(r'<td data-label="Last push"><time datetime="\d{4}-\d\d-\d\dT[\d:]{8}Z">', row)
+    assert '<td data-label="Tags" class="number">1</td>' in _row(page, "team/db")
+
+
+def _row(page: httpx.Response, name: str) -> str:
+    found = re.search(rf'<tr>\s*<th scope="row"><a href="/repositories/{name}">.*?</tr>', page.text, re.S)
+    assert found, f"no row for {name}"
+    return found.group(0)
+
+
+async def test_every_page_shows_the_version_and_pull_address(browser: Browser, admin_browser: Browser) -> None:
+    for page in (await browser.get("/login"), await admin_browser.get("/repositories")):
+        footer = page.text.split('<footer class="site-footer">')[1]
+        assert f"trustyard {__version__}" in footer
+        assert "<code>registry.test</code>" in footer
 
 
 async def test_tags_show_digest_size_platforms_and_pusher(admin: Browser, registry: Registry) -> None:
@@ -116,3 +148,18 @@ async def test_unknown_repository(admin: Browser) -> None:
     page = await admin.get("/repositories/no/such")
     assert page.status_code == 404
     assert "not known to this registry" in page.text
+
+
+async def test_after_a_reindex_pushed_is_when_storage_wrote_the_tag(admin: Browser, registry: Registry) -> None:
+    """A reindex (or a storage switch, which reindexes) knows no pusher, but storage knows when each tag link
+    was written: the page shows that time, not the reindex's, and says the pusher was not recorded."""
+    await push_image(registry.client, "team/app", "1.0")
+    pushed = datetime(2024, 3, 5, 6, 7, tzinfo=UTC).timestamp()
+    tag_link = registry.repositories_root / "team/app/_manifests/tags/1.0/current/link"
+    os.utime(tag_link, (pushed, pushed))
+    services: Services = registry.asgi.state.services
+    await services.storage._index.clear()
+    report = await services.storage.reindex(Actor.system())
+    assert report.tags == 1
+    page = await admin.get("/repositories/team/app")
+    assert '<time datetime="2024-03-05T06:07:00Z">2024-03-05 06:07 UTC</time> by (not recorded)' in page.text

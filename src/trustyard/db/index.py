@@ -297,23 +297,27 @@ class Index:
         return [d for d in wanted if d not in present]
 
     async def put_manifest(
-        self, repository: str, manifest: NewManifest, tags: Sequence[str], pushed_by: str | None = None
+        self,
+        repository: str,
+        manifest: NewManifest,
+        tags: Sequence[str],
+        pushed_by: str | None = None,
+        pushed_at: datetime | None = None,
     ) -> None:
-        """Record a manifest (bytes already in storage), its references and tags (pushed by ``pushed_by``),
-        in one transaction."""
+        """Record a manifest (bytes already in storage), its references and tags (pushed by ``pushed_by`` at
+        ``pushed_at``, default now; reindex passes what storage knows), in one transaction."""
         try:
-            await self._put_manifest(repository, manifest, tags, pushed_by)
+            await self._put_manifest(repository, manifest, tags, pushed_by, pushed_at or _now())
         except IntegrityError:
             # The foreign key to repository_blobs: a blob was unlinked between the caller's check and now.
             raise ManifestBlobUnknown("a blob this manifest references was deleted while it was pushed") from None
 
     async def _put_manifest(
-        self, repository: str, manifest: NewManifest, tags: Sequence[str], pushed_by: str | None
+        self, repository: str, manifest: NewManifest, tags: Sequence[str], pushed_by: str | None, now: datetime
     ) -> None:
         async with self.writer.begin() as conn:
             repository_id = await self._ensure_repository(conn, repository)
-            manifest_id = await self._insert_manifest(conn, repository_id, manifest)
-            now = _now()
+            manifest_id = await self._insert_manifest(conn, repository_id, manifest, now)
             for tag in tags:
                 # An upsert: concurrent pushes of the same tag both succeed, the last one wins.
                 insert = self._upsert(t.tags).values(
@@ -326,7 +330,9 @@ class Index:
                     )
                 )
 
-    async def _insert_manifest(self, conn: AsyncConnection, repository_id: int, manifest: NewManifest) -> int:
+    async def _insert_manifest(
+        self, conn: AsyncConnection, repository_id: int, manifest: NewManifest, now: datetime
+    ) -> int:
         """The manifest's id, inserting it with its references unless it is already there (pushed again or
         by a concurrent push of the same bytes)."""
         result = await conn.execute(
@@ -340,7 +346,7 @@ class Index:
                 annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
                 payload=manifest.payload,
                 size=len(manifest.payload),
-                created_at=_now(),
+                created_at=now,
             )
             .returning(t.manifests.c.id)
         )

@@ -1,4 +1,5 @@
-"""``RepositoryStore``: repository visibility, and removing a whole repository from the index.
+"""``RepositoryStore``: repository visibility, summaries for listings, and removing a whole repository from
+the index.
 
 Visibility is kept by name (``repository_settings``), so a repository can be made public before its first
 push and keeps its setting across a reindex.
@@ -6,12 +7,25 @@ push and keeps its setting across a reindex.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from trustyard.db import tables as t
+
+
+@dataclass(frozen=True, slots=True)
+class RepositorySummary:
+    """What a listing shows of a repository: how many tags, the bytes of the distinct blobs its manifests
+    reference (a layer shared by many tags counts once), and when a tag was last pushed (None: no tags)."""
+
+    name: str
+    tags: int
+    size: int
+    pushed_at: datetime | None
 
 
 class RepositoryStore:
@@ -29,6 +43,33 @@ class RepositoryStore:
         )
         async with self.reader.connect() as conn:
             return set((await conn.scalars(query)).all())
+
+    async def summaries(self, names: Sequence[str]) -> dict[str, RepositorySummary]:
+        """Summaries of ``names`` (those the index knows), in one query whatever the number of names."""
+        if not names:
+            return {}
+        repository = t.repositories.c
+        tags = select(func.count()).select_from(t.tags).where(t.tags.c.repository_id == repository.id)
+        pushed = select(func.max(t.tags.c.updated_at)).where(t.tags.c.repository_id == repository.id)
+        # Blobs linked into the repository (one row per digest) that one of its manifests references.
+        linked, blobs, references = t.repository_blobs.c, t.blobs.c, t.manifest_blobs.c
+        referenced = exists().where(
+            references.repository_id == linked.repository_id, references.digest == linked.digest
+        )
+        size = (
+            select(func.coalesce(func.sum(blobs.size), 0))
+            .select_from(t.repository_blobs.join(t.blobs, blobs.digest == linked.digest))
+            .where(linked.repository_id == repository.id, referenced)
+        )
+        query = select(
+            repository.name,
+            tags.scalar_subquery().label("tags"),
+            size.scalar_subquery().label("size"),
+            pushed.scalar_subquery().label("pushed_at"),
+        ).where(repository.name.in_(list(names)))
+        async with self.reader.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {row.name: RepositorySummary(row.name, int(row.tags), int(row.size), row.pushed_at) for row in rows}
 
     async def set_public(self, name: str, public: bool) -> bool:
         """Set visibility; returns the previous value."""

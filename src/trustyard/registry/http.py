@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlencode
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from trustyard.auth import proxies
 from trustyard.errors import PaginationNumberInvalid, TooLarge, Unauthorized
@@ -25,13 +27,40 @@ def client_address(request: Request) -> str | None:
     return proxies.client_address(peer, request.headers.getlist("x-forwarded-for"), request.app.state.trusted_proxies)
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+_BASIC_ACTOR = "trustyard.basic_actor"  # where ``identified`` leaves the caller of HTTP Basic credentials
+
+
+def identified(endpoint: Endpoint) -> Endpoint:
+    """A /v2 endpoint that also takes HTTP Basic credentials (``curl -u``, CI scripts, python-dxf, oras-py):
+    they are resolved before the endpoint runs, because checking them may need the database (once per cache
+    lifetime); ``actor`` then hands the result to the endpoint. Bearer tokens need no such step."""
+
+    @functools.wraps(endpoint)
+    async def with_basic(request: Request) -> Response:
+        authorization = request.headers.get("authorization")
+        if authorization and authorization[:6].lower() == "basic ":
+            touched = [request.path_params.get("name"), request.query_params.get("from")]
+            request.scope[_BASIC_ACTOR] = await services(request).tokens.authenticate_basic(
+                authorization, client_address(request), [name for name in touched if name]
+            )
+        return await endpoint(request)
+
+    return with_basic
+
+
 def actor(request: Request) -> Actor:
-    """The caller, from its Bearer token alone (no database query); anonymous without one."""
+    """The caller: from its Bearer token alone (no database query), from HTTP Basic credentials as
+    ``identified`` resolved them, anonymous without either."""
+    basic = request.scope.get(_BASIC_ACTOR)
+    if isinstance(basic, Actor):
+        return basic
     return services(request).tokens.authenticate(request.headers.get("authorization"), client_address(request))
 
 
 def authenticated(request: Request) -> Actor:
-    """The caller, who must have come with a token (even an anonymous one): ``GET /v2/`` asks for one."""
+    """The caller, who must have come with credentials (a token, even an anonymous one, or HTTP Basic):
+    ``GET /v2/`` asks for them."""
     if not request.headers.get("authorization"):
         raise Unauthorized("authentication required: log in (docker login) or fetch a token from the realm")
     return actor(request)

@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from trustyard.auth.credential_cache import DEFAULT_SIZE, DEFAULT_TTL, CredentialCache
 from trustyard.auth.secretbox import SecretBox
 from trustyard.auth.tokens import TokenAuthority, ephemeral_authority
 from trustyard.db.accounts import AccountStore
@@ -57,10 +59,15 @@ class Services:
         authority: TokenAuthority | None = None,
         startup: StartupStorage | None = None,
         box: SecretBox | None = None,
+        *,
+        basic_auth_cache_ttl: float = DEFAULT_TTL,
+        refresh_tokens: bool = False,
     ) -> Services:
         """``authority`` signs registry tokens; without one (tests, one-off commands) a throwaway key does.
         ``startup`` is the storage the process started with (runtime settings may replace it, see
-        services/settings.py) and ``box`` seals saved secrets; tests may leave both out."""
+        services/settings.py) and ``box`` seals saved secrets; tests may leave both out.
+        ``basic_auth_cache_ttl``: how long verified HTTP Basic credentials are trusted without a new check;
+        ``refresh_tokens``: whether logins may ask for refresh tokens (the ``refresh_tokens`` setting)."""
         storage = storage if isinstance(storage, SwitchableDriver) else SwitchableDriver(storage)
         audit = Audit(AuditStore(index.reader, index.writer))
         account_store = AccountStore(index.reader, index.writer)
@@ -78,7 +85,7 @@ class Services:
         )
         return cls(
             blobs=Blobs(index, storage, audit),
-            uploads=Uploads(index, storage),
+            uploads=Uploads(index, storage, accounts.pullable),
             manifests=Manifests(index, storage, audit),
             tags=Tags(index),
             repositories=Repositories(index, repository_store, storage, audit, accounts.pullable),
@@ -86,7 +93,14 @@ class Services:
             storage=storage_admin,
             accounts=accounts,
             tokens=Tokens(
-                authority or ephemeral_authority(), account_store, repository_store, accounts, audit, Lockout(audit)
+                authority or ephemeral_authority(),
+                account_store,
+                repository_store,
+                accounts,
+                audit,
+                Lockout(audit),
+                CredentialCache(basic_auth_cache_ttl, DEFAULT_SIZE, time.monotonic),
+                refresh_tokens=refresh_tokens,
             ),
             sessions=Sessions(SessionStore(index.reader, index.writer), account_store, accounts),
             audit=audit,

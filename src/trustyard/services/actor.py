@@ -82,7 +82,9 @@ class Actor:
 
     @classmethod
     def from_token(cls, subject: str, allowed: Permission, catalog: bool, source: str | None) -> Actor:
-        """The bearer of a registry token: what its scopes allow; ``subject`` "" for an anonymous token."""
+        """The bearer of a registry token, or of HTTP Basic credentials on /v2/ (which carry what a token for
+        the account would): what its scopes allow; ``subject`` "" for an anonymous token. Refusals ask for a
+        token with more scope."""
         name = subject or "anonymous"
         return cls(name, allowed, Credential.REGISTRY_TOKEN, is_anonymous=not subject, source=source, catalog=catalog)
 

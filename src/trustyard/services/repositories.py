@@ -1,12 +1,12 @@
 """Repositories: the catalog (only what the actor may pull, in lexical order with ``n``/``last`` pagination),
-visibility, and deleting a repository whole."""
+summaries for the web UI's list, visibility, and deleting a repository whole."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
 from trustyard.db.index import Index
-from trustyard.db.repositories import RepositoryStore
+from trustyard.db.repositories import RepositoryStore, RepositorySummary
 from trustyard.errors import InsufficientScope, NameUnknown, Unauthorized
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
@@ -56,6 +56,12 @@ class Repositories:
                 break
             last = batch[-1]
         return names[:limit]
+
+    async def summaries(self, actor: Actor, names: Sequence[str]) -> list[RepositorySummary]:
+        """Tag count, size and last push of each of ``names`` the actor may pull, in the order given."""
+        allowed = await self._pullable(actor, names)
+        found = await self._store.summaries(allowed)
+        return [found.get(name) or RepositorySummary(name, 0, 0, None) for name in allowed]
 
     async def public(self, actor: Actor, repository: RepositoryName) -> bool:
         actor.require(repository, Action.PULL)

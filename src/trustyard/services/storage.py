@@ -2,7 +2,8 @@
 
 Reindex reads Distribution's layout (``_layers`` links, ``_manifests/revisions`` links, tag ``current``
 links) under the root, so it adopts roots written by trustyard, CNCF Distribution, DTR or Harbor alike. It
-only adds to the index; running it twice changes nothing.
+only adds to the index; running it twice changes nothing. Storage does not record who pushed, but it knows
+when: a tag's push time is its ``current`` link's modification time, a manifest's that of its revision link.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from trustyard.db.index import Index
 from trustyard.errors import TrustyardError
@@ -87,11 +89,13 @@ class StorageAdmin:
             except TrustyardError as exc:
                 report.skipped.append(f"{repository}@{digest}: {exc}")
         for digest, (payload, manifest) in manifests.items():
-            if await self._record(repository, digest, payload, manifest, (), report):
+            stored_at = await self._modified(layout.revision_link(repository, digest))
+            if await self._record(repository, digest, payload, manifest, (), stored_at, report):
                 report.manifests += 1
         for tag in sorted(found.tags):
             try:
-                digest = layout.parse_link(await self._storage.get(layout.tag_current_link(repository, Tag.parse(tag))))
+                link = layout.tag_current_link(repository, Tag.parse(tag))
+                digest = layout.parse_link(await self._storage.get(link))
             except TrustyardError as exc:
                 report.skipped.append(f"{repository}:{tag}: {exc}")
                 continue
@@ -99,8 +103,13 @@ class StorageAdmin:
                 report.skipped.append(f"{repository}:{tag}: points at {digest}, which has no revision link")
                 continue
             payload, manifest = manifests[digest]
-            if await self._record(repository, digest, payload, manifest, (tag,), report):
+            if await self._record(repository, digest, payload, manifest, (tag,), await self._modified(link), report):
                 report.tags += 1
+
+    async def _modified(self, key: str) -> datetime | None:
+        """When storage last wrote ``key`` (None when it is gone: the index then says now)."""
+        info = await self._storage.stat(key)
+        return None if info is None else datetime.fromtimestamp(info.modified, UTC)
 
     async def _link_if_stored(self, repository: RepositoryName, digest: Digest) -> bool:
         info = await self._storage.stat(layout.blob_data(digest))
@@ -116,6 +125,7 @@ class StorageAdmin:
         payload: bytes,
         manifest: Manifest,
         tags: tuple[str, ...],
+        pushed_at: datetime | None,
         report: ReindexReport,
     ) -> bool:
         blobs = [d.digest for d in manifest.blobs]
@@ -125,5 +135,5 @@ class StorageAdmin:
                 report.skipped.append(f"{repository}@{digest}: blob {blob} is not in storage")
                 return False
         record = manifest_record(digest, payload, manifest, blobs)
-        await self._index.put_manifest(repository.value, record, tags)
+        await self._index.put_manifest(repository.value, record, tags, pushed_at=pushed_at)
         return True

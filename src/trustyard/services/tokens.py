@@ -2,18 +2,23 @@
 
 ``login`` checks a password (argon2) or an app token; password guessing is slowed per (account, address) by
 ``services/lockout.py``, app tokens never are. ``login_basic`` is the one check of HTTP Basic credentials
-(the admin API, the token endpoint). ``issue`` and ``refresh`` sign tokens; ``authenticate`` turns a Bearer
-token into an ``Actor`` from the token alone, with no database query.
+(the admin API, the token endpoint, /v2/). ``issue`` and ``refresh`` sign tokens; refresh tokens only when the
+registry allows them (``refresh_tokens`` setting, off by default); ``authenticate`` turns a Bearer token into
+an ``Actor`` from the token alone, with no database query; ``authenticate_basic`` turns HTTP Basic credentials
+on /v2/ into the actor a token for the same account would make, verifying them through ``login`` once per
+cache lifetime (``auth/credential_cache.py``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from trustyard.auth import passwords
-from trustyard.auth.policy import PULL, grant
+from trustyard.auth.credential_cache import CredentialCache
+from trustyard.auth.policy import PULL, Subject, allowed_actions, grant, role_on
 from trustyard.auth.scopes import CATALOG, CATALOG_SCOPE, REGISTRY, REPOSITORY, Scope
 from trustyard.auth.tokens import TokenAuthority, TokenInvalid
 from trustyard.db.accounts import AccountStore, AppTokenRow, UserRow
@@ -40,6 +45,14 @@ class Principal:
 
 
 @dataclass(frozen=True, slots=True)
+class Verified:
+    """What checking HTTP Basic credentials on /v2/ gave, as the credential cache keeps it."""
+
+    subject: Subject
+    read_only: bool  # a read-only app token: pull only
+
+
+@dataclass(frozen=True, slots=True)
 class IssuedToken:
     token: str
     expires_in: int
@@ -57,13 +70,18 @@ class Tokens:
         accounts: Accounts,
         audit: Audit,
         lockout: Lockout,
+        verified: CredentialCache[Verified],
+        *,
+        refresh_tokens: bool,
     ) -> None:
         self.authority = authority
+        self.refresh_tokens = refresh_tokens
         self._store = store
         self._repositories = repositories
         self._accounts = accounts
         self._audit = audit
         self._lockout = lockout
+        self._verified = verified
 
     @property
     def service(self) -> str:
@@ -117,7 +135,9 @@ class Tokens:
     # Issuing --------------------------------------------------------------------------------------------
 
     async def issue(self, principal: Principal | None, requested: list[Scope], offline: bool) -> IssuedToken:
-        """A token for requested ∩ allowed scopes (anonymous when ``principal`` is None); never an error."""
+        """A token for requested ∩ allowed scopes (anonymous when ``principal`` is None); never an error.
+        ``offline`` asks for a refresh token too, granted only when refresh tokens are on: otherwise the client
+        keeps the credentials it logged in with, as it does with Distribution and Harbor."""
         user = principal.user if principal else None
         subject = await self._accounts.subject(user.name) if user else None
         wanted = requested[:MAX_SCOPES]
@@ -135,14 +155,17 @@ class Tokens:
                 scopes.append(CATALOG_SCOPE)  # the catalog itself lists only what the caller may pull
         token, issued = self.authority.issue_access(user.name if user else "", scopes)
         refresh = None
-        if offline and principal is not None and user is not None:
+        if offline and self.refresh_tokens and principal is not None and user is not None:
             stamp = passwords.password_stamp(user.password_hash) if user.password_hash else None
             token_id = principal.app_token.id if principal.app_token else None
             refresh = self.authority.issue_refresh(user.name, token_id, stamp)
         return IssuedToken(token, self.authority.access_ttl, issued, scopes, refresh)
 
     async def refresh(self, refresh_token: str, requested: list[Scope], source: str | None) -> IssuedToken:
-        """A new access token from a refresh token, if its user, password and app token are still current."""
+        """A new access token from a refresh token, if refresh tokens are on and its user, password and app
+        token are still current (turning the setting off revokes every refresh token issued before)."""
+        if not self.refresh_tokens:
+            raise LoginFailed("refresh tokens are turned off on this registry: log in with a password or app token")
         try:
             claims = self.authority.verify_refresh(refresh_token)
         except TokenInvalid:
@@ -171,7 +194,7 @@ class Tokens:
             return Actor.anonymous(source, registry=True)
         kind, _, credential = authorization.partition(" ")
         if kind.lower() != "bearer" or not credential.strip():
-            raise Unauthorized("use a Bearer token from the token endpoint (docker login does this)")
+            raise Unauthorized("use a Bearer token from the token endpoint (docker login does this) or HTTP Basic")
         try:
             claims = self.authority.verify_access(credential.strip())
         except TokenInvalid:
@@ -181,3 +204,32 @@ class Tokens:
             return claims.allows(REPOSITORY, repository, action.value)
 
         return Actor.from_token(claims.subject, allowed, claims.allows(REGISTRY, CATALOG, "*"), source)
+
+    async def authenticate_basic(self, authorization: str, source: str | None, repositories: Sequence[str]) -> Actor:
+        """The actor of HTTP Basic credentials on /v2/: what a token for the same account would carry on
+        ``repositories`` (the names the request touches) and the catalog; a read-only app token only pulls.
+        Verified credentials are cached (bounded, ``ttl`` seconds), so only the first request of a while pays
+        for argon2; a failure is a failed login as at the token endpoint (audited, slowed per address)."""
+        key = self._verified.key(authorization)
+        verified = self._verified.get(key)
+        if verified is None:
+            principal = await self.login_basic(authorization, source)
+            subject = await self._accounts.subject(principal.user.name) if principal else None
+            if principal is None or subject is None:
+                raise LoginFailed()
+            verified = Verified(subject, principal.app_token is not None and principal.app_token.read_only)
+            self._verified.put(key, verified)
+        # Public repositories add pull, as the token endpoint grants it; only names the subject holds no
+        # role on can gain anything, so a caller working in its own repositories costs no query.
+        subject, read_only = verified.subject, verified.read_only
+        ungranted = [name for name in repositories if role_on(subject, name) is None]
+        public = await self._repositories.public(ungranted) if ungranted else set()
+
+        def allowed(repository: str, action: Action) -> bool:
+            if read_only and action is not Action.PULL:
+                return False
+            return action.value in allowed_actions(subject, repository, repository in public)
+
+        # Refused like a token that lacks the scope (401 with the Bearer challenge naming it), and the catalog
+        # lists what the account may pull, public repositories included, as for a token.
+        return Actor.from_token(subject.name, allowed, True, source)

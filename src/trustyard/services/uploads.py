@@ -24,6 +24,7 @@ from trustyard.oci.digest import Digest, Hasher
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
 from trustyard.services.blobs import BlobInfo
+from trustyard.services.repositories import Pullable
 from trustyard.storage import layout
 from trustyard.storage.driver import Part, StorageDriver, UploadState
 
@@ -50,9 +51,11 @@ class ContentRange:
 
 
 class Uploads:
-    def __init__(self, index: Index, storage: StorageDriver) -> None:
+    def __init__(self, index: Index, storage: StorageDriver, pullable: Pullable) -> None:
+        """``pullable`` answers, from the policy, which repositories an actor may pull (cross-repository mounts)."""
         self._index = index
         self._storage = storage
+        self._pullable = pullable
 
     @property
     def min_chunk_size(self) -> int:
@@ -69,9 +72,14 @@ class Uploads:
     async def mount(
         self, actor: Actor, repository: RepositoryName, digest: Digest, source: RepositoryName
     ) -> BlobInfo | None:
-        """Link a blob of ``source`` into ``repository``; None when it cannot be mounted (caller falls back)."""
+        """Link a blob of ``source`` into ``repository``; None when it cannot be mounted (caller falls back).
+
+        A token scoped to the destination only still mounts when its subject may pull ``source`` by its own
+        grants (the policy, not the token, decides). A caller who may not pull ``source`` gets None before
+        the index is asked, so it cannot tell an existing blob from a missing one."""
         actor.require(repository, Action.PUSH)
-        if not actor.can(source.value, Action.PULL):
+        may_read = actor.can(source.value, Action.PULL) or source.value in await self._pullable(actor, [source.value])
+        if not may_read:
             return None
         size = await self._index.linked_blob_size(source.value, str(digest))
         if size is None:

@@ -42,6 +42,29 @@ class Part:
     etag: str
 
 
+def check_key(key: str) -> str:
+    """``key`` if it is a safe relative key; ValueError if absolute, or with an empty/./.. component or NUL.
+
+    Keys are built only by layout.py; every driver applies this check as defence in depth against path tricks
+    (a backend may add rules of its own, as the filesystem does for its temp area)."""
+    if not key or key.startswith("/") or "\0" in key:
+        raise ValueError(f"invalid storage key {key[:200]!r}")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise ValueError(f"invalid storage key {key[:200]!r}")
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    """A "directory" prefix without its trailing '/'; "" means the whole store."""
+    prefix = prefix.removesuffix("/")
+    return check_key(prefix) if prefix else ""
+
+
+def check_range(offset: int, length: int | None) -> None:
+    if offset < 0 or (length is not None and length < 0):
+        raise ValueError(f"invalid range: offset {offset}, length {length}")
+
+
 @runtime_checkable
 class StorageDriver(Protocol):
     @property

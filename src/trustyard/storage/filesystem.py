@@ -3,8 +3,8 @@
 Key ``a/b/c`` is the file ``root/a/b/c``, so the tree under root is byte for byte CNCF Distribution's
 layout and ``rootdirectory: root`` in a Distribution config serves it (and the other way round).
 
-This module also owns the key rules every driver applies (``check_key``, ``check_prefix``,
-``check_range``): keys are built only by layout.py, the checks are defence in depth against path tricks.
+Keys pass the contract's checks (``storage/driver.py``) plus one rule of this driver's own: the temp area
+under root is never a key.
 
 Everything trustyard writes but has not published lives under ``root/.trustyard-tmp/`` (temp files of
 atomic writes, one staging directory per segmented upload under ``uploads/``): one directory on the same filesystem,
@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from trustyard.errors import ObjectNotFound, StorageUnavailable
-from trustyard.storage.driver import ObjectInfo, Part, UploadState
+from trustyard.storage import driver
+from trustyard.storage.driver import ObjectInfo, Part, UploadState, check_range
 
 T = TypeVar("T")
 
@@ -46,25 +47,15 @@ _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
 def check_key(key: str) -> str:
-    """``key`` if it is a safe relative key; ValueError if absolute, with an empty/./.. component or NUL,
-    or inside the temp area."""
-    if not key or key.startswith("/") or "\0" in key:
+    """The contract's key check, plus this driver's own rule: the temp area under root is never a key."""
+    if key.split("/", 1)[0] == TEMP_DIR:
         raise ValueError(f"invalid storage key {key[:200]!r}")
-    parts = key.split("/")
-    if any(part in ("", ".", "..") for part in parts) or parts[0] == TEMP_DIR:
-        raise ValueError(f"invalid storage key {key[:200]!r}")
-    return key
+    return driver.check_key(key)
 
 
 def check_prefix(prefix: str) -> str:
-    """A "directory" prefix without its trailing '/'; "" means the whole store."""
-    prefix = prefix.removesuffix("/")
+    prefix = driver.check_prefix(prefix)
     return check_key(prefix) if prefix else ""
-
-
-def check_range(offset: int, length: int | None) -> None:
-    if offset < 0 or (length is not None and length < 0):
-        raise ValueError(f"invalid range: offset {offset}, length {length}")
 
 
 class FilesystemDriver:

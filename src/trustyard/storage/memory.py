@@ -14,8 +14,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 
 from trustyard.errors import ObjectNotFound, StorageUnavailable
-from trustyard.storage.driver import ObjectInfo, Part, UploadState
-from trustyard.storage.filesystem import check_key, check_prefix, check_range
+from trustyard.storage.driver import ObjectInfo, Part, UploadState, check_key, check_prefix, check_range
 
 _CHUNK = 1024 * 1024
 

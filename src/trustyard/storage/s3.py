@@ -45,8 +45,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from trustyard.errors import ObjectNotFound, StorageUnavailable
-from trustyard.storage.driver import ObjectInfo, Part, UploadState
-from trustyard.storage.filesystem import check_key, check_prefix, check_range
+from trustyard.storage.driver import ObjectInfo, Part, UploadState, check_key, check_prefix, check_range
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

@@ -50,8 +50,7 @@ import httpx
 
 from trustyard.errors import ObjectNotFound, StorageUnavailable
 from trustyard.storage.config import SwiftStorage
-from trustyard.storage.driver import ObjectInfo, Part, UploadState
-from trustyard.storage.filesystem import check_key, check_prefix, check_range
+from trustyard.storage.driver import ObjectInfo, Part, UploadState, check_key, check_prefix, check_range
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from trustyard import __version__
 from trustyard.services import Services
 from trustyard.services.actor import Actor
 
@@ -114,7 +115,8 @@ def _finish(request: Request, response: Response) -> Response:
 
 
 def render(request: Request, template: str, actor: Actor | None, status_code: int = 200, **context: Any) -> Response:
-    """A page: the template with the signed-in user, the CSRF token and the pending flash message (shown once)."""
+    """A page: the template with the signed-in user, the CSRF token, the pending flash message (shown once), and
+    what the footer shows on every page: trustyard's version and the address clients pull from."""
     current = session(request)
     shown, current.flash = current.flash, None
     current.changed = current.changed or shown is not None
@@ -123,6 +125,8 @@ def render(request: Request, template: str, actor: Actor | None, status_code: in
         csrf=current.csrf,
         flash={"kind": shown[0], "message": shown[1]} if shown else None,
         path=request.url.path,
+        version=__version__,
+        registry_host=registry_host(request),
         **context,
     )
     return _finish(request, HTMLResponse(html, status_code=status_code))

@@ -28,14 +28,14 @@ async def list_repositories(request: Request) -> Response:
     if len(names) > PAGE:
         names = names[:PAGE]
         next_url = "/repositories?" + urlencode({**({"q": query} if query else {}), "last": names[-1]})
+    summaries = await services(request).repositories.summaries(caller, names)
     return render(
         request,
         "repositories.html",
         caller,
         section="repositories",
-        names=names,
+        repositories=summaries,
         query=query,
-        request_host=registry_host(request),
         paged=last is not None,
         next_url=next_url,
         first_url="/repositories" + (f"?{urlencode({'q': query})}" if query else ""),

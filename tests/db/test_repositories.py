@@ -1,0 +1,75 @@
+"""``RepositoryStore`` on SQLite and PostgreSQL: the summaries the repository list shows, in one query."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from trustyard.db.engine import migrate, open_index
+from trustyard.db.index import Index, NewManifest
+from trustyard.db.repositories import RepositoryStore, RepositorySummary
+
+A, B, C = ("sha256:" + letter * 64 for letter in "abc")
+M, N = ("sha256:" + letter * 64 for letter in "de")
+
+
+@pytest.fixture
+async def index(database_url: str) -> AsyncIterator[Index]:
+    await migrate(database_url)
+    index = open_index(database_url)
+    try:
+        yield index
+    finally:
+        await index.dispose()
+
+
+def manifest(digest: str, blobs: tuple[str, ...]) -> NewManifest:
+    return NewManifest(
+        digest, "application/vnd.oci.image.manifest.v1+json", b"{}" + digest.encode(), None, None, None, blobs, ()
+    )
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_tags_distinct_blob_size_and_last_push_in_one_query(index: Index) -> None:
+    early, late = datetime(2024, 1, 2, 3, 4, tzinfo=UTC), datetime(2025, 6, 7, 8, 9, tzinfo=UTC)
+    for digest, size in ((A, 1000), (B, 20), (C, 3)):
+        await index.link_blob("team/app", digest, size)
+    await index.link_blob("team/db", C, 3)
+    await index.link_blob("team/unused", A, 1000)  # linked, but no manifest references it
+    # Two manifests sharing the big layer A: it counts once.
+    await index.put_manifest("team/app", manifest(M, (A, B)), ["1.0", "latest"], pushed_at=early)
+    await index.put_manifest("team/app", manifest(N, (A, C)), ["2.0"], pushed_at=late)
+    await index.put_manifest("team/db", manifest(M, (C,)), [], pushed_at=late)  # untagged
+    store = RepositoryStore(index.reader, index.writer)
+
+    with statements(index.reader) as seen:
+        found = await store.summaries(["team/app", "team/db", "team/unused", "no/such"])
+    assert len(seen) == 1, seen
+
+    assert set(found) == {"team/app", "team/db", "team/unused"}
+    app = found["team/app"]
+    assert (app.tags, app.size) == (3, 1023)
+    assert app.pushed_at is not None
+    assert app.pushed_at.replace(tzinfo=UTC) == late
+    assert found["team/db"] == RepositorySummary("team/db", 0, 3, None)
+    assert found["team/unused"] == RepositorySummary("team/unused", 0, 0, None)
+    assert await store.summaries([]) == {}
