@@ -8,8 +8,9 @@ from starlette.responses import Response
 
 from trustyard.errors import InvalidRequest
 from trustyard.services.accounts import CreatedToken
+from trustyard.services.tokens import Principal
 from trustyard.web.http import flash, redirect, render, services, session
-from trustyard.web.sessions import actor, client_address, form, text
+from trustyard.web.sessions import actor, form, text
 
 
 def _path(user: str) -> str:
@@ -41,8 +42,9 @@ async def change_password(request: Request) -> Response:
     password = await services(request).accounts.reset_password(caller, name, new or None, current)
     if name != caller.name:
         return await account_page(request, password=None if new else password)
-    principal = await services(request).tokens.login(name, password, client_address(request), app_tokens=False)
-    session(request).sid = await services(request).sessions.start(principal)
+    # The change ended every session of yours, this one too: this browser goes on in a new one.
+    user = await services(request).accounts.user(caller, name)
+    session(request).sid = await services(request).sessions.start(Principal(user))
     flash(request, "ok", "Your password is changed. Every other session of yours has ended.")
     return redirect(request, _path(name))
 
