@@ -187,3 +187,15 @@ def test_absolute_paths_and_other_databases_are_kept(tmp_path: Path) -> None:
     assert settings.database == url
     memory = load_settings(None, database_url="sqlite+aiosqlite:///:memory:")
     assert memory.database == "sqlite+aiosqlite:///:memory:"
+
+
+def test_trusted_proxies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(write(tmp_path, "trusted_proxies: [10.0.0.0/8, 192.0.2.7]\n")).trusted_proxies == [
+        "10.0.0.0/8",
+        "192.0.2.7",
+    ]
+    monkeypatch.setenv("TRUSTYARD_TRUSTED_PROXIES", '["127.0.0.1"]')
+    assert load_settings().trusted_proxies == ["127.0.0.1"]
+    monkeypatch.delenv("TRUSTYARD_TRUSTED_PROXIES")
+    with pytest.raises(ConfigInvalid, match="not an IP address or network"):
+        load_settings(write(tmp_path, "trusted_proxies: [proxy.example.com]\n"))

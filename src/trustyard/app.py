@@ -29,6 +29,7 @@ from trustyard.admin import errors as admin_errors
 from trustyard.admin.routes import PREFIX as ADMIN_PREFIX
 from trustyard.admin.routes import routes as admin_routes
 from trustyard.auth.certificates import TlsFiles, default_names, ensure_certificates
+from trustyard.auth.proxies import parse_networks
 from trustyard.auth.secretbox import SecretBox
 from trustyard.auth.tokens import TokenAuthority, ensure_signing_key, load_signing_key
 from trustyard.config import Settings
@@ -192,6 +193,7 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
         exception_handlers={errors.TrustyardError: _domain_error, HTTPException: _http_error},
     )
     app.state.public_url = settings.public_url
+    app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     return app
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from trustyard.auth.credential_cache import DEFAULT_TTL
+from trustyard.auth.proxies import parse_networks
 from trustyard.errors import ConfigInvalid
 from trustyard.storage.config import StorageSettings
 
@@ -46,6 +47,9 @@ class Settings(BaseSettings):
     public_names: list[str] = Field(default_factory=list)
     #: The registry's URL as clients reach it (e.g. behind a proxy); the token realm is PUBLIC_URL/auth/token.
     public_url: str | None = None
+    #: Reverse proxies (addresses or networks, e.g. 10.0.0.0/8) whose X-Forwarded-For names the client; from
+    #: any other peer the header is ignored. The client address keys the slowdown of password guessing.
+    trusted_proxies: list[str] = Field(default_factory=list)
     #: The token signing key (EC P-256 PEM); default DATA_DIR/keys/token.pem. Nodes behind one balancer share it.
     token_key: Path | None = None
     #: Lifetime of registry access tokens (seconds) and of refresh tokens.
@@ -66,6 +70,12 @@ class Settings(BaseSettings):
     #: Where ``storage:`` came from; set by trustyard when it loads settings. Storage set by the config file or
     #: the environment is pinned: Settings > Storage shows it read-only.
     storage_source: Literal["default", "config file", "environment"] = "default"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
 
     @model_validator(mode="after")
     def _cert_and_key_together(self) -> Settings:

@@ -185,8 +185,14 @@ class TooLarge(TrustyardError):
 
 
 class TooManyRequests(TrustyardError):
+    """Slow down; ``retry_after`` (seconds) is when to try again (edges send it as ``Retry-After``)."""
+
     code = "TOOMANYREQUESTS"
     default_message = "too many requests"
+
+    def __init__(self, message: str | None = None, detail: Any = None, *, retry_after: int | None = None) -> None:
+        super().__init__(message, detail)
+        self.retry_after = retry_after
 
 
 class StorageUnavailable(TrustyardError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -51,7 +53,12 @@ MATRIX: list[tuple[str, str, object, tuple[int, ...]]] = [
     ("POST", "/api/v1/users", {"name": "new"}, (401, 403, 403, 403, 201, 401, 401)),
     ("GET", "/api/v1/users/owner", None, (401, 403, 200, 403, 200, 401, 401)),
     ("PATCH", "/api/v1/users/outsider", {"active": True}, (401, 403, 403, 403, 200, 401, 401)),
-    ("PUT", "/api/v1/users/owner/password", {"password": PASSWORD}, (401, 403, 200, 403, 200, 401, 401)),
+    (
+        "PUT",
+        "/api/v1/users/owner/password",
+        {"password": PASSWORD, "current_password": PASSWORD},
+        (401, 403, 200, 403, 200, 401, 401),
+    ),
     ("GET", "/api/v1/users/owner/tokens", None, (401, 403, 200, 403, 200, 401, 401)),
     ("POST", "/api/v1/users/owner/tokens", {"name": "t"}, (401, 403, 201, 403, 201, 401, 401)),
     ("GET", "/api/v1/organizations", None, (401, 403, 403, 403, 200, 401, 401)),
@@ -141,7 +148,13 @@ async def test_generated_password_and_self_service(
     api: tuple[httpx.AsyncClient, Services, dict[str, tuple[str, str] | None]],
 ) -> None:
     client, _, _ = api
-    generated = await client.put("/api/v1/users/owner/password", json={}, auth=("owner", PASSWORD))
+    without = await client.put("/api/v1/users/owner/password", json={}, auth=("owner", PASSWORD))
+    assert without.status_code == 403
+    assert "current password" in without.json()["error"]["message"]
+    wrong = {"current_password": "not-the-password"}
+    assert (await client.put("/api/v1/users/owner/password", json=wrong, auth=("owner", PASSWORD))).status_code == 403
+    current = {"current_password": PASSWORD}
+    generated = await client.put("/api/v1/users/owner/password", json=current, auth=("owner", PASSWORD))
     new = generated.json()["password"]
     assert len(new) >= 20
     assert (await client.get("/api/v1/me", auth=("owner", new))).json()["name"] == "owner"
@@ -183,3 +196,113 @@ async def test_openapi_document_lists_every_endpoint(
     for ref in filter(None, refs):
         assert ref.rsplit("/", 1)[1] in document["components"]["schemas"]
     assert ADMIN_PASSWORD not in str(document)
+
+
+async def test_an_app_token_cannot_change_the_account_that_issued_it(
+    api: tuple[httpx.AsyncClient, Services, dict[str, tuple[str, str] | None]],
+) -> None:
+    """Today a leaked CI token could set a new password and mint fresh tokens, outliving its own revocation."""
+    client, _, callers = api
+    leaked = callers["reader"]
+    assert leaked is not None
+    new_password = {"password": "chosen-by-the-thief", "current_password": PASSWORD}
+    refused = await client.put("/api/v1/users/reader/password", json=new_password, auth=leaked)
+    assert refused.status_code == 403
+    assert "password" in refused.json()["error"]["message"]
+    assert (await client.post("/api/v1/users/reader/tokens", json={"name": "mine"}, auth=leaked)).status_code == 403
+    listed = await client.get("/api/v1/users/reader/tokens", auth=leaked)  # reading stays possible
+    assert listed.status_code == 200
+    token_id = listed.json()["tokens"][0]["id"]
+    assert (await client.delete(f"/api/v1/users/reader/tokens/{token_id}", auth=leaked)).status_code == 403
+    assert (await client.get("/api/v1/me", auth=leaked)).status_code == 200
+    registry_token = await client.get("/auth/token", params={"scope": "repository:acme/app:pull"}, auth=leaked)
+    assert registry_token.status_code == 200  # the registry is what app tokens are for
+    assert (await client.get("/api/v1/me", auth=("reader", PASSWORD))).status_code == 200  # the password held
+
+
+async def test_administrators_set_other_passwords_without_the_current_one(
+    api: tuple[httpx.AsyncClient, Services, dict[str, tuple[str, str] | None]],
+) -> None:
+    client, _, _ = api
+    assert (await client.put("/api/v1/users/owner/password", json={}, auth=ADMIN)).status_code == 200
+    assert (await client.put("/api/v1/users/admin/password", json={}, auth=ADMIN)).status_code == 403  # their own
+    own = {"current_password": ADMIN_PASSWORD, "password": ADMIN_PASSWORD}
+    assert (await client.put("/api/v1/users/admin/password", json=own, auth=ADMIN)).status_code == 200
+
+
+async def test_a_read_only_app_token_only_pulls(
+    api: tuple[httpx.AsyncClient, Services, dict[str, tuple[str, str] | None]],
+) -> None:
+    client, _, _ = api
+    created = await client.post(
+        "/api/v1/users/owner/tokens", json={"name": "ro", "read_only": True}, auth=("owner", PASSWORD)
+    )
+    assert created.status_code == 201
+    assert created.json()["read_only"] is True
+    scope = {"scope": "repository:acme/app:pull,push"}
+    granted = await client.get("/auth/token", params=scope, auth=("owner", created.json()["token"]))
+    assert granted.status_code == 200
+    full = await client.get("/auth/token", params=scope, auth=("owner", PASSWORD))
+    assert _actions(full.json()["token"]) == ["pull", "push"]
+    assert _actions(granted.json()["token"]) == ["pull"]
+
+
+def _actions(token: str) -> list[str]:
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return sorted(claims["access"][0]["actions"])
+
+
+async def test_a_deleted_namespace_cannot_be_inherited(tmp_path: Path) -> None:
+    """Today: delete org tmporg, create a user tmporg, and that user owns tmporg/private and its grants."""
+    async with running(tmp_path / "data") as registry:
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=registry.asgi), base_url=BASE_URL, auth=ADMIN)
+        services: Services = registry.asgi.state.services
+        await services.accounts.create_user(Actor.system(), "outsider", PASSWORD)
+        assert (await client.post("/api/v1/organizations", json={"name": "tmporg"})).status_code == 201
+        await push_image(registry.client, "tmporg/private", "1")
+        on_namespace = {"target": "tmporg/*", "role": "read", "user": "outsider"}
+        assert (await client.post("/api/v1/grants", json=on_namespace)).status_code == 201
+
+        refused = await client.delete("/api/v1/organizations/tmporg")
+        assert refused.status_code == 400
+        assert "tmporg/private" in refused.json()["error"]["message"]
+        assert "with_repositories" in refused.json()["error"]["message"]
+        deleted = await client.delete("/api/v1/organizations/tmporg", params={"with_repositories": "true"})
+        assert deleted.status_code == 204
+        assert (await client.get("/api/v1/repositories")).json() == {"repositories": []}
+
+        squatter = await client.post("/api/v1/users", json={"name": "tmporg", "password": PASSWORD})
+        assert squatter.status_code == 409
+        assert "reserved" in squatter.json()["error"]["message"]
+        assert (await client.post("/api/v1/organizations", json={"name": "tmporg"})).status_code == 409
+        reserved = (await client.get("/api/v1/reserved-names")).json()["reserved"]
+        assert [(r["name"], r["kind"], r["reserved_by"]) for r in reserved] == [("tmporg", "organization", "admin")]
+
+        assert (await client.delete("/api/v1/reserved-names/tmporg")).status_code == 204
+        assert (await client.delete("/api/v1/reserved-names/tmporg")).status_code == 404
+        created = await client.post("/api/v1/users", json={"name": "tmporg", "password": PASSWORD})
+        assert created.status_code == 201
+        assert (await client.get("/api/v1/grants", params={"target": "tmporg/*"})).json()["grants"] == []
+        outsider = await services.accounts.subject("outsider")
+        assert outsider is not None
+        assert outsider.grants == ()
+        await client.aclose()
+
+
+async def test_a_deleted_user_keeps_their_repositories_until_told(tmp_path: Path) -> None:
+    async with running(tmp_path / "data") as registry:
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=registry.asgi), base_url=BASE_URL, auth=ADMIN)
+        services: Services = registry.asgi.state.services
+        await services.accounts.create_user(Actor.system(), "leaver", PASSWORD)
+        await push_image(registry.client, "leaver/app", "v1")
+        refused = await client.delete("/api/v1/users/leaver")
+        assert refused.status_code == 400
+        assert "leaver/app" in refused.json()["error"]["message"]
+        assert (await client.get("/api/v1/users/leaver")).status_code == 200
+        assert (await client.delete("/api/v1/users/leaver?with_repositories=true")).status_code == 204
+        assert (await client.get("/api/v1/repositories")).json() == {"repositories": []}
+        assert not (registry.repositories_root / "leaver" / "app" / "_manifests").exists()
+        again = await client.post("/api/v1/users", json={"name": "leaver", "password": PASSWORD})
+        assert again.status_code == 409
+        await client.aclose()

@@ -56,3 +56,18 @@ def test_admin_reset_password_and_errors(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["team", "add", "nope/devs", "admin", "--data-dir", str(data)])
     assert result.exit_code == 1
     assert "no team nope/devs" in result.output
+
+
+def test_deleted_names_stay_reserved_until_released(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    run(data, "user", "create", "bob")
+    run(data, "user", "delete", "bob")
+    reserved = json.loads(run(data, "namespace", "reserved"))
+    assert [(r["name"], r["kind"], r["reserved_by"]) for r in reserved] == [("bob", "user", "system")]
+    refused = CliRunner().invoke(main, ["org", "create", "bob", "--data-dir", str(data)])
+    assert refused.exit_code == 1
+    assert "trustyard namespace release bob" in refused.output
+    assert "Released bob" in run(data, "namespace", "release", "bob")
+    run(data, "user", "create", "bob")
+    assert json.loads(run(data, "namespace", "reserved")) == []
+    assert run(data, "token", "create", "bob", "pull-only", "--read-only").startswith("tyt_")

@@ -38,7 +38,7 @@ def own_registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Reg
 def create_dev(registry: Registry) -> str:
     """The user `dev` (password DEV_PASSWORD) and an app token of theirs, all through the admin API."""
     with registry.http(username=None) as admin:
-        admin.auth = httpx.BasicAuth("admin", registry.secret or "")
+        admin.auth = httpx.BasicAuth("admin", registry.password or "")  # creating users needs the password
         created = admin.post("/api/v1/users", json={"name": "dev", "password": DEV_PASSWORD})
         assert created.status_code == 201, created.text
         token = admin.post("/api/v1/users/dev/tokens", json={"name": "e2e"}, auth=("dev", DEV_PASSWORD))
@@ -103,7 +103,9 @@ def test_clients_log_in_push_pull_and_are_refused(
     assert run(["skopeo", "inspect", *tls, f"docker://{host}/acme/app:1"], env=env, check=False).returncode != 0
     with registry.http(username="dev", secret=token) as dev:
         tokens = dev.get("/api/v1/users/dev/tokens", auth=("dev", token)).json()["tokens"]
-        assert dev.delete(f"/api/v1/users/dev/tokens/{tokens[0]['id']}", auth=("dev", token)).status_code == 204
+        revoke = f"/api/v1/users/dev/tokens/{tokens[0]['id']}"
+        assert dev.delete(revoke, auth=("dev", token)).status_code == 403  # a token cannot revoke itself ...
+        assert dev.delete(revoke, auth=("dev", DEV_PASSWORD)).status_code == 204  # ... the password can
     revoked = ["skopeo", "inspect", *tls, "--creds", f"dev:{token}", f"docker://{host}/dev/app:1"]
     assert run(revoked, env=env, check=False).returncode != 0
     assert run(["skopeo", "login", *tls, "-u", "dev", "-p", token, host], env=env, check=False).returncode != 0

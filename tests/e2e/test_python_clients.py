@@ -150,7 +150,7 @@ def create_user(registry: Registry, source: str) -> tuple[str, str]:
     """A user of their own (owning ``NAME/*``) who may read ``source``, with an app token; (name, token)."""
     name = f"dxf-{uuid.uuid4().hex[:8]}"
     with httpx.Client(
-        base_url=registry.url, verify=registry.ssl_context(), auth=("admin", registry.secret or "")
+        base_url=registry.url, verify=registry.ssl_context(), auth=("admin", registry.password or "")
     ) as api:
         assert api.post("/api/v1/users", json={"name": name, "password": f"{name}-password"}).status_code == 201
         granted = api.post("/api/v1/grants", json={"target": source, "role": "read", "user": name})

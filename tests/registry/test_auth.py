@@ -366,18 +366,61 @@ async def test_wrong_service_bad_grant_and_malformed_basic(world: World) -> None
     await plain.aclose()
 
 
-async def test_password_guessing_is_rate_limited(world: World) -> None:
-    client = world.registry.client
-    for _ in range(10):
-        assert (await token_for(client, ("reader", "guess"))).status_code == 401
-    # Even the right password is refused now, and the refusal says to wait.
-    assert (await token_for(client, ("reader", PASSWORD))).status_code == 429
-    # Other users are not locked out by someone guessing reader's password.
-    assert (await token_for(client, ("writer", world.secrets["writer"]))).status_code == 200
+ATTACKER, VICTIM = "203.0.113.9", "198.51.100.7"
+
+
+def client_from(world: World, address: str, **headers: str) -> httpx.AsyncClient:
+    """A client of the registry whose connection comes from ``address``."""
+    transport = httpx.ASGITransport(app=world.registry.asgi, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url=BASE_URL, headers=headers)
+
+
+async def guessed(world: World, user: str, address: str, times: int) -> None:
+    """``times`` more failed logins of ``user`` from ``address``, as the audit log (which the slowdown counts)
+    records them: faster than guessing for real, and the delay they earn does not run out during the test."""
+    for _ in range(times):
+        await world.services.audit.record(Actor.claimant(user, address), "login.failed", user)
+
+
+async def test_password_guessing_slows_only_the_guesser(world: World) -> None:
+    """Today ten bad guesses from anywhere lock the account for 15 minutes everywhere, app tokens included."""
+    writer_token = world.secrets["writer"]
+    async with client_from(world, ATTACKER) as attacker, client_from(world, VICTIM) as victim:
+        for _ in range(5):  # a few mistakes cost nothing
+            assert (await token_for(attacker, ("writer", "guess"))).status_code == 401
+        await guessed(world, "writer", ATTACKER, 5)
+        slowed = await token_for(attacker, ("writer", "another-guess"))
+        assert slowed.status_code == 429
+        assert 0 < int(slowed.headers["retry-after"]) <= 300
+        assert error_code(slowed) == "TOOMANYREQUESTS"
+        admin_api = await attacker.get("/api/v1/me", auth=("writer", "guess"))
+        assert admin_api.status_code == 429
+        assert "retry-after" in admin_api.headers
+        # The owner, from their own address, is not held up, with the password or on the admin API ...
+        assert (await token_for(victim, ("writer", PASSWORD))).status_code == 200
+        assert (await victim.get("/api/v1/me", auth=("writer", PASSWORD))).status_code == 200
+        # ... and an app token is never slowed down, even from the guesser's address: it cannot be guessed.
+        assert (await token_for(attacker, ("writer", writer_token), ALL)).status_code == 200
     events = await world.services.audit.events(Actor.system(), action="login.failed")
-    assert len(events) == 10
-    assert {e.target for e in events} == {"reader"}
-    assert all(e.source for e in events)
+    assert {(e.target, e.source) for e in events} == {("writer", ATTACKER)}
+
+
+async def test_spraying_many_accounts_from_one_address_is_slowed(world: World) -> None:
+    async with client_from(world, ATTACKER) as attacker, client_from(world, VICTIM) as victim:
+        await guessed(world, "someone", ATTACKER, 60)
+        assert (await token_for(attacker, ("owner", "guess"))).status_code == 429
+        assert (await token_for(victim, ("owner", PASSWORD))).status_code == 200
+
+
+async def test_the_client_address_comes_from_trusted_proxies_only(tmp_path: Path) -> None:
+    async with running(tmp_path / "data", trusted_proxies=["10.0.0.0/8"]) as registry:
+        world = World(registry, {}, "")
+        behind = {"X-Forwarded-For": f"{ATTACKER}, 10.1.2.3"}  # the client, then an inner proxy
+        async with client_from(world, "10.0.0.1", **behind) as proxied, client_from(world, VICTIM, **behind) as liar:
+            await token_for(proxied, ("admin", "guess"))
+            await token_for(liar, ("admin", "guess"))  # not a proxy of ours: its header is ignored
+        events = await world.services.audit.events(Actor.system(), action="login.failed")
+        assert sorted(e.source or "" for e in events) == sorted([ATTACKER, VICTIM])
 
 
 async def test_no_secret_in_logs_bodies_or_audit(world: World, caplog: pytest.LogCaptureFixture) -> None:

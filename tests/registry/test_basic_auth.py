@@ -170,16 +170,21 @@ async def test_revocation_takes_effect_within_the_cache_ttl(tmp_path: Path) -> N
             assert (await client.get("/v2/")).status_code == 401
 
 
-async def test_failed_basic_logins_are_rate_limited_with_the_token_endpoint(world: World) -> None:
+async def test_failed_basic_logins_are_slowed_with_the_token_endpoint(world: World) -> None:
     async with world.client("alice", "guess-" + PASSWORD) as client:
-        for _ in range(10):
+        for _ in range(5):  # a few mistakes cost nothing
             assert (await client.get("/v2/")).status_code == 401
-    async with world.client("alice") as client:  # even the right password, until the window passes
+    for _ in range(5):  # five more from the same address, as the audit log records them
+        await world.services.audit.record(Actor.claimant("alice", "127.0.0.1"), "login.failed", "alice")
+    async with world.client("alice") as client:  # this address must now wait, even with the right password
         limited = await client.get("/v2/")
         assert limited.status_code == 429
         assert error_code(limited) == "TOOMANYREQUESTS"
+        assert int(limited.headers["retry-after"]) > 0
     token = await world.registry.client.get("/auth/token", params={"service": "trustyard"}, auth=("alice", PASSWORD))
     assert token.status_code == 429  # one limiter for both doors
+    async with world.client("alice", world.token) as client:  # app tokens cannot be guessed: never slowed
+        assert (await client.get("/v2/")).status_code == 200
     async with world.client("bob") as client:
         assert (await client.get("/v2/")).status_code == 200
 
@@ -274,3 +279,14 @@ async def test_a_subject_who_may_not_read_the_source_cannot_tell_whether_the_blo
         assert shape(answers[0]) == shape(answers[1])
     async with world.client("carol") as basic:  # nothing was linked into carol/copy
         assert (await basic.head(f"/v2/carol/copy/blobs/{existing}")).status_code == 404
+
+
+async def test_a_read_only_app_token_only_pulls_over_basic(world: World) -> None:
+    async with world.client("alice") as alice:
+        await push_image(alice, "alice/app", "v1")
+    read_only = await world.services.accounts.create_token(Actor.system(), "alice", "pull-only", read_only=True)
+    async with world.client("alice", read_only.secret) as client:
+        assert (await client.get("/v2/alice/app/manifests/v1")).status_code == 200
+        refused = await client.post("/v2/alice/app/blobs/uploads/")
+        assert refused.status_code == 401
+        assert 'error="insufficient_scope"' in refused.headers["www-authenticate"]

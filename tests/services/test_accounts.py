@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from trustyard.db.engine import migrate, open_index
-from trustyard.errors import AlreadyExists, Denied, InvalidRequest, LoginFailed, NotFound, Unauthorized
+from trustyard.errors import AlreadyExists, Denied, InvalidRequest, LoginFailed, NotFound, TooManyRequests, Unauthorized
 from trustyard.services import Services
-from trustyard.services.actor import Action, Actor
+from trustyard.services.actor import Action, Actor, Credential
 from trustyard.storage.memory import MemoryDriver
 
 SYSTEM = Actor.system()
@@ -63,7 +63,7 @@ async def test_login_with_password_or_token_and_deactivation(services: Services)
     await services.accounts.create_user(SYSTEM, "carol", PASSWORD)
     token = await services.accounts.create_token(SYSTEM, "carol", "ci")
     assert (await services.tokens.login("carol", PASSWORD, "10.0.0.1")).app_token is None
-    assert (await services.tokens.login("carol", token.secret, "10.0.0.1")).app_token == token.row.id
+    assert (await services.tokens.login("carol", token.secret, "10.0.0.1")).app_token == token.row
     with pytest.raises(LoginFailed):
         await services.tokens.login("dave", token.secret, "10.0.0.1")  # someone else's token
     await services.accounts.update_user(SYSTEM, "carol", active=False)
@@ -73,8 +73,9 @@ async def test_login_with_password_or_token_and_deactivation(services: Services)
 
 async def test_only_admins_and_self(services: Services) -> None:
     await services.accounts.create_user(SYSTEM, "erin", PASSWORD)
-    erin = await services.accounts.actor_for((await services.accounts.user(SYSTEM, "erin")), "10.0.0.2")
-    anonymous = Actor(name="anonymous", anonymous=True)
+    erin_row = await services.accounts.user(SYSTEM, "erin")
+    erin = await services.accounts.actor_for(erin_row, "10.0.0.2", Credential.PASSWORD)
+    anonymous = Actor.anonymous("10.0.0.3")
     with pytest.raises(Denied):
         await services.accounts.users(erin)
     with pytest.raises(Unauthorized):
@@ -91,3 +92,50 @@ async def test_bootstrap_admin_once(services: Services) -> None:
     assert generated is not None
     assert await services.accounts.bootstrap_admin(None) is None
     assert (await services.tokens.login("admin", generated, None)).user.admin
+
+
+async def test_deleted_names_are_reserved_and_take_their_grants_along(services: Services) -> None:
+    await services.accounts.create_user(SYSTEM, "bob", PASSWORD)
+    await services.accounts.create_organization(SYSTEM, "old_org")  # "_" must not act as a LIKE wildcard
+    await services.accounts.create_organization(SYSTEM, "oldxorg")
+    await services.accounts.put_grant(SYSTEM, "old_org/*", "read", user="bob")
+    await services.accounts.put_grant(SYSTEM, "old_org/app", "read-write", user="bob")
+    await services.accounts.put_grant(SYSTEM, "oldxorg/app", "read", user="bob")
+    await services.accounts.delete_organization(SYSTEM, "old_org")
+    subject = await services.accounts.subject("bob")
+    assert subject is not None
+    assert [g.target for g in subject.grants] == ["oldxorg/app"]
+    with pytest.raises(AlreadyExists, match="reserved"):
+        await services.accounts.create_user(SYSTEM, "old_org", PASSWORD)
+    reserved = await services.accounts.reserved_names(SYSTEM)
+    assert [(r.name, r.kind) for r in reserved] == [("old_org", "organization")]
+    await services.accounts.release_name(SYSTEM, "old_org")
+    await services.accounts.create_user(SYSTEM, "old_org", PASSWORD)
+    with pytest.raises(NotFound):
+        await services.accounts.release_name(SYSTEM, "old_org")
+
+
+async def test_sessions_end_with_logout_password_and_deactivation(services: Services) -> None:
+    await services.accounts.create_user(SYSTEM, "carol", PASSWORD)
+    principal = await services.tokens.login("carol", PASSWORD, "10.0.0.1")
+    first, second = await services.sessions.start(principal), await services.sessions.start(principal)
+    assert (await services.sessions.resume(first, None)) is not None
+    await services.sessions.end(first)
+    assert await services.sessions.resume(first, None) is None
+    assert await services.sessions.resume(second, None) is not None
+    await services.accounts.update_user(SYSTEM, "carol", active=False)
+    await services.accounts.update_user(SYSTEM, "carol", active=True)
+    assert await services.sessions.resume(second, None) is None  # deactivation ended it for good
+
+
+async def test_guessing_slows_one_address_for_one_account(services: Services) -> None:
+    await services.accounts.create_user(SYSTEM, "dave", PASSWORD)
+    token = await services.accounts.create_token(SYSTEM, "dave", "ci")
+    for _ in range(10):
+        await services.audit.record(Actor.claimant("dave", "10.0.0.9"), "login.failed", "dave")
+    with pytest.raises(TooManyRequests) as slowed:
+        await services.tokens.login("dave", PASSWORD, "10.0.0.9")
+    assert slowed.value.retry_after is not None
+    assert 0 < slowed.value.retry_after <= 300
+    assert (await services.tokens.login("dave", PASSWORD, "10.0.0.10")).user.name == "dave"
+    assert (await services.tokens.login("dave", token.secret, "10.0.0.9")).app_token == token.row

@@ -19,7 +19,7 @@ from trustyard.db.settings import RuntimeSettings
 from trustyard.errors import Denied, SettingPinned, StorageProbeFailed
 from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName
-from trustyard.services.actor import Action, Actor
+from trustyard.services.actor import Action, Actor, Credential
 from trustyard.services.audit import Audit
 from trustyard.services.settings import STORAGE, Settings, StartupStorage
 from trustyard.services.storage import StorageAdmin
@@ -149,10 +149,11 @@ async def test_pinned_storage_is_read_only(index: Index, tmp_path: Path) -> None
 
 async def test_only_administrators(index: Index, tmp_path: Path) -> None:
     w = worker(index, tmp_path)
+    alice = Actor.user("alice", lambda _r, _a: True, Credential.PASSWORD, None, admin=False)
     with pytest.raises(Denied):
-        await w.settings.storage(Actor(name="alice"))
+        await w.settings.storage(alice)
     with pytest.raises(Denied):
-        await w.settings.save_storage(Actor(name="alice"), on_disk(tmp_path / "other"))
+        await w.settings.save_storage(alice, on_disk(tmp_path / "other"))
 
 
 MOTO = os.environ.get("MOTO_ENDPOINT_URL")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.registry.conftest import Registry
+from tests.registry.conftest import Registry, push_image
 
 from .conftest import Browser, browser_of
 
@@ -93,3 +93,25 @@ async def test_admin_pages_refuse_non_admins(admin: Browser, registry: Registry)
             assert response.status_code == 403, path
             assert "erin is not an administrator" in response.text
         assert (await erin.post("/admin/organizations", {"name": "evil"})).status_code == 403
+
+
+async def test_deleting_an_organization_with_repositories_needs_the_checkbox(
+    admin: Browser, registry: Registry
+) -> None:
+    await admin.get("/admin/organizations")
+    await admin.post("/admin/organizations", {"name": "acme"})
+    await push_image(registry.client, "acme/app", "v1")
+    await admin.get("/admin/organizations/acme")
+    refused = await admin.post(
+        "/admin/organizations/acme/delete", headers={"referer": "https://registry.test/admin/organizations/acme"}
+    )
+    assert "still owns 1 repository (acme/app)" in (await admin.get(refused.headers["location"])).text
+    deleted = await admin.post("/admin/organizations/acme/delete", {"with_repositories": "on"})
+    assert (
+        "Deleted the organization acme, its teams and repositories."
+        in (await admin.get(deleted.headers["location"])).text
+    )
+    await admin.post(
+        "/admin/organizations", {"name": "acme"}, headers={"referer": "https://registry.test/admin/organizations"}
+    )
+    assert "reserved" in (await admin.get("/admin/organizations")).text

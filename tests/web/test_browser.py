@@ -97,7 +97,7 @@ def _log_in(site: Site) -> None:
     page = site.go("/")
     expect(page).to_have_url(re.compile(r"/login"))
     page.get_by_label("User name").fill("admin")
-    page.get_by_label("Password or app token").fill(site.registry.password or "")
+    page.get_by_label("Password", exact=True).fill(site.registry.password or "")
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Repositories")).to_be_visible()
 
@@ -106,7 +106,7 @@ def test_log_in_browse_and_delete_a_tag(site: Site) -> None:
     page = site.go("/login")
     site.shoot("login")
     page.get_by_label("User name").fill("admin")
-    page.get_by_label("Password or app token").fill("wrong password")
+    page.get_by_label("Password", exact=True).fill("wrong password")
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_contain_text("Wrong user name or password")
     site.shoot("login-failed")
@@ -187,6 +187,38 @@ def test_accounts_teams_grants_and_audit(site: Site) -> None:
     expect(page.get_by_role("cell", name="acme/devs")).to_be_visible()
     site.shoot("audit", "/admin/audit")
     site.shoot("trust", "/trust")
+
+
+def test_account_page_password_and_app_tokens(site: Site) -> None:
+    page = site.go("/account")
+    if "/login" in page.url:
+        _log_in(site)
+        page = site.go("/account")
+    page.get_by_role("link", name="Your account").click()
+    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    page.get_by_label("Token name").fill("ci-pull")
+    page.get_by_label("Pull only (read-only)").check()
+    page.get_by_role("button", name="Create token").click()
+    secret = page.get_by_label("New app token ci-pull").input_value()
+    assert secret.startswith("tyt_")
+    expect(page.get_by_role("row", name=re.compile(r"^ci-pull "))).to_contain_text("pull only")
+    site.shoot("account")
+    page = site.go("/account")
+    expect(page.get_by_text(secret)).to_have_count(0)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Revoke the token ci-pull").click()
+    expect(page.get_by_role("status")).to_contain_text("Revoked the token")
+    password = site.registry.password or ""
+    page.get_by_label("Current password").fill("not the password")
+    page.get_by_label("New password", exact=True).fill("a-new-admin-password")
+    page.get_by_label("New password again").fill("a-new-admin-password")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("alert")).to_contain_text("current password is wrong")
+    page.get_by_label("Current password").fill(password)
+    page.get_by_label("New password", exact=True).fill(password)
+    page.get_by_label("New password again").fill(password)
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("status")).to_contain_text("Your password is changed")
 
 
 # Settings > Storage -----------------------------------------------------------------------------------

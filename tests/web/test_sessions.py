@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 
 from tests.registry.conftest import ADMIN, Registry
+from trustyard.services import Services
+from trustyard.services.actor import Actor
 
 from .conftest import Browser, browser_of
 
@@ -102,3 +104,48 @@ async def test_static_files(browser: Browser) -> None:
     assert css.status_code == 200
     assert isinstance(css, httpx.Response)
     assert ":focus-visible" in css.text
+
+
+async def test_logout_ends_the_session_on_the_server(registry: Registry) -> None:
+    """Today a cookie copied before logging out keeps working for 12 hours."""
+    web = browser_of(registry)
+    async with web.http:
+        await web.login()
+        copied = web.http.cookies["trustyard_session"]
+        await web.post("/logout")
+    thief = browser_of(registry)
+    async with thief.http:
+        thief.http.cookies.set("trustyard_session", copied)
+        assert (await thief.get("/repositories")).status_code == 303
+
+
+async def test_deleting_a_user_ends_their_sessions(admin: Browser, registry: Registry) -> None:
+    await admin.post("/admin/users", {"name": "bob", "password": "bob-password-long"})
+    bob = browser_of(registry)
+    async with bob.http:
+        await bob.login("bob", "bob-password-long")
+        assert (await bob.get("/repositories")).status_code == 200
+        await admin.get("/admin/users")
+        await admin.post("/admin/users/bob/delete")
+        assert (await bob.get("/repositories")).status_code == 303
+
+
+async def test_an_app_token_does_not_open_a_web_session(browser: Browser, registry: Registry) -> None:
+    """Today an app token logs in to the web UI, where the account itself is managed."""
+    services: Services = registry.asgi.state.services
+    token = await services.accounts.create_token(Actor.system(), "admin", "ci")
+    await browser.get("/login")
+    response = await browser.post("/login", {"username": "admin", "password": token.secret})
+    assert response.status_code == 401
+    assert "app tokens work for docker login" in response.text
+    assert (await browser.get("/repositories")).status_code == 303
+
+
+async def test_password_guessing_slows_the_login_page_down(browser: Browser, registry: Registry) -> None:
+    services: Services = registry.asgi.state.services
+    for _ in range(10):  # the in-process browser's address, as httpx's ASGI transport gives it
+        await services.audit.record(Actor.claimant("admin", "127.0.0.1"), "login.failed", "admin")
+    await browser.get("/login")
+    response = await browser.post("/login", {"username": "admin", "password": ADMIN[1]})
+    assert response.status_code == 429
+    assert "Too many failed logins from your address" in response.text

@@ -18,6 +18,7 @@ def _token(row: AppTokenRow) -> dict[str, object]:
         "id": row.id,
         "user": row.user,
         "name": row.name,
+        "read_only": row.read_only,
         "created_at": when(row.created_at),
         "last_used_at": when(row.last_used_at),
     }
@@ -60,16 +61,25 @@ async def update_user(request: Request) -> Response:
     return render(_user(updated))
 
 
+def _with_repositories(request: Request) -> bool:
+    """``?with_repositories=true``: delete a namespace's repositories along with it (else it is refused)."""
+    return request.query_params.get("with_repositories", "").lower() in ("true", "1", "yes")
+
+
 async def delete_user(request: Request) -> Response:
-    await services(request).accounts.delete_user(await actor(request), request.path_params["user"])
+    name, everything = request.path_params["user"], _with_repositories(request)
+    await services(request).accounts.delete_user(await actor(request), name, everything)
     return Response(status_code=204)
 
 
 async def set_password(request: Request) -> Response:
-    """Set a password (``{"password": ...}``), or generate one (``{}``) and return it once."""
+    """Set a password (``{"password": ...}``), or generate one (``{}``) and return it once. Your own password
+    changes only with ``current_password``."""
     data = await body(request)
     given = field(data, "password", str, required=False)
-    password = await services(request).accounts.reset_password(await actor(request), request.path_params["user"], given)
+    current = field(data, "current_password", str, required=False)
+    caller, name = await actor(request), request.path_params["user"]
+    password = await services(request).accounts.reset_password(caller, name, given, current)
     return render({} if given else {"password": password})
 
 
@@ -85,7 +95,25 @@ async def create_organization(request: Request) -> Response:
 
 
 async def delete_organization(request: Request) -> Response:
-    await services(request).accounts.delete_organization(await actor(request), request.path_params["org"])
+    name, everything = request.path_params["org"], _with_repositories(request)
+    await services(request).accounts.delete_organization(await actor(request), name, everything)
+    return Response(status_code=204)
+
+
+async def list_reserved(request: Request) -> Response:
+    names = await services(request).accounts.reserved_names(await actor(request))
+    return render(
+        {
+            "reserved": [
+                {"name": r.name, "kind": r.kind, "reserved_at": when(r.reserved_at), "reserved_by": r.reserved_by}
+                for r in names
+            ]
+        }
+    )
+
+
+async def release_name(request: Request) -> Response:
+    await services(request).accounts.release_name(await actor(request), request.path_params["name"])
     return Response(status_code=204)
 
 
@@ -130,8 +158,10 @@ async def list_tokens(request: Request) -> Response:
 
 async def create_token(request: Request) -> Response:
     """A new app token; its secret is in this response only (use it as the docker login password)."""
-    name = field(await body(request), "name", str)
-    created = await services(request).accounts.create_token(await actor(request), request.path_params["user"], name)
+    data = await body(request)
+    name, read_only = field(data, "name", str), bool(field(data, "read_only", bool, required=False))
+    caller, user = await actor(request), request.path_params["user"]
+    created = await services(request).accounts.create_token(caller, user, name, read_only)
     return render({**_token(created.row), "token": created.secret}, 201)
 
 

@@ -39,5 +39,7 @@ async def handle(request: Request, exc: Exception) -> Response:
     status = status_of(exc)
     if status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
-    headers = {"WWW-Authenticate": 'Basic realm="trustyard admin"'} if status == 401 else None
+    headers = {"WWW-Authenticate": 'Basic realm="trustyard admin"'} if status == 401 else {}
+    if isinstance(exc, e.TooManyRequests) and exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=status, headers=headers)

@@ -1,4 +1,5 @@
-"""Helpers every admin handler shares: the caller (HTTP Basic: password or app token), JSON in and out."""
+"""Helpers every admin handler shares: the caller (HTTP Basic: password, or an app token for GETs), JSON in
+and out."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from trustyard.errors import InvalidRequest
+from trustyard.auth import proxies
+from trustyard.errors import Denied, InvalidRequest
 from trustyard.services import Services
-from trustyard.services.actor import Action, Actor
+from trustyard.services.actor import Actor, Credential
 
 BODY_LIMIT = 64 * 1024
 
@@ -21,18 +23,26 @@ def services(request: Request) -> Services:
     return found
 
 
-def _nothing(_repository: str, _action: Action) -> bool:
-    return False
+def client_address(request: Request) -> str | None:
+    """The client's address: X-Forwarded-For only from a configured trusted proxy (auth/proxies.py)."""
+    peer = request.client.host if request.client else None
+    return proxies.client_address(peer, request.headers.getlist("x-forwarded-for"), request.app.state.trusted_proxies)
 
 
 async def actor(request: Request) -> Actor:
-    """The caller with their whole permission. Every call checks the credentials (use an app token in scripts:
-    it is checked in microseconds, a password takes an argon2 verification)."""
+    """The caller with their whole permission. Every call checks the credentials (use an app token in scripts
+    that read: it is checked in microseconds, a password takes an argon2 verification). An app token may only
+    read (GET): changing anything, above all the account itself, needs the password."""
     tokens = services(request).tokens
-    source = request.client.host if request.client else None
+    source = client_address(request)
     principal = await tokens.login_basic(request.headers.get("authorization"), source)
     if principal is None:
-        return Actor(name="anonymous", anonymous=True, allowed=_nothing, source=source)
+        return Actor.anonymous(source)
+    if principal.credential is Credential.APP_TOKEN and request.method != "GET":
+        raise Denied(
+            "app tokens work for the registry, the token endpoint and read-only admin calls (GET); "
+            "use the password to change anything"
+        )
     return await tokens.actor_for(principal, source)
 
 

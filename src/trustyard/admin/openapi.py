@@ -44,11 +44,33 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Users": _list("users", "User"),
     "NewUser": _object(["name"], name=STRING, password={**STRING, "minLength": 12}, admin=BOOLEAN),
     "UserFlags": _object(admin=BOOLEAN, active=BOOLEAN),
-    "Password": _object(password={**STRING, "minLength": 12}),
+    "Password": _object(
+        password={**STRING, "minLength": 12, "description": "the new password; leave out to generate one"},
+        current_password={**STRING, "description": "required when changing your own password"},
+    ),
     "Named": _object(["name"], name=STRING),
-    "Token": _object(["id", "user", "name"], id=STRING, user=STRING, name=STRING, created_at=TIME, last_used_at=TIME),
+    "NamedToken": _object(["name"], name=STRING, read_only={**BOOLEAN, "description": "may only pull"}),
+    "Token": _object(
+        ["id", "user", "name"],
+        id=STRING,
+        user=STRING,
+        name=STRING,
+        read_only=BOOLEAN,
+        created_at=TIME,
+        last_used_at=TIME,
+    ),
     "Tokens": _list("tokens", "Token"),
-    "NewToken": _object(["id", "token"], id=STRING, name=STRING, user=STRING, token=STRING, created_at=TIME),
+    "NewToken": _object(
+        ["id", "token"], id=STRING, name=STRING, user=STRING, read_only=BOOLEAN, token=STRING, created_at=TIME
+    ),
+    "ReservedName": _object(
+        ["name", "kind"],
+        name=STRING,
+        kind={"type": "string", "enum": ["user", "organization"]},
+        reserved_at=TIME,
+        reserved_by=STRING,
+    ),
+    "ReservedNames": _list("reserved", "ReservedName"),
     "Grant": _object(
         ["id", "target", "role"], id=INTEGER, target=STRING, role=ROLE, user=STRING, team=STRING, created_at=TIME
     ),

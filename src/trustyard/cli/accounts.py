@@ -1,4 +1,4 @@
-"""Account commands, run in-process as the operator: ``admin``, ``user``, ``org``, ``team``, ``grant``,
+"""Account commands, run in-process as the operator: ``admin``, ``user``, ``org``, ``namespace``, ``team``, ``grant``,
 ``token``, ``repo`` and ``audit``. Each builds services through ``app`` and makes one service call."""
 
 from __future__ import annotations
@@ -100,8 +100,10 @@ def user_create(config_file: Path | None, data_dir: Path | None, name: str, is_a
 @CONFIG
 @DATA_DIR
 @click.argument("name")
-def user_delete(config_file: Path | None, data_dir: Path | None, name: str) -> None:
-    run(config_file, data_dir, lambda s, a: s.accounts.delete_user(a, name))
+@click.option("--with-repositories", is_flag=True, help="Also delete the repositories in the user's namespace.")
+def user_delete(config_file: Path | None, data_dir: Path | None, name: str, with_repositories: bool) -> None:
+    """Delete a user (refused while they own repositories); their name stays reserved until released."""
+    run(config_file, data_dir, lambda s, a: s.accounts.delete_user(a, name, with_repositories))
 
 
 @user.command("set")
@@ -145,8 +147,34 @@ def org_create(config_file: Path | None, data_dir: Path | None, name: str) -> No
 @CONFIG
 @DATA_DIR
 @click.argument("name")
-def org_delete(config_file: Path | None, data_dir: Path | None, name: str) -> None:
-    run(config_file, data_dir, lambda s, a: s.accounts.delete_organization(a, name))
+@click.option("--with-repositories", is_flag=True, help="Also delete the organization's repositories.")
+def org_delete(config_file: Path | None, data_dir: Path | None, name: str, with_repositories: bool) -> None:
+    """Delete an organization (refused while it owns repositories); its name stays reserved until released."""
+    run(config_file, data_dir, lambda s, a: s.accounts.delete_organization(a, name, with_repositories))
+
+
+@click.group()
+def namespace() -> None:
+    """Names of deleted users and organizations, reserved so that nobody inherits their grants."""
+
+
+@namespace.command("reserved")
+@CONFIG
+@DATA_DIR
+def namespace_reserved(config_file: Path | None, data_dir: Path | None) -> None:
+    """List the reserved names."""
+    rows = run(config_file, data_dir, lambda s, a: s.accounts.reserved_names(a))
+    show([{"name": r.name, "kind": r.kind, "reserved_at": r.reserved_at, "reserved_by": r.reserved_by} for r in rows])
+
+
+@namespace.command("release")
+@CONFIG
+@DATA_DIR
+@click.argument("name")
+def namespace_release(config_file: Path | None, data_dir: Path | None, name: str) -> None:
+    """Let NAME be registered again (as a user or an organization)."""
+    run(config_file, data_dir, lambda s, a: s.accounts.release_name(a, name))
+    click.echo(f"Released {name}: it can be registered again.")
 
 
 @click.group()
@@ -282,9 +310,10 @@ def token() -> None:
 @DATA_DIR
 @click.argument("user_name", metavar="USER")
 @click.argument("name")
-def token_create(config_file: Path | None, data_dir: Path | None, user_name: str, name: str) -> None:
+@click.option("--read-only", is_flag=True, help="The token may only pull, whatever the user may do.")
+def token_create(config_file: Path | None, data_dir: Path | None, user_name: str, name: str, read_only: bool) -> None:
     """Create a token and print it once."""
-    created = run(config_file, data_dir, lambda s, a: s.accounts.create_token(a, user_name, name))
+    created = run(config_file, data_dir, lambda s, a: s.accounts.create_token(a, user_name, name, read_only))
     click.echo(created.secret)
 
 
@@ -347,4 +376,4 @@ def audit(config_file: Path | None, data_dir: Path | None, limit: int, action: s
         click.echo(json.dumps({**line, "target": e.target, "detail": e.detail}, default=str))
 
 
-COMMANDS = [admin, user, org, team, grant, token, repo, audit]
+COMMANDS = [admin, user, org, namespace, team, grant, token, repo, audit]

@@ -59,6 +59,45 @@ class AppTokenRow:
     secret_hash: str
     created_at: datetime
     last_used_at: datetime | None
+    read_only: bool = False  # pull only, whatever the user may do
+
+
+@dataclass(frozen=True, slots=True)
+class ReservedName:
+    """The name of a deleted user or organization: nobody may register it until an admin releases it."""
+
+    name: str
+    kind: str  # "user" or "organization"
+    reserved_at: datetime
+    reserved_by: str
+
+
+def _token(row: Any) -> AppTokenRow:
+    return AppTokenRow(
+        row.id, row.user, row.name, row.secret_hash, row.created_at, row.last_used_at, bool(row.read_only)
+    )
+
+
+async def _refuse_reserved(conn: AsyncConnection, name: str) -> None:
+    reserved = await conn.scalar(select(t.reserved_namespaces.c.kind).where(t.reserved_namespaces.c.name == name))
+    if reserved is not None:
+        raise AlreadyExists(
+            f"{name} was the name of a deleted {reserved} and is reserved, so that nobody inherits what was "
+            f"granted to it; an administrator can release it (trustyard namespace release {name})"
+        )
+
+
+async def _retire_namespace(conn: AsyncConnection, name: str, kind: str, by: str) -> None:
+    """A deleted user's or organization's namespace: its name is reserved, and every grant on it or on a
+    repository in it is removed (with repository visibility), so a later owner of the name inherits nothing."""
+    inside = t.grants.c.target.startswith(name + "/", autoescape=True)
+    on_namespace = and_(t.grants.c.target == name, t.grants.c.namespace.is_(True))
+    await conn.execute(delete(t.grants).where(or_(on_namespace, inside)))
+    settings = t.repository_settings.c.name.startswith(name + "/", autoescape=True)
+    await conn.execute(delete(t.repository_settings).where(settings))
+    await conn.execute(
+        t.reserved_namespaces.insert().values(name=name, kind=kind, reserved_at=_now(), reserved_by=by[:64])
+    )
 
 
 def _user(row: Any) -> UserRow:
@@ -94,6 +133,7 @@ class AccountStore:
 
     async def create_user(self, name: str, password_hash: str | None, admin: bool) -> UserRow:
         async with self.writer.begin() as conn:
+            await _refuse_reserved(conn, name)
             if await conn.scalar(select(t.organizations.c.id).where(t.organizations.c.name == name)) is not None:
                 raise AlreadyExists(f"{name} is an organization; users and organizations share one namespace")
             try:
@@ -108,24 +148,31 @@ class AccountStore:
             return _user(row)
 
     async def update_user(self, name: str, **values: Any) -> UserRow:
-        """Set ``password_hash``, ``admin`` or ``active``; NotFound when there is no such user."""
+        """Set ``password_hash``, ``admin`` or ``active``; NotFound when there is no such user. A new password
+        or a deactivation ends every web session of the user in the same transaction."""
         async with self.writer.begin() as conn:
             result = await conn.execute(update(t.users).where(t.users.c.name == name).values(**values))
             if result.rowcount == 0:
                 raise NotFound(f"no user {name}")
+            if "password_hash" in values or values.get("active") is False:
+                user_id = select(t.users.c.id).where(t.users.c.name == name).scalar_subquery()
+                await conn.execute(delete(t.web_sessions).where(t.web_sessions.c.user_id == user_id))
             return _user((await conn.execute(select(*_USER_COLUMNS).where(t.users.c.name == name))).one())
 
-    async def delete_user(self, name: str) -> None:
+    async def delete_user(self, name: str, by: str) -> None:
+        """Delete the user, end their sessions, and reserve their name (see ``_retire_namespace``)."""
         async with self.writer.begin() as conn:
             user_id = await conn.scalar(select(t.users.c.id).where(t.users.c.name == name))
             if user_id is None:
                 raise NotFound(f"no user {name}")
             # Explicit deletes: SQLite enforces ON DELETE CASCADE only with foreign keys on, and this must
             # hold on any connection.
+            await conn.execute(delete(t.web_sessions).where(t.web_sessions.c.user_id == user_id))
             await conn.execute(delete(t.app_tokens).where(t.app_tokens.c.user_id == user_id))
             await conn.execute(delete(t.grants).where(t.grants.c.user_id == user_id))
             await conn.execute(delete(t.team_members).where(t.team_members.c.user_id == user_id))
             await conn.execute(delete(t.users).where(t.users.c.id == user_id))
+            await _retire_namespace(conn, name, "user", by)
 
     async def count_admins(self) -> int:
         async with self.reader.connect() as conn:
@@ -143,12 +190,14 @@ class AccountStore:
         async with self.writer.begin() as conn:
             if await conn.scalar(select(t.users.c.id).where(t.users.c.name == name)) is not None:
                 raise AlreadyExists(f"{name} is a user; users and organizations share one namespace")
+            await _refuse_reserved(conn, name)
             try:
                 await conn.execute(t.organizations.insert().values(name=name, created_at=_now()))
             except IntegrityError:
                 raise AlreadyExists(f"organization {name} already exists") from None
 
-    async def delete_organization(self, name: str) -> None:
+    async def delete_organization(self, name: str, by: str) -> None:
+        """Delete the organization with its teams, and reserve its name (see ``_retire_namespace``)."""
         async with self.writer.begin() as conn:
             org_id = await self._organization_id(conn, name)
             team_ids = select(t.teams.c.id).where(t.teams.c.organization_id == org_id).scalar_subquery()
@@ -156,6 +205,21 @@ class AccountStore:
             await conn.execute(delete(t.team_members).where(t.team_members.c.team_id.in_(team_ids)))
             await conn.execute(delete(t.teams).where(t.teams.c.organization_id == org_id))
             await conn.execute(delete(t.organizations).where(t.organizations.c.id == org_id))
+            await _retire_namespace(conn, name, "organization", by)
+
+    # Reserved names of deleted namespaces
+
+    async def reserved(self) -> list[ReservedName]:
+        query = select(t.reserved_namespaces).order_by(t.reserved_namespaces.c.name)
+        async with self.reader.connect() as conn:
+            return [ReservedName(r.name, r.kind, r.reserved_at, r.reserved_by) for r in (await conn.execute(query))]
+
+    async def release(self, name: str) -> None:
+        """Let the name be registered again; NotFound when it is not reserved."""
+        async with self.writer.begin() as conn:
+            result = await conn.execute(delete(t.reserved_namespaces).where(t.reserved_namespaces.c.name == name))
+            if result.rowcount == 0:
+                raise NotFound(f"{name} is not a reserved name")
 
     async def _organization_id(self, conn: AsyncConnection, name: str) -> int:
         found = await conn.scalar(select(t.organizations.c.id).where(t.organizations.c.name == name))
@@ -332,17 +396,17 @@ class AccountStore:
         t.app_tokens.c.secret_hash,
         t.app_tokens.c.created_at,
         t.app_tokens.c.last_used_at,
+        t.app_tokens.c.read_only,
     )
 
-    async def create_token(self, user: str, token_id: str, name: str, secret_hash: str) -> AppTokenRow:
+    async def create_token(
+        self, user: str, token_id: str, name: str, secret_hash: str, read_only: bool = False
+    ) -> AppTokenRow:
         async with self.writer.begin() as conn:
             user_id = await self._user_id(conn, user)
+            values = {"id": token_id, "user_id": user_id, "name": name, "secret_hash": secret_hash}
             try:
-                await conn.execute(
-                    t.app_tokens.insert().values(
-                        id=token_id, user_id=user_id, name=name, secret_hash=secret_hash, created_at=_now()
-                    )
-                )
+                await conn.execute(t.app_tokens.insert().values(**values, read_only=read_only, created_at=_now()))
             except IntegrityError:
                 raise AlreadyExists(f"{user} already has a token named {name}") from None
         found = await self.token(token_id)
@@ -357,7 +421,7 @@ class AccountStore:
         )
         async with self.reader.connect() as conn:
             row = (await conn.execute(query)).first()
-            return None if row is None else AppTokenRow(*row)
+            return None if row is None else _token(row)
 
     async def tokens(self, user: str) -> list[AppTokenRow]:
         query = (
@@ -367,7 +431,7 @@ class AccountStore:
             .order_by(t.app_tokens.c.name)
         )
         async with self.reader.connect() as conn:
-            return [AppTokenRow(*r) for r in (await conn.execute(query)).all()]
+            return [_token(r) for r in (await conn.execute(query)).all()]
 
     async def delete_token(self, user: str, token_id: str) -> None:
         async with self.writer.begin() as conn:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from trustyard.db import tables as t
@@ -62,17 +62,19 @@ class AuditStore:
             for r in rows
         ]
 
-    async def count_since(self, action: str, since: datetime, actor: str | None, source: str | None) -> int:
-        """Events of ``action`` since ``since`` by ``actor`` or from ``source`` (either may be None)."""
-        matches = []
+    async def failures_since(
+        self, action: str, since: datetime, actor: str | None, source: str | None
+    ) -> tuple[int, datetime | None]:
+        """How many events of ``action`` since ``since``, and the latest one's time, for ``actor`` (None: any)
+        from ``source`` (None: any); both None counts nothing."""
+        matches = [t.audit_events.c.action == action, t.audit_events.c.at >= since]
+        if actor is None and source is None:
+            return 0, None
         if actor is not None:
             matches.append(t.audit_events.c.actor == actor[:64])
         if source is not None:
             matches.append(t.audit_events.c.source == source[:64])
-        if not matches:
-            return 0
-        query = select(func.count()).where(
-            t.audit_events.c.action == action, t.audit_events.c.at >= since, or_(*matches)
-        )
+        query = select(func.count(), func.max(t.audit_events.c.at)).where(*matches)
         async with self.reader.connect() as conn:
-            return int(await conn.scalar(query) or 0)
+            count, latest = (await conn.execute(query)).one()
+        return int(count or 0), latest

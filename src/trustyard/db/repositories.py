@@ -84,6 +84,12 @@ class RepositoryStore:
                 )
             return bool(before)
 
+    async def names_under(self, namespace: str) -> list[str]:
+        """The indexed repositories in ``namespace`` (``namespace/...``), in order."""
+        inside = t.repositories.c.name.startswith(namespace + "/", autoescape=True)
+        async with self.reader.connect() as conn:
+            return list((await conn.scalars(select(t.repositories.c.name).where(inside).order_by("name"))).all())
+
     async def delete_repository(self, name: str) -> bool:
         """Remove the repository and everything under it from the index; False when there was none."""
         async with self.writer.begin() as conn:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -177,6 +178,7 @@ app_tokens = Table(
     Column("secret_hash", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_used_at", DateTime(timezone=True)),
+    Column("read_only", Boolean, nullable=False, server_default=false()),  # pull only (migration 0005)
     UniqueConstraint("user_id", "name"),
 )
 
@@ -212,4 +214,25 @@ runtime_settings = Table(
     Column("generation", Integer, nullable=False),  # +1 on every change: workers poll it to pick changes up
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("updated_by", String(64), nullable=False),
+)
+
+# Web sessions held server-side, and names of deleted namespaces (migration 0005).
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the secret in the cookie, never the secret
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_web_sessions_user_id", "user_id"),
+)
+
+reserved_namespaces = Table(
+    "reserved_namespaces",
+    metadata,
+    Column("name", String(64), primary_key=True),  # a deleted user's or organization's name
+    Column("kind", String(16), nullable=False),  # "user" or "organization"
+    Column("reserved_at", DateTime(timezone=True), nullable=False),
+    Column("reserved_by", String(64), nullable=False),
 )

@@ -59,6 +59,8 @@ def error_response(request: Request, error: e.TrustyardError, headers: dict[str,
     all_headers = dict(headers or {})
     if isinstance(error, e.Unauthorized | e.InsufficientScope):
         all_headers["WWW-Authenticate"] = challenge(request, error)
+    if isinstance(error, e.TooManyRequests) and error.retry_after is not None:
+        all_headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, e.UploadOutOfOrder):
         all_headers["Location"] = f"/v2/{error.repository}/blobs/uploads/{error.upload_id}"
         all_headers["Range"] = upload_range(error.size)

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
+from trustyard.auth import proxies
 from trustyard.errors import PaginationNumberInvalid, TooLarge, Unauthorized
 from trustyard.oci.names import RepositoryName
 from trustyard.services import Services
@@ -21,7 +22,9 @@ def services(request: Request) -> Services:
 
 
 def client_address(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The client's address: X-Forwarded-For only from a configured trusted proxy (auth/proxies.py)."""
+    peer = request.client.host if request.client else None
+    return proxies.client_address(peer, request.headers.getlist("x-forwarded-for"), request.app.state.trusted_proxies)
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

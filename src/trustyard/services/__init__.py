@@ -16,13 +16,16 @@ from trustyard.db.accounts import AccountStore
 from trustyard.db.audit import AuditStore
 from trustyard.db.index import Index
 from trustyard.db.repositories import RepositoryStore
+from trustyard.db.sessions import SessionStore
 from trustyard.db.settings import RuntimeSettings
 from trustyard.services.accounts import Accounts
 from trustyard.services.audit import Audit
 from trustyard.services.blobs import Blobs
+from trustyard.services.lockout import Lockout
 from trustyard.services.manifests import Manifests
 from trustyard.services.referrers import Referrers
 from trustyard.services.repositories import Repositories
+from trustyard.services.sessions import Sessions
 from trustyard.services.settings import Settings, StartupStorage
 from trustyard.services.storage import StorageAdmin
 from trustyard.services.tags import Tags
@@ -44,6 +47,7 @@ class Services:
     storage: StorageAdmin
     accounts: Accounts
     tokens: Tokens
+    sessions: Sessions
     audit: Audit
     settings: Settings
 
@@ -68,7 +72,7 @@ class Services:
         audit = Audit(AuditStore(index.reader, index.writer))
         account_store = AccountStore(index.reader, index.writer)
         repository_store = RepositoryStore(index.reader, index.writer)
-        accounts = Accounts(account_store, repository_store, audit)
+        accounts = Accounts(account_store, repository_store, storage, audit)
         storage_admin = StorageAdmin(index, storage)
         settings = Settings(
             RuntimeSettings(index.reader, index.writer),
@@ -94,9 +98,11 @@ class Services:
                 repository_store,
                 accounts,
                 audit,
+                Lockout(audit),
                 CredentialCache(basic_auth_cache_ttl, DEFAULT_SIZE, time.monotonic),
                 refresh_tokens=refresh_tokens,
             ),
+            sessions=Sessions(SessionStore(index.reader, index.writer), account_store, accounts),
             audit=audit,
             settings=settings,
         )

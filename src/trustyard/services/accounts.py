@@ -1,7 +1,9 @@
 """Accounts: users, organizations, teams, grants and app tokens; the policy subject of a user.
 
 Site administrators manage users, organizations and teams. Grants on a repository may also be given by
-that repository's admins. Every user manages their own password and app tokens. Each change is audited.
+that repository's admins. Every user manages their own password and app tokens, with their password (an app
+token cannot change the account that issued it). A deleted user's or organization's name is reserved until an
+administrator releases it, so nobody inherits its repositories or grants. Each change is audited.
 """
 
 from __future__ import annotations
@@ -12,16 +14,26 @@ from dataclasses import dataclass
 
 from trustyard.auth import passwords
 from trustyard.auth.policy import Grant, Role, Subject, allowed_actions
-from trustyard.db.accounts import AccountStore, AppTokenRow, GrantRow, TeamRow, UserRow
+from trustyard.db.accounts import AccountStore, AppTokenRow, GrantRow, ReservedName, TeamRow, UserRow
 from trustyard.db.repositories import RepositoryStore
 from trustyard.errors import Denied, InvalidRequest, NotFound
 from trustyard.oci.names import RepositoryName
-from trustyard.services.actor import Action, Actor
+from trustyard.services.actor import Action, Actor, Credential
 from trustyard.services.audit import Audit
+from trustyard.services.repositories import remove_repository
+from trustyard.storage.driver import StorageDriver
 
 ADMIN = "admin"
 OWNERS = "owners"  # every organization's first team: admin on the organization's namespace
-__all__ = ["Accounts", "AppTokenRow", "CreatedToken", "GrantRow", "TeamRow", "UserRow"]  # rows the edges render
+__all__ = [
+    "Accounts",
+    "AppTokenRow",
+    "CreatedToken",
+    "GrantRow",
+    "ReservedName",
+    "TeamRow",
+    "UserRow",
+]  # rows the edges render
 RESERVED = frozenset({"anonymous", "system"})  # names actors use for themselves
 _NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 
@@ -66,9 +78,12 @@ class Target:
 
 
 class Accounts:
-    def __init__(self, store: AccountStore, repositories: RepositoryStore, audit: Audit) -> None:
+    def __init__(
+        self, store: AccountStore, repositories: RepositoryStore, storage: StorageDriver, audit: Audit
+    ) -> None:
         self._store = store
         self._repositories = repositories
+        self._storage = storage
         self._audit = audit
 
     # Policy ---------------------------------------------------------------------------------------------
@@ -85,20 +100,21 @@ class Accounts:
         grants = tuple(Grant(target, namespace, Role(role)) for target, namespace, role in reaching)
         return Subject(user.name, user.admin, grants)
 
-    async def actor_for(self, user: UserRow, source: str | None) -> Actor:
-        """An actor with the user's whole permission (the admin API and CLI: not limited to token scopes)."""
+    async def actor_for(self, user: UserRow, source: str | None, credential: Credential) -> Actor:
+        """An actor with the user's whole permission (the admin API and web UI: not limited to token scopes),
+        proved by ``credential`` (the password, or an app token)."""
         subject = await self._subject(user)
 
         def allowed(repository: str, action: Action) -> bool:
             return action.value in allowed_actions(subject, repository, public=False)
 
-        return Actor(name=user.name, allowed=allowed, source=source, admin=user.admin)
+        return Actor.user(user.name, allowed, credential, source, user.admin)
 
     async def pullable(self, actor: Actor, names: Sequence[str]) -> list[str]:
         """Which of ``names`` the actor may pull by its whole permission (the catalog), in order."""
         if not actor.token:
             return [n for n in names if actor.can(n, Action.PULL)]
-        subject = None if actor.anonymous else await self.subject(actor.name)
+        subject = None if actor.is_anonymous else await self.subject(actor.name)
         public = await self._repositories.public(names)
         return [n for n in names if "pull" in allowed_actions(subject, n, n in public)]
 
@@ -113,10 +129,18 @@ class Accounts:
         await self._audit.record(Actor.system(), "user.create", ADMIN, admin=True, bootstrap=True)
         return generated
 
-    async def reset_password(self, actor: Actor, name: str, password: str | None = None) -> str:
-        """Set a user's password (generated when not given); returns it. Users may reset their own."""
-        if actor.anonymous or actor.name != name:
+    async def reset_password(
+        self, actor: Actor, name: str, password: str | None = None, current: str | None = None
+    ) -> str:
+        """Set a user's password (generated when not given); returns it. Users change their own with their
+        current password; administrators set anybody else's without it (the operator's CLI, anybody's)."""
+        actor.require_password("changing a password")
+        if actor.is_anonymous or actor.name != name:
             actor.require_admin()
+        elif actor.credential is not Credential.SYSTEM:
+            user = await self._store.user(name)
+            if current is None or user is None or not passwords.verify_password(user.password_hash, current):
+                raise Denied("the current password is wrong or missing: changing your password needs it")
         new = password or passwords.generate_password()
         _check_password(new)
         await self._store.update_user(name, password_hash=passwords.hash_password(new))
@@ -128,7 +152,7 @@ class Accounts:
         return await self._store.users()
 
     async def user(self, actor: Actor, name: str) -> UserRow:
-        if actor.anonymous or actor.name != name:
+        if actor.is_anonymous or actor.name != name:
             actor.require_admin()
         found = await self._store.user(name)
         if found is None:
@@ -155,12 +179,15 @@ class Accounts:
         await self._audit.record(actor, "user.update", name, **values)
         return updated
 
-    async def delete_user(self, actor: Actor, name: str) -> None:
+    async def delete_user(self, actor: Actor, name: str, with_repositories: bool = False) -> None:
+        """Delete a user; refused while their namespace holds repositories unless ``with_repositories``."""
         actor.require_admin()
         if name == actor.name:
             raise InvalidRequest("administrators cannot delete themselves")
-        await self._store.delete_user(name)
-        await self._audit.record(actor, "user.delete", name)
+        await self.user(actor, name)
+        removed = await self._empty_namespace(actor, "user", name, with_repositories)
+        await self._store.delete_user(name, actor.name)
+        await self._audit.record(actor, "user.delete", name, repositories=removed)
 
     # Organizations and teams ----------------------------------------------------------------------------
 
@@ -177,10 +204,43 @@ class Accounts:
         await self._store.put_grant(None, (name, OWNERS), name, True, Role.ADMIN)
         await self._audit.record(actor, "organization.create", name)
 
-    async def delete_organization(self, actor: Actor, name: str) -> None:
+    async def delete_organization(self, actor: Actor, name: str, with_repositories: bool = False) -> None:
+        """Delete an organization; refused while it holds repositories unless ``with_repositories``."""
         actor.require_admin()
-        await self._store.delete_organization(name)
-        await self._audit.record(actor, "organization.delete", name)
+        if name not in await self.organizations(actor):
+            raise NotFound(f"no organization {name}")
+        removed = await self._empty_namespace(actor, "organization", name, with_repositories)
+        await self._store.delete_organization(name, actor.name)
+        await self._audit.record(actor, "organization.delete", name, repositories=removed)
+
+    async def _empty_namespace(self, actor: Actor, kind: str, name: str, with_repositories: bool) -> int:
+        """Refuse to orphan repositories: with ``with_repositories`` delete them (returns how many), else
+        raise naming them."""
+        held = await self._repositories.names_under(name)
+        if held and not with_repositories:
+            shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+            raise InvalidRequest(
+                f"the {kind} {name} still owns {len(held)} {'repository' if len(held) == 1 else 'repositories'} "
+                f"({shown}): delete them first, or delete "
+                f"the {kind} together with its repositories (with_repositories=true, --with-repositories)"
+            )
+        for repository in held:
+            await remove_repository(self._repositories, self._storage, RepositoryName.parse(repository))
+            await self._audit.record(actor, "repository.delete", repository)
+        return len(held)
+
+    # Reserved names -------------------------------------------------------------------------------------
+
+    async def reserved_names(self, actor: Actor) -> list[ReservedName]:
+        """Names of deleted users and organizations, which nobody may register until released."""
+        actor.require_admin()
+        return await self._store.reserved()
+
+    async def release_name(self, actor: Actor, name: str) -> None:
+        """Let a reserved name be registered again (by whoever the administrator means it for)."""
+        actor.require_admin()
+        await self._store.release(name)
+        await self._audit.record(actor, "namespace.release", name)
 
     async def teams(self, actor: Actor, organization: str) -> list[TeamRow]:
         actor.require_admin()
@@ -265,23 +325,26 @@ class Accounts:
         self._require_self_or_admin(actor, user)
         return await self._store.tokens(user)
 
-    async def create_token(self, actor: Actor, user: str, name: str) -> CreatedToken:
+    async def create_token(self, actor: Actor, user: str, name: str, read_only: bool = False) -> CreatedToken:
+        """A new app token (``read_only``: it may only pull, whatever the user may do); needs the password."""
         self._require_self_or_admin(actor, user)
+        actor.require_password("creating an app token")
         if not name.strip() or len(name) > 100:
             raise InvalidRequest("a token needs a name of 1 to 100 characters")
         token = passwords.new_app_token()
-        row = await self._store.create_token(user, token.id, name.strip(), token.secret_hash)
-        await self._audit.record(actor, "token.create", user, token=token.id, name=row.name)
+        row = await self._store.create_token(user, token.id, name.strip(), token.secret_hash, read_only)
+        await self._audit.record(actor, "token.create", user, token=token.id, name=row.name, read_only=read_only)
         return CreatedToken(row, token.secret)
 
     async def revoke_token(self, actor: Actor, user: str, token_id: str) -> None:
         self._require_self_or_admin(actor, user)
+        actor.require_password("revoking an app token")
         await self._store.delete_token(user, token_id)
         await self._audit.record(actor, "token.revoke", user, token=token_id)
 
     def _require_self_or_admin(self, actor: Actor, user: str) -> None:
-        if actor.anonymous or actor.name != user:
-            if not actor.admin and not actor.anonymous:
+        if actor.is_anonymous or actor.name != user:
+            if not actor.admin and not actor.is_anonymous:
                 raise Denied(f"{actor.name} may not manage the tokens of {user}")
             actor.require_admin()
 

@@ -6,7 +6,7 @@ settings changes. Details say what changed and never hold a secret (no passwords
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from trustyard.db.audit import AuditRow, AuditStore
@@ -34,9 +34,10 @@ class Audit:
         actor.require_admin()
         return await self._store.events(max(1, min(limit, MAX_PAGE)), before, action, by)
 
-    async def failures(self, user: str, source: str | None, window: timedelta) -> tuple[int, int]:
-        """Failed logins within ``window``: (for this user name, from this address). For rate limiting."""
-        since = datetime.now(UTC) - window
-        by_user = await self._store.count_since("login.failed", since, user, None)
-        by_source = await self._store.count_since("login.failed", since, None, source) if source else 0
-        return by_user, by_source
+    async def failures(self, user: str | None, source: str | None, since: datetime) -> tuple[int, datetime | None]:
+        """Failed logins since ``since`` for ``user`` (None: any user) from ``source`` (None: any address):
+        how many, and when the latest was. For slowing down guessing (services/lockout.py)."""
+        count, latest = await self._store.failures_since("login.failed", since, user, source)
+        if latest is not None and latest.tzinfo is None:  # SQLite keeps no zone; every time stored is UTC
+            latest = latest.replace(tzinfo=UTC)
+        return count, latest

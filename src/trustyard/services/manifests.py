@@ -74,7 +74,7 @@ class Manifests:
         await self._store(repository, digest, payload, tags)
         record = manifest_record(digest, payload, manifest, [d.digest for d in _checked_blobs(manifest)])
         await self._index.put_manifest(
-            repository.value, record, tags, pushed_by=None if actor.anonymous else actor.name
+            repository.value, record, tags, pushed_by=None if actor.is_anonymous else actor.name
         )
         if self._audit is not None:
             await self._audit.record(actor, "manifest.push", repository.value, digest=str(digest), tags=list(tags))

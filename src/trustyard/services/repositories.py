@@ -44,7 +44,7 @@ class Repositories:
     async def catalog(self, actor: Actor, limit: int, last: str | None, contains: str | None = None) -> list[str]:
         """Names the actor may pull, after ``last``; with ``contains``, only names containing that text."""
         if not actor.catalog:
-            if actor.anonymous:
+            if actor.is_anonymous:
                 raise Unauthorized("authentication required to list the catalog", scope=CATALOG_SCOPE)
             raise InsufficientScope("the token does not cover the catalog", scope=CATALOG_SCOPE)
         names: list[str] = []
@@ -76,11 +76,19 @@ class Repositories:
     async def delete(self, actor: Actor, repository: RepositoryName) -> None:
         """Remove a repository: index first, then its links in storage (blobs stay for garbage collection)."""
         actor.require(repository, Action.ADMIN)
-        if not await self._store.delete_repository(repository.value):
-            raise NameUnknown(f"repository {repository} is not known to this registry")
-        if self._storage is not None:
-            # Only this repository's own directories: a nested repository (team/app/sub) lives inside them.
-            for part in ("_manifests", "_layers", "_uploads"):
-                await self._storage.delete_prefix(f"{layout.repository(repository)}/{part}")
+        if self._storage is None:
+            if not await self._store.delete_repository(repository.value):
+                raise NameUnknown(f"repository {repository} is not known to this registry")
+        else:
+            await remove_repository(self._store, self._storage, repository)
         if self._audit is not None:
             await self._audit.record(actor, "repository.delete", repository.value)
+
+
+async def remove_repository(store: RepositoryStore, storage: StorageDriver, repository: RepositoryName) -> None:
+    """Remove a repository: index first, then its links in storage (blobs stay for garbage collection)."""
+    if not await store.delete_repository(repository.value):
+        raise NameUnknown(f"repository {repository} is not known to this registry")
+    # Only this repository's own directories: a nested repository (team/app/sub) lives inside them.
+    for part in ("_manifests", "_layers", "_uploads"):
+        await storage.delete_prefix(f"{layout.repository(repository)}/{part}")

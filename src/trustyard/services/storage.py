@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from trustyard.db.index import Index
-from trustyard.errors import Denied, TrustyardError
+from trustyard.errors import TrustyardError
 from trustyard.oci.digest import Digest
 from trustyard.oci.manifest import Manifest, parse_manifest
 from trustyard.oci.names import RepositoryName, Tag
@@ -56,8 +56,7 @@ class StorageAdmin:
         return False
 
     async def reindex(self, actor: Actor) -> ReindexReport:
-        if actor.name != "system":
-            raise Denied("reindex is an operator action (trustyard storage reindex)")
+        actor.require_system()
         found: dict[str, _Found] = defaultdict(_Found)
         async for key in self._storage.list(layout.REPOSITORIES):
             kind = layout.classify(key)

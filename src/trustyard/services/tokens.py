@@ -1,11 +1,12 @@
 """Logging in and registry tokens: credentials → principal → token with requested ∩ allowed scopes.
 
-``login`` checks a password (argon2) or an app token, slowed by rate limiting on recent failures (counted in
-the audit log, so the limit holds across workers and nodes). ``issue`` and ``refresh`` sign tokens; refresh
-tokens only when the registry allows them (``refresh_tokens`` setting, off by default);
-``authenticate`` turns a Bearer token into an ``Actor`` from the token alone, with no database query;
-``authenticate_basic`` turns HTTP Basic credentials on /v2/ into the actor a token for the same account would
-make, verifying them through ``login`` once per cache lifetime (``auth/credential_cache.py``).
+``login`` checks a password (argon2) or an app token; password guessing is slowed per (account, address) by
+``services/lockout.py``, app tokens never are. ``login_basic`` is the one check of HTTP Basic credentials
+(the admin API, the token endpoint, /v2/). ``issue`` and ``refresh`` sign tokens; refresh tokens only when the
+registry allows them (``refresh_tokens`` setting, off by default); ``authenticate`` turns a Bearer token into
+an ``Actor`` from the token alone, with no database query; ``authenticate_basic`` turns HTTP Basic credentials
+on /v2/ into the actor a token for the same account would make, verifying them through ``login`` once per
+cache lifetime (``auth/credential_cache.py``).
 """
 
 from __future__ import annotations
@@ -14,24 +15,20 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
 from trustyard.auth import passwords
 from trustyard.auth.credential_cache import CredentialCache
-from trustyard.auth.policy import Subject, allowed_actions, grant, role_on
+from trustyard.auth.policy import PULL, Subject, allowed_actions, grant, role_on
 from trustyard.auth.scopes import CATALOG, CATALOG_SCOPE, REGISTRY, REPOSITORY, Scope
 from trustyard.auth.tokens import TokenAuthority, TokenInvalid
-from trustyard.db.accounts import AccountStore, UserRow
+from trustyard.db.accounts import AccountStore, AppTokenRow, UserRow
 from trustyard.db.repositories import RepositoryStore
-from trustyard.errors import LoginFailed, TooManyRequests, Unauthorized
+from trustyard.errors import LoginFailed, Unauthorized
 from trustyard.services.accounts import Accounts
-from trustyard.services.actor import Action, Actor
+from trustyard.services.actor import Action, Actor, Credential
 from trustyard.services.audit import Audit
+from trustyard.services.lockout import Lockout
 
-#: Failed logins tolerated within the window, per user name and per client address.
-FAILURE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_USER = 10
-MAX_FAILURES_PER_SOURCE = 50
 MAX_SCOPES = 64
 
 
@@ -40,7 +37,19 @@ class Principal:
     """Who logged in, and with which app token (None: with the password)."""
 
     user: UserRow
-    app_token: str | None = None
+    app_token: AppTokenRow | None = None
+
+    @property
+    def credential(self) -> Credential:
+        return Credential.PASSWORD if self.app_token is None else Credential.APP_TOKEN
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """What checking HTTP Basic credentials on /v2/ gave, as the credential cache keeps it."""
+
+    subject: Subject
+    read_only: bool  # a read-only app token: pull only
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +69,8 @@ class Tokens:
         repositories: RepositoryStore,
         accounts: Accounts,
         audit: Audit,
-        verified: CredentialCache[Subject],
+        lockout: Lockout,
+        verified: CredentialCache[Verified],
         *,
         refresh_tokens: bool,
     ) -> None:
@@ -70,6 +80,7 @@ class Tokens:
         self._repositories = repositories
         self._accounts = accounts
         self._audit = audit
+        self._lockout = lockout
         self._verified = verified
 
     @property
@@ -78,14 +89,17 @@ class Tokens:
 
     # Logging in -----------------------------------------------------------------------------------------
 
-    async def login(self, username: str, secret: str, source: str | None) -> Principal:
-        """The principal for a user name and a password or app token; LoginFailed (audited) otherwise."""
+    async def login(self, username: str, secret: str, source: str | None, *, app_tokens: bool = True) -> Principal:
+        """The principal for a user name and a password or (when ``app_tokens``) an app token; LoginFailed
+        (audited) otherwise, TooManyRequests while this address must wait before guessing this password."""
         username = username[:64]
-        by_user, by_source = await self._audit.failures(username, source, FAILURE_WINDOW)
-        if by_user >= MAX_FAILURES_PER_USER or by_source >= MAX_FAILURES_PER_SOURCE:
-            raise TooManyRequests("too many failed logins; try again later")
-        user = await self._store.user(username)
         token_id = passwords.app_token_id(secret)
+        if token_id is not None and not app_tokens:
+            raise LoginFailed("use your password here: app tokens work for docker login and the registry API only")
+        if token_id is None:
+            await self._lockout.check(username, source)
+        user = await self._store.user(username)
+        row = None
         if token_id is not None:
             row = await self._store.token(token_id)
             ok = row is not None and user is not None and row.user == user.name
@@ -93,14 +107,16 @@ class Tokens:
         else:
             ok = passwords.verify_password(user.password_hash if user else None, secret)
         if not ok or user is None or not user.active:
-            await self._audit.record(Actor(name=username, source=source), "login.failed", username)
+            await self._audit.record(Actor.claimant(username, source), "login.failed", username)
             raise LoginFailed()
         if token_id is not None:
             await self._store.touch_token(token_id)
-        return Principal(user, token_id)
+        return Principal(user, row)
 
     async def login_basic(self, authorization: str | None, source: str | None) -> Principal | None:
-        """The principal of an ``Authorization: Basic`` header; None when there is none."""
+        """Verify ``Authorization: Basic`` credentials: the account (password) or app token they prove, None
+        without such a header, LoginFailed / TooManyRequests otherwise. Every Basic-authenticated edge uses
+        this; ``Principal.credential`` says whether it was the password or an app token."""
         if not authorization or authorization[:6].lower() != "basic ":
             return None
         try:
@@ -113,31 +129,8 @@ class Tokens:
         return await self.login(username, secret, source)
 
     async def actor_for(self, principal: Principal, source: str | None) -> Actor:
-        return await self._accounts.actor_for(principal.user, source)
-
-    # Browser sessions (the web UI) ----------------------------------------------------------------------
-
-    def session_stamp(self, principal: Principal) -> str:
-        """What a browser session keeps besides the user name, so that changing the password (or revoking the
-        app token) that opened it ends the session, as it does for refresh tokens."""
-        if principal.app_token is not None:
-            return f"token:{principal.app_token}"
-        hashed = principal.user.password_hash
-        return f"password:{passwords.password_stamp(hashed) if hashed else ''}"
-
-    async def resume(self, username: str, stamp: str, source: str | None) -> Actor | None:
-        """The actor of a browser session, re-resolved on every request (None when the user was deleted or
-        deactivated, their password changed, or the app token was revoked)."""
-        user = await self._store.user(username)
-        if user is None or not user.active:
-            return None
-        kind, _, value = stamp.partition(":")
-        if kind == "token":
-            row = await self._store.token(value)
-            valid = row is not None and row.user == user.name
-        else:
-            valid = user.password_hash is not None and value == passwords.password_stamp(user.password_hash)
-        return await self._accounts.actor_for(user, source) if valid else None
+        """The principal's actor with their whole permission, marked with the credential they proved."""
+        return await self._accounts.actor_for(principal.user, source, principal.credential)
 
     # Issuing --------------------------------------------------------------------------------------------
 
@@ -154,6 +147,8 @@ class Tokens:
         for scope in wanted:
             if scope.type == REPOSITORY:
                 actions = grant(subject, scope.name, scope.actions, scope.name in public)
+                if principal is not None and principal.app_token is not None and principal.app_token.read_only:
+                    actions &= {PULL}  # a read-only app token pulls, whatever its user may do
                 if actions:
                     scopes.append(Scope(REPOSITORY, scope.name, actions))
             elif scope.type == REGISTRY and scope.name == CATALOG:
@@ -162,7 +157,8 @@ class Tokens:
         refresh = None
         if offline and self.refresh_tokens and principal is not None and user is not None:
             stamp = passwords.password_stamp(user.password_hash) if user.password_hash else None
-            refresh = self.authority.issue_refresh(user.name, principal.app_token, stamp)
+            token_id = principal.app_token.id if principal.app_token else None
+            refresh = self.authority.issue_refresh(user.name, token_id, stamp)
         return IssuedToken(token, self.authority.access_ttl, issued, scopes, refresh)
 
     async def refresh(self, refresh_token: str, requested: list[Scope], source: str | None) -> IssuedToken:
@@ -176,6 +172,7 @@ class Tokens:
             raise LoginFailed("invalid refresh token") from None
         user = await self._store.user(claims.subject)
         valid = user is not None and user.active
+        row = None
         if valid and user is not None and claims.app_token is not None:
             row = await self._store.token(claims.app_token)
             valid = row is not None and row.user == user.name
@@ -183,9 +180,9 @@ class Tokens:
             current = passwords.password_stamp(user.password_hash) if user.password_hash else None
             valid = current is not None and current == claims.password_stamp
         if not valid or user is None:
-            await self._audit.record(Actor(name=claims.subject, source=source), "login.failed", claims.subject)
+            await self._audit.record(Actor.claimant(claims.subject, source), "login.failed", claims.subject)
             raise LoginFailed("refresh token revoked")
-        issued = await self.issue(Principal(user, claims.app_token), requested, offline=False)
+        issued = await self.issue(Principal(user, row), requested, offline=False)
         # The same refresh token stays valid: docker keeps the one it got at login.
         return IssuedToken(issued.token, issued.expires_in, issued.issued_at, issued.scopes, refresh_token)
 
@@ -194,7 +191,7 @@ class Tokens:
     def authenticate(self, authorization: str | None, source: str | None) -> Actor:
         """The actor of a request: anonymous without credentials, else what its Bearer token grants."""
         if not authorization:
-            return Actor(name="anonymous", anonymous=True, allowed=_nothing, source=source, token=True, catalog=False)
+            return Actor.anonymous(source, registry=True)
         kind, _, credential = authorization.partition(" ")
         if kind.lower() != "bearer" or not credential.strip():
             raise Unauthorized("use a Bearer token from the token endpoint (docker login does this) or HTTP Basic")
@@ -206,41 +203,33 @@ class Tokens:
         def allowed(repository: str, action: Action) -> bool:
             return claims.allows(REPOSITORY, repository, action.value)
 
-        return Actor(
-            name=claims.subject or "anonymous",
-            anonymous=not claims.subject,
-            allowed=allowed,
-            source=source,
-            token=True,
-            catalog=claims.allows(REGISTRY, CATALOG, "*"),
-        )
+        return Actor.from_token(claims.subject, allowed, claims.allows(REGISTRY, CATALOG, "*"), source)
 
     async def authenticate_basic(self, authorization: str, source: str | None, repositories: Sequence[str]) -> Actor:
         """The actor of HTTP Basic credentials on /v2/: what a token for the same account would carry on
-        ``repositories`` (the names the request touches) and the catalog. Verified credentials are cached
-        (bounded, ``ttl`` seconds), so only the first request of a while pays for argon2; a failure is a
-        failed login as at the token endpoint (audited and rate-limited)."""
+        ``repositories`` (the names the request touches) and the catalog; a read-only app token only pulls.
+        Verified credentials are cached (bounded, ``ttl`` seconds), so only the first request of a while pays
+        for argon2; a failure is a failed login as at the token endpoint (audited, slowed per address)."""
         key = self._verified.key(authorization)
-        subject = self._verified.get(key)
-        if subject is None:
+        verified = self._verified.get(key)
+        if verified is None:
             principal = await self.login_basic(authorization, source)
             subject = await self._accounts.subject(principal.user.name) if principal else None
-            if subject is None:
+            if principal is None or subject is None:
                 raise LoginFailed()
-            self._verified.put(key, subject)
+            verified = Verified(subject, principal.app_token is not None and principal.app_token.read_only)
+            self._verified.put(key, verified)
         # Public repositories add pull, as the token endpoint grants it; only names the subject holds no
         # role on can gain anything, so a caller working in its own repositories costs no query.
+        subject, read_only = verified.subject, verified.read_only
         ungranted = [name for name in repositories if role_on(subject, name) is None]
         public = await self._repositories.public(ungranted) if ungranted else set()
-        permitted = subject
 
         def allowed(repository: str, action: Action) -> bool:
-            return action.value in allowed_actions(permitted, repository, repository in public)
+            if read_only and action is not Action.PULL:
+                return False
+            return action.value in allowed_actions(subject, repository, repository in public)
 
-        # ``token``: refused like a token that lacks the scope (401 with the Bearer challenge naming it), and
-        # the catalog lists what the account may pull, public repositories included, as for a token.
-        return Actor(name=subject.name, allowed=allowed, source=source, token=True, catalog=True)
-
-
-def _nothing(_repository: str, _action: Action) -> bool:
-    return False
+        # Refused like a token that lacks the scope (401 with the Bearer challenge naming it), and the catalog
+        # lists what the account may pull, public repositories included, as for a token.
+        return Actor.from_token(subject.name, allowed, True, source)

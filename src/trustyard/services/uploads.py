@@ -22,7 +22,6 @@ from trustyard.db.index import Index, UploadRow
 from trustyard.errors import (
     BlobUploadInvalid,
     BlobUploadUnknown,
-    Denied,
     DigestInvalid,
     RangeInvalid,
     SizeInvalid,
@@ -181,8 +180,7 @@ class Uploads:
 
         Safe on several workers at once: each session is claimed by deleting its row first.
         """
-        if actor.name != "system":
-            raise Denied("purging uploads is an operator action")
+        actor.require_system()
         purged = 0
         for row in await self._index.stale_uploads(datetime.now(UTC) - older_than):
             if not await self._index.delete_upload(row.id):

@@ -66,10 +66,10 @@ async def update_user(request: Request) -> Response:
 
 
 async def delete_user(request: Request) -> Response:
-    await form(request)
+    everything = text(await form(request), "with_repositories") == "on"
     name = request.path_params["user"]
-    await services(request).accounts.delete_user(await actor(request), name)
-    flash(request, "ok", f"Deleted the user {name}.")
+    await services(request).accounts.delete_user(await actor(request), name, everything)
+    flash(request, "ok", f"Deleted the user {name}{' and their repositories' if everything else ''}.")
     return redirect(request, "/admin/users")
 
 
@@ -93,10 +93,10 @@ async def show_organization(request: Request) -> Response:
 
 
 async def delete_organization(request: Request) -> Response:
-    await form(request)
+    everything = text(await form(request), "with_repositories") == "on"
     org = request.path_params["org"]
-    await services(request).accounts.delete_organization(await actor(request), org)
-    flash(request, "ok", f"Deleted the organization {org} and its teams.")
+    await services(request).accounts.delete_organization(await actor(request), org, everything)
+    flash(request, "ok", f"Deleted the organization {org}, its teams{' and repositories' if everything else ''}.")
     return redirect(request, "/admin/organizations")
 
 

@@ -54,7 +54,7 @@ async def handle(request: Request, error: e.TrustyardError) -> Response:
     if status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, error.message)
     signed_in = getattr(request.state, "actor", None)
-    if status == 401 and (signed_in is None or signed_in.anonymous):
+    if status == 401 and (signed_in is None or signed_in.is_anonymous):
         target = "/login" if request.method != "GET" else f"/login?next={quote(request.url.path)}"
         return redirect(request, target)
     back = local_path(_referer_path(request), "")

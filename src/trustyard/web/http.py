@@ -1,9 +1,9 @@
 """What every page handler shares: the signed session cookie, the templates, rendering and redirects.
 
 The session is a cookie signed with the node's session key (``DATA_DIR/keys/session.key``, 0600): it holds the
-user name, a stamp of the password or app token that logged in, a CSRF token and at most one flash message.
-It is HttpOnly, SameSite=Lax, Secure when the registry speaks HTTPS, and lives 12 hours. It never grants
-anything by itself: ``sessions.actor`` re-resolves the user on every request.
+secret of a server-side session (``services/sessions.py``), a CSRF token and at most one flash message. It is
+HttpOnly, SameSite=Lax, Secure when the registry speaks HTTPS, and lives 12 hours. It never grants anything by
+itself: ``sessions.actor`` resolves the server-side session and its user on every request.
 """
 
 from __future__ import annotations
@@ -58,8 +58,7 @@ def ensure_session_key(path: Path) -> bytes:
 
 @dataclass
 class Session:
-    user: str | None = None
-    stamp: str = ""
+    sid: str = ""  # the server-side session's secret; "" when nobody is signed in
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     flash: tuple[str, str] | None = None  # (kind: "ok" | "error", message)
     changed: bool = False
@@ -85,7 +84,7 @@ def session(request: Request) -> Session:
         try:
             data = _serializer(request).loads(raw, max_age=SESSION_SECONDS)
             flash = data.get("flash")
-            found = Session(data.get("user"), data.get("stamp", ""), data["csrf"], tuple(flash) if flash else None)
+            found = Session(str(data.get("sid") or ""), data["csrf"], tuple(flash) if flash else None)
         except (BadSignature, KeyError, TypeError, ValueError):
             pass
     request.state.session = found
@@ -122,7 +121,7 @@ def render(request: Request, template: str, actor: Actor | None, status_code: in
     shown, current.flash = current.flash, None
     current.changed = current.changed or shown is not None
     html = templates.get_template(template).render(
-        user=actor if actor is not None and not actor.anonymous else None,
+        user=actor if actor is not None and not actor.is_anonymous else None,
         csrf=current.csrf,
         flash={"kind": shown[0], "message": shown[1]} if shown else None,
         path=request.url.path,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from trustyard.web import accounts, audit, repositories, sessions, settings, trust
+from trustyard.web import account, accounts, audit, repositories, sessions, settings, trust
 from trustyard.web.errors import Handler, page
 from trustyard.web.http import STATIC
 
@@ -21,6 +21,11 @@ PAGES: list[tuple[str, Handler, list[str]]] = [
     ("/login", sessions.login, POST),
     ("/logout", sessions.logout, POST),
     ("/trust", trust.trust_page, GET),
+    ("/account", account.account_page, GET),
+    ("/account/{user}", account.account_page, GET),
+    ("/account/{user}/password", account.change_password, POST),
+    ("/account/{user}/tokens", account.create_token, POST),
+    ("/account/{user}/tokens/{token}/revoke", account.revoke_token, POST),
     ("/repositories", repositories.list_repositories, GET),
     (R + "/-/tags/{tag}/delete", repositories.confirm_delete_tag, GET),
     (R + "/-/tags/{tag}/delete", repositories.delete_tag, POST),

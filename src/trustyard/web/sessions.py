@@ -1,8 +1,9 @@
 """Logging in and out of the web UI, the signed-in actor of each request, and CSRF checks on every form.
 
-A session keeps only the user name and a stamp of the credential that opened it; every request re-resolves
-the user through ``services.tokens.resume``, so a deleted or deactivated user, a changed password or a
-revoked app token ends the session at once. Every POST carries the session's CSRF token (``form``).
+Sessions are held server-side (``services/sessions.py``): the cookie carries only the session's secret, and
+every request resolves it, so logging out, a new password, a deactivated or deleted user ends the session at
+once, copies of the cookie included. Only a password opens a session: an app token is for the registry.
+Every POST carries the session's CSRF token (``form``).
 """
 
 from __future__ import annotations
@@ -14,31 +15,30 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from trustyard.errors import LoginFailed, Unauthorized
-from trustyard.services.actor import Action, Actor
+from trustyard.auth import proxies
+from trustyard.errors import LoginFailed, TooManyRequests, Unauthorized
+from trustyard.services.actor import Actor
 from trustyard.web.errors import CsrfRejected
 from trustyard.web.http import flash, local_path, redirect, render, services, session
 
 FORM_LIMIT = 1024 * 1024  # the largest form accepted (a YAML storage block is the biggest)
 
 
-def _nothing(_repository: str, _action: Action) -> bool:
-    return False
-
-
-def _source(request: Request) -> str | None:
-    return request.client.host if request.client else None
+def client_address(request: Request) -> str | None:
+    """The client's address: X-Forwarded-For only from a configured trusted proxy (auth/proxies.py)."""
+    peer = request.client.host if request.client else None
+    return proxies.client_address(peer, request.headers.getlist("x-forwarded-for"), request.app.state.trusted_proxies)
 
 
 async def optional_actor(request: Request) -> Actor:
     """The signed-in user with their whole permission, or the anonymous actor."""
     current = session(request)
     resolved = None
-    if current.user:
-        resolved = await services(request).tokens.resume(current.user, current.stamp, _source(request))
-        if resolved is None:  # the user or the credential is gone: the session ends
-            current.user, current.stamp, current.changed = None, "", True
-    actor = resolved or Actor(name="anonymous", anonymous=True, allowed=_nothing, source=_source(request))
+    if current.sid:
+        resolved = await services(request).sessions.resume(current.sid, client_address(request))
+        if resolved is None:  # ended (logout, new password), expired, or the user is gone: forget it
+            current.sid, current.changed = "", True
+    actor = resolved or Actor.anonymous(client_address(request))
     request.state.actor = actor
     return actor
 
@@ -46,7 +46,7 @@ async def optional_actor(request: Request) -> Actor:
 async def actor(request: Request) -> Actor:
     """The signed-in user; Unauthorized (the login page) when nobody is."""
     found = await optional_actor(request)
-    if found.anonymous:
+    if found.is_anonymous:
         raise Unauthorized("log in to see this page")
     return found
 
@@ -69,31 +69,35 @@ def text(data: FormData, name: str) -> str:
 
 
 async def home(request: Request) -> Response:
-    signed_in = not (await optional_actor(request)).anonymous
+    signed_in = not (await optional_actor(request)).is_anonymous
     return redirect(request, "/repositories" if signed_in else "/login")
 
 
 async def login_page(request: Request) -> Response:
     caller = await optional_actor(request)
     target = local_path(request.query_params.get("next"), "/repositories")
-    if not caller.anonymous:
+    if not caller.is_anonymous:
         return redirect(request, target)
     return render(request, "login.html", None, next=target)
 
 
 async def login(request: Request) -> Response:
-    """Check the user name and password (or app token) as ``docker login`` does, then start a new session."""
+    """Check the user name and password (app tokens are for the registry), then start a new session."""
     data = await form(request)
     username, target = text(data, "username"), local_path(text(data, "next"), "/repositories")
     password = data.get("password")
-    tokens = services(request).tokens
+    secret = password if isinstance(password, str) else ""
     try:
-        principal = await tokens.login(username, password if isinstance(password, str) else "", _source(request))
-    except LoginFailed:
-        error = "Wrong user name or password (or app token)."
+        principal = await services(request).tokens.login(username, secret, client_address(request), app_tokens=False)
+    except LoginFailed as failed:
+        error = failed.message if "app token" in failed.message else "Wrong user name or password."
         return render(request, "login.html", None, 401, next=target, error=error, username=username)
+    except TooManyRequests as slow:
+        error = f"Too many failed logins from your address: try again in {slow.retry_after} seconds."
+        return render(request, "login.html", None, 429, next=target, error=error, username=username)
     current = session(request)
-    current.user, current.stamp = principal.user.name, tokens.session_stamp(principal)
+    await services(request).sessions.end(current.sid)  # a login replaces whatever session this browser had
+    current.sid = await services(request).sessions.start(principal)
     current.csrf = secrets.token_urlsafe(32)  # a new token for the new session
     current.changed = True
     return redirect(request, target)
@@ -102,6 +106,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     await form(request)
     current = session(request)
-    current.user, current.stamp, current.changed = None, "", True
+    await services(request).sessions.end(current.sid)  # server-side: a copied cookie stops working too
+    current.sid, current.changed = "", True
     flash(request, "ok", "You are logged out.")
     return redirect(request, "/login")
