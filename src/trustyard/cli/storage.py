@@ -10,7 +10,7 @@ from typing import Any
 import click
 import yaml
 
-from trustyard.cli.accounts import CONFIG, DATA_DIR, run, show
+from trustyard.cli.command import CONFIG, DATA_DIR, run, show
 from trustyard.errors import ConfigInvalid
 from trustyard.storage.config import StorageSettings, parse_storage_block
 
