@@ -32,11 +32,13 @@ from trustyard.auth.certificates import TlsFiles, default_names, ensure_certific
 from trustyard.auth.secretbox import SecretBox
 from trustyard.auth.tokens import TokenAuthority, ensure_signing_key, load_signing_key
 from trustyard.config import Settings
+from trustyard.db.backup import copy_index
 from trustyard.db.engine import migrate, open_index
 from trustyard.registry import errors as registry_errors
 from trustyard.registry.routes import routes as registry_routes
 from trustyard.services import Services
 from trustyard.services.actor import Actor
+from trustyard.services.backup import Backups
 from trustyard.services.settings import StartupStorage
 from trustyard.storage.factory import build_driver
 from trustyard.storage.switchable import SwitchableDriver
@@ -143,6 +145,14 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     finally:
         await driver.close()
         await index.dispose()
+
+
+def backups(settings: Settings, services: Services, config_file: Path | None) -> Backups:
+    """Backups of this node's index, data directory files and (filesystem) storage (docs/operations.md)."""
+    database = settings.database
+    return Backups(
+        lambda destination: copy_index(database, destination), settings.data_dir, config_file, services.settings
+    )
 
 
 async def _maintain(services: Services) -> None:
