@@ -199,8 +199,39 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
 def worker_app() -> Starlette:
     """Granian's factory target in each worker process."""
     settings = Settings.model_validate_json(os.environ[WORKER_SETTINGS_ENV])
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     return create_app(settings)
+
+
+#: Libraries that log at INFO or DEBUG per request or per statement (httpx one line per Swift request,
+#: SQLAlchemy's echo ~930 lines at start): WARNING unless ``log_level: trace`` or ``loggers`` asks.
+LIBRARY_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "botocore",
+    "aiobotocore",
+    "boto3",
+    "urllib3",
+    "sqlalchemy",
+    "alembic",
+    "aiosqlite",
+    "asyncio",
+    "multipart",
+)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(settings: Settings) -> None:
+    """Logs go to standard error (the service manager keeps them: journald, docker logs)."""
+    trace = settings.log_level == "trace"
+    logging.basicConfig(format=LOG_FORMAT)
+    logging.getLogger().setLevel(logging.DEBUG if trace else settings.log_level.upper())
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if trace else logging.WARNING)
+    if trace:
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)  # every statement (INFO is SQLAlchemy's echo)
+    for name, level in settings.loggers.items():
+        logging.getLogger(name).setLevel(level.upper())
 
 
 class ApiVersionHeader:
