@@ -4,6 +4,7 @@ every digest; the old CA, app token and admin password still work, so keys and T
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -12,6 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
+
+from trustyard.app import prepare
+from trustyard.cli.main import main
+from trustyard.config import Settings
 
 from ..e2e import (
     ADMIN,
@@ -99,3 +105,17 @@ def test_backup_while_serving_wipe_restore_pull_everything_back(tmp_path: Path, 
             assert sha256_digest(clients.inspect_raw(again.ref(name, "v1"))) == image.digest
     finally:
         again.stop()
+
+
+def test_a_backup_goes_into_a_new_or_empty_directory(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    asyncio.run(prepare(Settings(data_dir=data)))
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "something").write_text("x")
+    refused = CliRunner().invoke(main, ["backup", str(tmp_path / "used"), "--data-dir", str(data)])
+    assert refused.exit_code == 1
+    assert "is not empty" in refused.output
+    said = CliRunner().invoke(main, ["backup", str(tmp_path / "new"), "--data-dir", str(data), "--no-storage"])
+    assert said.exit_code == 0, said.output
+    assert said.output.startswith(f"backed up to {tmp_path / 'new'}: trustyard.db, keys; storage not copied")
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["keys", "trustyard.db"]  # no TLS: never served

@@ -27,6 +27,12 @@ def test_help_lists_commands() -> None:
     assert "--config" in serve.output
 
 
+def test_version() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("trustyard, version ")
+
+
 async def _push_image(settings: Settings) -> Digest:
     await prepare(settings)
     async with open_services(settings) as services:
