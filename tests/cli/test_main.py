@@ -90,6 +90,16 @@ def test_reindex_rebuilds_a_lost_index(tmp_path: Path) -> None:
     assert again.exit_code == 0  # idempotent
 
 
+def test_reindex_adopts_a_root_into_a_new_data_directory(tmp_path: Path) -> None:
+    asyncio.run(_push_image(Settings(data_dir=tmp_path / "old")))
+    config = tmp_path / "adopt.yml"
+    config.write_text(f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'old' / 'storage'}\n")
+    new = tmp_path / "new"  # does not exist yet: reindex, unlike the other commands, may start it
+    result = CliRunner().invoke(main, ["storage", "reindex", "--config", str(config), "--data-dir", str(new)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["tags"] == 1
+
+
 def test_bad_config_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     config = tmp_path / "c.yml"
     config.write_text("nonsense: 1\n")

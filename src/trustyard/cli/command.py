@@ -35,14 +35,15 @@ DATA_DIR = click.option(
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")
 
 
-def settings(config_file: Path | None, data_dir: Path | None) -> Settings:
+def settings(config_file: Path | None, data_dir: Path | None, *, may_create: bool = False) -> Settings:
     """The server's settings, found the way ``serve`` finds them; a data directory that does not exist is
-    refused (a command run from the wrong directory would otherwise start an empty registry of its own)."""
+    refused (a command run from the wrong directory would otherwise start an empty registry of its own),
+    unless the command ``may_create`` one (``storage reindex`` adopting a root into a new data directory)."""
     try:
         found = load_settings(config_file, data_dir=data_dir)
     except TrustyardError as exc:
         raise click.ClickException(exc.message) from None
-    if not found.data_dir.is_dir():
+    if not may_create and not found.data_dir.is_dir():
         raise click.ClickException(
             f"no trustyard data in {found.data_dir.absolute()}: run this where you ran `trustyard serve`, "
             "or name the server's data with --data-dir DIR, --config FILE or TRUSTYARD_DATA_DIR"
@@ -50,9 +51,15 @@ def settings(config_file: Path | None, data_dir: Path | None) -> Settings:
     return found
 
 
-def run(config_file: Path | None, data_dir: Path | None, call: Callable[[Services, Actor], Awaitable[T]]) -> T:
+def run(
+    config_file: Path | None,
+    data_dir: Path | None,
+    call: Callable[[Services, Actor], Awaitable[T]],
+    *,
+    may_create: bool = False,
+) -> T:
     """Run one service call as the operator (``system``) against the server's index and storage."""
-    configured = settings(config_file, data_dir)
+    configured = settings(config_file, data_dir, may_create=may_create)
     try:
 
         async def go() -> T:
