@@ -18,8 +18,10 @@ and line of the block, with the commands as run and their output.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -117,23 +119,41 @@ def test_shell_blocks_run_as_written(path: Path, reader: tuple[Path, dict[str, s
             if block.skip is not None:
                 continue
             script = as_run(block, registry.host)
-            done = subprocess.run(
-                ["bash", "-euo", "pipefail", "-c", script],
-                cwd=workdir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=BLOCK_TIMEOUT,
-                check=False,
-            )
-            if done.returncode != 0:
+            code, stdout, stderr = run_block(script, workdir, env)
+            if code != 0:
                 pytest.fail(
-                    f"{block.where}: the block failed with exit code {done.returncode}\n"
-                    f"--- as run ---\n{script}--- stdout ---\n{tail(done.stdout)}\n--- stderr ---\n{tail(done.stderr)}"
+                    f"{block.where}: the block {'timed out' if code is None else f'failed with exit code {code}'}"
+                    f"\n--- as run ---\n{script}--- stdout ---\n{tail(stdout)}\n--- stderr ---\n{tail(stderr)}"
                 )
     finally:
         registry.stop()
+
+
+def run_block(script: str, workdir: Path, env: dict[str, str]) -> tuple[int | None, str, str]:
+    """Run a block in a session of its own: whatever it leaves running (`cmd &`, a server that should have
+    been marked skip) is killed with it. The exit code is None when it ran past BLOCK_TIMEOUT."""
+    proc = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    code: int | None
+    try:
+        stdout, stderr = proc.communicate(timeout=BLOCK_TIMEOUT)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        code = None
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    if code is None:
+        stdout, stderr = proc.communicate()
+    return code, stdout, stderr
 
 
 SKIPPED = [block for blocks in BLOCKS.values() for block in blocks if block.skip is not None]
@@ -160,3 +180,10 @@ def test_the_harness_finds_blocks_and_markers(tmp_path: Path) -> None:
     assert as_run(Block(page, 1, "curl https://HOST:5000/ca HOST\n", None), "127.0.0.1:9") == (
         "curl https://127.0.0.1:9/ca 127.0.0.1\n"
     )
+
+
+def test_a_block_fails_on_its_first_failing_command(tmp_path: Path) -> None:
+    code, stdout, _ = run_block("echo one\nfalse\necho never\n", tmp_path, dict(os.environ))
+    assert (code, stdout) == (1, "one\n")
+    code, _, _ = run_block("false | cat\n", tmp_path, dict(os.environ))
+    assert code == 1  # pipefail: a failing command inside a pipe fails the block
