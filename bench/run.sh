@@ -6,7 +6,7 @@
 # Starts trustyard (fresh tmp data dir, access log off, log level warning, `serve --insecure-http`: plain
 # HTTP like Distribution, but with its Docker token auth ON, as it always runs) and Distribution
 # (`docker-registry`, log.level error, access log disabled, deletes enabled, no auth) on free loopback ports,
-# runs shared/bench/registry-bench.sh A --vs B --pid PID_A --vs-pid PID_B --user admin:<app token>, stops
+# runs bench/registry-bench.sh A --vs B --pid PID_A --vs-pid PID_B --user admin:<app token>, stops
 # both and writes the summary to bench/results/latest[-STORAGE][-quick].txt. Raw logs (server logs, bench
 # stderr, --json samples) stay in a tmp dir whose path is printed.
 #
@@ -24,7 +24,7 @@
 # Distribution runs under `env -u AWS_CA_BUNDLE` (its s3 driver panics on it). The store alone:
 # `.venv/bin/python bench/object_store_util.py alone`.
 #
-# Environment: SHARED_DIR (default: <repo>/../shared), TY_WORKERS (default: trustyard's own default, one
+# Environment: TY_WORKERS (default: trustyard's own default, one
 # per core), TRUSTYARD (default: <repo>/.venv/bin/trustyard), DISTRIBUTION (default: docker-registry),
 # KEEP_TMP=1 keeps the raw dir even on success (it is always kept; this only silences the hint).
 #
@@ -35,11 +35,9 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
-SHARED_DIR="${SHARED_DIR:-$(cd "$HERE/../../shared" 2>/dev/null && pwd || true)}"
-BENCH="$SHARED_DIR/bench/registry-bench.sh"
+BENCH="$HERE/registry-bench.sh"
 TRUSTYARD="${TRUSTYARD:-$REPO/.venv/bin/trustyard}"
 DISTRIBUTION="${DISTRIBUTION:-docker-registry}"
-[[ -x "$BENCH" ]] || { echo "run.sh: $BENCH not found (set SHARED_DIR)" >&2; exit 2; }
 [[ -x "$TRUSTYARD" ]] || { echo "run.sh: $TRUSTYARD not found (set TRUSTYARD)" >&2; exit 2; }
 command -v "$DISTRIBUTION" >/dev/null || { echo "run.sh: $DISTRIBUTION not found" >&2; exit 2; }
 

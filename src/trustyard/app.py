@@ -33,12 +33,14 @@ from trustyard.auth.proxies import parse_networks
 from trustyard.auth.secretbox import SecretBox
 from trustyard.auth.tokens import TokenAuthority, ensure_signing_key, load_signing_key
 from trustyard.config import Settings
+from trustyard.db.backup import copy_index
 from trustyard.db.engine import migrate, open_index
 from trustyard.registry import errors as registry_errors
 from trustyard.registry.drain import DrainUnreadBody
 from trustyard.registry.routes import routes as registry_routes
 from trustyard.services import Services
 from trustyard.services.actor import Actor
+from trustyard.services.backup import Backups
 from trustyard.services.settings import StartupStorage
 from trustyard.storage.factory import build_driver
 from trustyard.storage.switchable import SwitchableDriver
@@ -155,6 +157,14 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         await index.dispose()
 
 
+def backups(settings: Settings, services: Services, config_file: Path | None) -> Backups:
+    """Backups of this node's index, data directory files and (filesystem) storage (docs/operations.md)."""
+    database = settings.database
+    return Backups(
+        lambda destination: copy_index(database, destination), settings.data_dir, config_file, services.settings
+    )
+
+
 async def _maintain(services: Services) -> None:
     """Per worker: pick up storage settings saved elsewhere, and purge upload sessions clients abandoned."""
     last_purge = 0.0
@@ -200,8 +210,39 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
 def worker_app() -> Starlette:
     """Granian's factory target in each worker process."""
     settings = Settings.model_validate_json(os.environ[WORKER_SETTINGS_ENV])
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     return create_app(settings)
+
+
+#: Libraries that log at INFO or DEBUG per request or per statement (httpx one line per Swift request,
+#: SQLAlchemy's echo ~930 lines at start): WARNING unless ``log_level: trace`` or ``loggers`` asks.
+LIBRARY_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "botocore",
+    "aiobotocore",
+    "boto3",
+    "urllib3",
+    "sqlalchemy",
+    "alembic",
+    "aiosqlite",
+    "asyncio",
+    "multipart",
+)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(settings: Settings) -> None:
+    """Logs go to standard error (the service manager keeps them: journald, docker logs)."""
+    trace = settings.log_level == "trace"
+    logging.basicConfig(format=LOG_FORMAT)
+    logging.getLogger().setLevel(logging.DEBUG if trace else settings.log_level.upper())
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if trace else logging.WARNING)
+    if trace:
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)  # every statement (INFO is SQLAlchemy's echo)
+    for name, level in settings.loggers.items():
+        logging.getLogger(name).setLevel(level.upper())
 
 
 class ApiVersionHeader:

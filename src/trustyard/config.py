@@ -33,7 +33,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     #: Worker processes; default one per CPU core (at least 2 on multi-core machines).
     workers: int | None = Field(default=None, ge=1)
-    log_level: str = "info"
+    #: trustyard's own level; the libraries' loggers (HTTP clients, SQLAlchemy, Alembic) stay at WARNING
+    #: unless ``trace`` (everything, SQL included) or ``loggers`` (e.g. ``{httpx: info}``) asks for more.
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    loggers: dict[str, Literal["critical", "error", "warning", "info", "debug"]] = Field(default_factory=dict)
+    #: One line per request (Granian's access log).
     access_log: bool = False
     storage: StorageSettings = Field(default_factory=StorageSettings)
 

@@ -105,6 +105,12 @@ async def test_users_teams_grants_tokens_round_trip(
     created = await client.post("/api/v1/users", json={"name": "dev", "password": PASSWORD}, auth=ADMIN)
     assert created.json() == {"name": "dev", "admin": False, "active": True, "created_at": created.json()["created_at"]}
     assert (await client.post("/api/v1/users", json={"name": "dev"}, auth=ADMIN)).status_code == 409
+    # Without a password, one is generated and returned once (it was created with no way to log in).
+    generated = await client.post("/api/v1/users", json={"name": "ops"}, auth=ADMIN)
+    assert generated.status_code == 201
+    ops_password = generated.json()["password"]
+    assert (await client.get("/api/v1/me", auth=("ops", ops_password))).json()["name"] == "ops"
+    assert "password" not in (await client.get("/api/v1/users/ops", auth=ADMIN)).json()
     assert (await client.post("/api/v1/users", json={"name": "Bad Name"}, auth=ADMIN)).status_code == 400
     assert (await client.post("/api/v1/users", json={"name": "x", "password": "short"}, auth=ADMIN)).status_code == 400
     assert (await client.post("/api/v1/organizations", json={"name": "dev"}, auth=ADMIN)).status_code == 409

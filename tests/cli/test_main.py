@@ -27,6 +27,12 @@ def test_help_lists_commands() -> None:
     assert "--config" in serve.output
 
 
+def test_version() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("trustyard, version ")
+
+
 async def _push_image(settings: Settings) -> Digest:
     await prepare(settings)
     async with open_services(settings) as services:
@@ -82,6 +88,16 @@ def test_reindex_rebuilds_a_lost_index(tmp_path: Path) -> None:
     asyncio.run(check())
     again = CliRunner().invoke(main, ["storage", "reindex", "--data-dir", str(tmp_path)])
     assert again.exit_code == 0  # idempotent
+
+
+def test_reindex_adopts_a_root_into_a_new_data_directory(tmp_path: Path) -> None:
+    asyncio.run(_push_image(Settings(data_dir=tmp_path / "old")))
+    config = tmp_path / "adopt.yml"
+    config.write_text(f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'old' / 'storage'}\n")
+    new = tmp_path / "new"  # does not exist yet: reindex, unlike the other commands, may start it
+    result = CliRunner().invoke(main, ["storage", "reindex", "--config", str(config), "--data-dir", str(new)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["tags"] == 1
 
 
 def test_bad_config_is_a_message_not_a_traceback(tmp_path: Path) -> None:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from trustyard.app import prepare
 from trustyard.cli.main import main
+from trustyard.config import Settings
+
+
+@pytest.fixture(autouse=True)
+def served(tmp_path: Path) -> None:
+    """The data directory of a server that ran (commands refuse one that does not exist)."""
+    asyncio.run(prepare(Settings(data_dir=tmp_path / "data")))
 
 
 def invoke(*args: str) -> tuple[int, str]:

@@ -59,10 +59,12 @@ async def _pullable_by_actor(actor: Actor, names: Sequence[str]) -> list[str]:
     return [name for name in names if actor.can(name, Action.PULL)]
 
 
-def worker(index: Index, tmp_path: Path, pinned_by: str | None = None) -> Worker:
+def worker(
+    index: Index, tmp_path: Path, pinned_by: str | None = None, configured: StorageSettings | None = None
+) -> Worker:
     default_root = tmp_path / "default"
     driver = SwitchableDriver(FilesystemDriver(default_root))
-    startup = StartupStorage(StorageSettings(), pinned_by, default_root)
+    startup = StartupStorage(configured or StorageSettings(), pinned_by, default_root)
     audit = Audit(AuditStore(index.reader, index.writer))
     settings = Settings(
         RuntimeSettings(index.reader, index.writer),
@@ -145,6 +147,15 @@ async def test_pinned_storage_is_read_only(index: Index, tmp_path: Path) -> None
     assert view.source == "config file"
     with pytest.raises(SettingPinned, match="config file"):
         await w.settings.save_storage(ADMIN, on_disk(tmp_path / "other"))
+
+
+async def test_a_storage_wide_redirect_disable_shows_as_redirect_false(index: Index, tmp_path: Path) -> None:
+    # Distribution's `redirect: {disable: true}` switches the driver's redirects off; the view said true.
+    pinned = StorageSettings(s3=S3Storage(bucket="images"), redirect={"disable": True})
+    w = worker(index, tmp_path, pinned_by="config file", configured=pinned)
+    assert (await w.settings.storage(ADMIN)).parameters["redirect"] is False
+    w = worker(index, tmp_path, pinned_by="config file", configured=StorageSettings(s3=S3Storage(bucket="images")))
+    assert (await w.settings.storage(ADMIN)).parameters["redirect"] is True
 
 
 async def test_only_administrators(index: Index, tmp_path: Path) -> None:

@@ -202,10 +202,17 @@ def test_a_distribution_s3_config_loads() -> None:
 # -- faults ------------------------------------------------------------------------------------------------
 
 
-async def test_slow_down_and_throttling_are_retried(bucket: S3Bucket, proxy: FaultProxy) -> None:
+async def test_slow_down_and_throttling_are_retried(
+    bucket: S3Bucket, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
     driver = bucket.driver(endpoint=proxy.url, max_attempts=4)
     proxy.plan(Fault.slow_down(), Fault.throttled(), Fault.slow_down())
-    await driver.put("t/retried", b"made it")
+    with caplog.at_level(logging.INFO, logger="trustyard.storage.s3"):
+        await driver.put("t/retried", b"made it")
+    # Each retry is logged at INFO, as the Swift driver logs its own.
+    retries = [r.getMessage() for r in caplog.records if r.name == "trustyard.storage.s3"]
+    assert len(retries) == 3
+    assert all(m.startswith("s3: PutObject: ") and m.endswith("; retrying") for m in retries), retries
     assert await driver.get("t/retried") == b"made it"
     assert [kind for kind, _, _ in proxy.faulted] == ["status"] * 3
     proxy.plan(Fault.reset(), Fault.slow_down())

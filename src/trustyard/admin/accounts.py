@@ -35,14 +35,16 @@ async def list_users(request: Request) -> Response:
 
 
 async def create_user(request: Request) -> Response:
+    """A new user; without ``password`` one is generated and returned once, as the CLI and the UI do."""
     data = await body(request)
-    created = await services(request).accounts.create_user(
-        await actor(request),
-        field(data, "name", str),
-        field(data, "password", str, required=False),
-        bool(field(data, "admin", bool, required=False)),
+    accounts, caller = services(request).accounts, await actor(request)
+    given = field(data, "password", str, required=False)
+    created = await accounts.create_user(
+        caller, field(data, "name", str), given, bool(field(data, "admin", bool, required=False))
     )
-    return render(_user(created), 201)
+    if given is not None:
+        return render(_user(created), 201)
+    return render({**_user(created), "password": await accounts.reset_password(caller, created.name)}, 201)
 
 
 async def get_user(request: Request) -> Response:

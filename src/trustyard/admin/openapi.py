@@ -43,6 +43,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "User": _object(["name", "admin", "active"], name=STRING, admin=BOOLEAN, active=BOOLEAN, created_at=TIME),
     "Users": _list("users", "User"),
     "NewUser": _object(["name"], name=STRING, password={**STRING, "minLength": 12}, admin=BOOLEAN),
+    "CreatedUser": _object(
+        ["name", "admin", "active"],
+        name=STRING,
+        admin=BOOLEAN,
+        active=BOOLEAN,
+        created_at=TIME,
+        password={**STRING, "description": "the generated password, only when none was given; shown once"},
+    ),
     "UserFlags": _object(admin=BOOLEAN, active=BOOLEAN),
     "Password": _object(
         password={**STRING, "minLength": 12, "description": "the new password; leave out to generate one"},

@@ -14,7 +14,7 @@ PREFIX = "/api/v1"
 ENDPOINTS = [
     Endpoint("GET", "/me", accounts.me, "The calling user", response="User"),
     Endpoint("GET", "/users", accounts.list_users, "List users (admin)", response="Users"),
-    Endpoint("POST", "/users", accounts.create_user, "Create a user (admin)", body="NewUser", response="User"),
+    Endpoint("POST", "/users", accounts.create_user, "Create a user (admin)", body="NewUser", response="CreatedUser"),
     Endpoint("GET", "/users/{user}", accounts.get_user, "Show a user", response="User"),
     Endpoint("PATCH", "/users/{user}", accounts.update_user, "Set admin or active (admin)", body="UserFlags"),
     Endpoint(

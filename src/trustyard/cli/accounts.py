@@ -3,49 +3,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from trustyard.app import open_services, prepare
-from trustyard.config import load_settings
-from trustyard.errors import TrustyardError
+from trustyard.cli.command import CONFIG, DATA_DIR, JSON, done, run, show
 from trustyard.oci.names import RepositoryName
 from trustyard.services import Services
 from trustyard.services.actor import Actor
-
-T = TypeVar("T")
-
-CONFIG = click.option(
-    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="YAML config file."
-)
-DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), help="Data directory.")
-
-
-def run(config_file: Path | None, data_dir: Path | None, call: Callable[[Services, Actor], Awaitable[T]]) -> T:
-    """Run one service call as the operator (``system``) against the configured index and storage."""
-    try:
-        settings = load_settings(config_file, data_dir=data_dir)
-
-        async def go() -> T:
-            await prepare(settings)
-            async with open_services(settings) as services:
-                return await call(services, Actor.system())
-
-        return asyncio.run(go())
-    except TrustyardError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        sys.exit(1)
-
-
-def show(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
-
 
 # admin ----------------------------------------------------------------------------------------------------
 
@@ -59,10 +26,20 @@ def admin() -> None:
 @CONFIG
 @DATA_DIR
 @click.option("--user", default="admin", show_default=True, help="Whose password.")
-def reset_password(config_file: Path | None, data_dir: Path | None, user: str) -> None:
-    """Generate a new password and print it once."""
-    password = run(config_file, data_dir, lambda s, a: s.accounts.reset_password(a, user))
-    click.echo(password)
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input (first line).")
+@JSON
+def reset_password(
+    config_file: Path | None, data_dir: Path | None, user: str, password_stdin: bool, as_json: bool
+) -> None:
+    """Set a new password: the one given on standard input, else a generated one printed once."""
+    given = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    if password_stdin and not given:
+        raise click.UsageError("--password-stdin: standard input held no password")
+    password = run(config_file, data_dir, lambda s, a: s.accounts.reset_password(a, user, given))
+    if given is not None:
+        done(as_json, f"set the password of {user}", user=user)
+    else:
+        done(as_json, f"new password of {user} (shown once): {password}", user=user, password=password)
 
 
 # users ----------------------------------------------------------------------------------------------------
@@ -86,14 +63,17 @@ def user_list(config_file: Path | None, data_dir: Path | None) -> None:
 @DATA_DIR
 @click.argument("name")
 @click.option("--admin", "is_admin", is_flag=True, help="A site administrator.")
-def user_create(config_file: Path | None, data_dir: Path | None, name: str, is_admin: bool) -> None:
+@JSON
+def user_create(config_file: Path | None, data_dir: Path | None, name: str, is_admin: bool, as_json: bool) -> None:
     """Create a user with a generated password, printed once."""
 
     async def call(s: Services, a: Actor) -> str:
         await s.accounts.create_user(a, name, None, is_admin)
         return await s.accounts.reset_password(a, name)
 
-    click.echo(run(config_file, data_dir, call))
+    password = run(config_file, data_dir, call)
+    kind = "administrator" if is_admin else "user"
+    done(as_json, f"created {kind} {name} with password (shown once): {password}", user=name, password=password)
 
 
 @user.command("delete")
@@ -101,9 +81,13 @@ def user_create(config_file: Path | None, data_dir: Path | None, name: str, is_a
 @DATA_DIR
 @click.argument("name")
 @click.option("--with-repositories", is_flag=True, help="Also delete the repositories in the user's namespace.")
-def user_delete(config_file: Path | None, data_dir: Path | None, name: str, with_repositories: bool) -> None:
+@JSON
+def user_delete(
+    config_file: Path | None, data_dir: Path | None, name: str, with_repositories: bool, as_json: bool
+) -> None:
     """Delete a user (refused while they own repositories); their name stays reserved until released."""
     run(config_file, data_dir, lambda s, a: s.accounts.delete_user(a, name, with_repositories))
+    done(as_json, f"deleted user {name}; the name stays reserved until released", user=name, deleted=True)
 
 
 @user.command("set")
@@ -112,11 +96,14 @@ def user_delete(config_file: Path | None, data_dir: Path | None, name: str, with
 @click.argument("name")
 @click.option("--admin/--no-admin", default=None)
 @click.option("--active/--inactive", default=None)
+@JSON
 def user_set(
-    config_file: Path | None, data_dir: Path | None, name: str, admin: bool | None, active: bool | None
+    config_file: Path | None, data_dir: Path | None, name: str, admin: bool | None, active: bool | None, as_json: bool
 ) -> None:
     """Make a user (not) an administrator, or (de)activate them."""
-    run(config_file, data_dir, lambda s, a: s.accounts.update_user(a, name, admin=admin, active=active))
+    row = run(config_file, data_dir, lambda s, a: s.accounts.update_user(a, name, admin=admin, active=active))
+    state = f"{'an administrator' if row.admin else 'not an administrator'}, {'active' if row.active else 'inactive'}"
+    done(as_json, f"user {name} is {state}", user=name, admin=row.admin, active=row.active)
 
 
 # organizations and teams ------------------------------------------------------------------------------------
@@ -138,9 +125,11 @@ def org_list(config_file: Path | None, data_dir: Path | None) -> None:
 @CONFIG
 @DATA_DIR
 @click.argument("name")
-def org_create(config_file: Path | None, data_dir: Path | None, name: str) -> None:
+@JSON
+def org_create(config_file: Path | None, data_dir: Path | None, name: str, as_json: bool) -> None:
     """Create an organization and its `owners` team (admin on NAME/*)."""
     run(config_file, data_dir, lambda s, a: s.accounts.create_organization(a, name))
+    done(as_json, f"created organization {name} with team {name}/owners (admin on {name}/*)", organization=name)
 
 
 @org.command("delete")
@@ -148,9 +137,15 @@ def org_create(config_file: Path | None, data_dir: Path | None, name: str) -> No
 @DATA_DIR
 @click.argument("name")
 @click.option("--with-repositories", is_flag=True, help="Also delete the organization's repositories.")
-def org_delete(config_file: Path | None, data_dir: Path | None, name: str, with_repositories: bool) -> None:
+@JSON
+def org_delete(
+    config_file: Path | None, data_dir: Path | None, name: str, with_repositories: bool, as_json: bool
+) -> None:
     """Delete an organization (refused while it owns repositories); its name stays reserved until released."""
     run(config_file, data_dir, lambda s, a: s.accounts.delete_organization(a, name, with_repositories))
+    done(
+        as_json, f"deleted organization {name}; the name stays reserved until released", organization=name, deleted=True
+    )
 
 
 @click.group()
@@ -171,10 +166,11 @@ def namespace_reserved(config_file: Path | None, data_dir: Path | None) -> None:
 @CONFIG
 @DATA_DIR
 @click.argument("name")
-def namespace_release(config_file: Path | None, data_dir: Path | None, name: str) -> None:
+@JSON
+def namespace_release(config_file: Path | None, data_dir: Path | None, name: str, as_json: bool) -> None:
     """Let NAME be registered again (as a user or an organization)."""
     run(config_file, data_dir, lambda s, a: s.accounts.release_name(a, name))
-    click.echo(f"Released {name}: it can be registered again.")
+    done(as_json, f"Released {name}: it can be registered again.", name=name, released=True)
 
 
 @click.group()
@@ -193,16 +189,20 @@ def _team(text: str) -> tuple[str, str]:
 @CONFIG
 @DATA_DIR
 @click.argument("team_name", metavar="ORG/TEAM")
-def team_create(config_file: Path | None, data_dir: Path | None, team_name: str) -> None:
+@JSON
+def team_create(config_file: Path | None, data_dir: Path | None, team_name: str, as_json: bool) -> None:
     run(config_file, data_dir, lambda s, a: s.accounts.create_team(a, *_team(team_name)))
+    done(as_json, f"created team {team_name}", team=team_name)
 
 
 @team.command("delete")
 @CONFIG
 @DATA_DIR
 @click.argument("team_name", metavar="ORG/TEAM")
-def team_delete(config_file: Path | None, data_dir: Path | None, team_name: str) -> None:
+@JSON
+def team_delete(config_file: Path | None, data_dir: Path | None, team_name: str, as_json: bool) -> None:
     run(config_file, data_dir, lambda s, a: s.accounts.delete_team(a, *_team(team_name)))
+    done(as_json, f"deleted team {team_name}", team=team_name, deleted=True)
 
 
 @team.command("list")
@@ -227,8 +227,10 @@ def team_members(config_file: Path | None, data_dir: Path | None, team_name: str
 @DATA_DIR
 @click.argument("team_name", metavar="ORG/TEAM")
 @click.argument("user_name", metavar="USER")
-def team_add(config_file: Path | None, data_dir: Path | None, team_name: str, user_name: str) -> None:
+@JSON
+def team_add(config_file: Path | None, data_dir: Path | None, team_name: str, user_name: str, as_json: bool) -> None:
     run(config_file, data_dir, lambda s, a: s.accounts.add_member(a, *_team(team_name), user_name))
+    done(as_json, f"{user_name} is a member of {team_name}", team=team_name, user=user_name)
 
 
 @team.command("remove")
@@ -236,8 +238,10 @@ def team_add(config_file: Path | None, data_dir: Path | None, team_name: str, us
 @DATA_DIR
 @click.argument("team_name", metavar="ORG/TEAM")
 @click.argument("user_name", metavar="USER")
-def team_remove(config_file: Path | None, data_dir: Path | None, team_name: str, user_name: str) -> None:
+@JSON
+def team_remove(config_file: Path | None, data_dir: Path | None, team_name: str, user_name: str, as_json: bool) -> None:
     run(config_file, data_dir, lambda s, a: s.accounts.remove_member(a, *_team(team_name), user_name))
+    done(as_json, f"removed {user_name} from {team_name}", team=team_name, user=user_name, removed=True)
 
 
 # grants ---------------------------------------------------------------------------------------------------
@@ -255,6 +259,7 @@ def grant() -> None:
 @click.argument("role", type=click.Choice(["read", "read-write", "admin"]))
 @click.option("--user", "user_name", help="Grant to this user.")
 @click.option("--team", "team_name", help="Grant to this team (ORG/TEAM).")
+@JSON
 def grant_add(
     config_file: Path | None,
     data_dir: Path | None,
@@ -262,9 +267,20 @@ def grant_add(
     role: str,
     user_name: str | None,
     team_name: str | None,
+    as_json: bool,
 ) -> None:
+    """Give ROLE on TARGET to a user or a team (replacing what they held there)."""
     row = run(config_file, data_dir, lambda s, a: s.accounts.put_grant(a, target, role, user_name, team_name))
-    click.echo(row.id)
+    who = f"user {user_name}" if user_name else f"team {team_name}"
+    done(
+        as_json,
+        f"granted {role} on {target} to {who} (grant {row.id})",
+        id=row.id,
+        target=target,
+        role=role,
+        user=user_name,
+        team=team_name,
+    )
 
 
 @grant.command("list")
@@ -293,8 +309,10 @@ def grant_list(config_file: Path | None, data_dir: Path | None, target: str | No
 @CONFIG
 @DATA_DIR
 @click.argument("grant_id", type=int)
-def grant_remove(config_file: Path | None, data_dir: Path | None, grant_id: int) -> None:
+@JSON
+def grant_remove(config_file: Path | None, data_dir: Path | None, grant_id: int, as_json: bool) -> None:
     run(config_file, data_dir, lambda s, a: s.accounts.delete_grant(a, grant_id))
+    done(as_json, f"removed grant {grant_id}", id=grant_id, removed=True)
 
 
 # app tokens -----------------------------------------------------------------------------------------------
@@ -311,10 +329,22 @@ def token() -> None:
 @click.argument("user_name", metavar="USER")
 @click.argument("name")
 @click.option("--read-only", is_flag=True, help="The token may only pull, whatever the user may do.")
-def token_create(config_file: Path | None, data_dir: Path | None, user_name: str, name: str, read_only: bool) -> None:
+@JSON
+def token_create(
+    config_file: Path | None, data_dir: Path | None, user_name: str, name: str, read_only: bool, as_json: bool
+) -> None:
     """Create a token and print it once."""
     created = run(config_file, data_dir, lambda s, a: s.accounts.create_token(a, user_name, name, read_only))
-    click.echo(created.secret)
+    kind = "read-only app token" if read_only else "app token"
+    done(
+        as_json,
+        f"created {kind} {name} for {user_name} (shown once; the docker login password): {created.secret}",
+        user=user_name,
+        name=name,
+        id=created.row.id,
+        token=created.secret,
+        read_only=read_only,
+    )
 
 
 @token.command("list")
@@ -331,8 +361,10 @@ def token_list(config_file: Path | None, data_dir: Path | None, user_name: str) 
 @DATA_DIR
 @click.argument("user_name", metavar="USER")
 @click.argument("token_id", metavar="ID")
-def token_revoke(config_file: Path | None, data_dir: Path | None, user_name: str, token_id: str) -> None:
+@JSON
+def token_revoke(config_file: Path | None, data_dir: Path | None, user_name: str, token_id: str, as_json: bool) -> None:
     run(config_file, data_dir, lambda s, a: s.accounts.revoke_token(a, user_name, token_id))
+    done(as_json, f"revoked app token {token_id} of {user_name}", user=user_name, id=token_id, revoked=True)
 
 
 # repositories and audit -----------------------------------------------------------------------------------
@@ -348,18 +380,22 @@ def repo() -> None:
 @DATA_DIR
 @click.argument("name")
 @click.argument("visibility", type=click.Choice(["public", "private"]))
-def repo_visibility(config_file: Path | None, data_dir: Path | None, name: str, visibility: str) -> None:
+@JSON
+def repo_visibility(config_file: Path | None, data_dir: Path | None, name: str, visibility: str, as_json: bool) -> None:
     repository = RepositoryName.parse(name)
     run(config_file, data_dir, lambda s, a: s.repositories.set_public(a, repository, visibility == "public"))
+    done(as_json, f"repository {name} is {visibility}", repository=name, visibility=visibility)
 
 
 @repo.command("delete")
 @CONFIG
 @DATA_DIR
 @click.argument("name")
-def repo_delete(config_file: Path | None, data_dir: Path | None, name: str) -> None:
+@JSON
+def repo_delete(config_file: Path | None, data_dir: Path | None, name: str, as_json: bool) -> None:
     repository = RepositoryName.parse(name)
     run(config_file, data_dir, lambda s, a: s.repositories.delete(a, repository))
+    done(as_json, f"deleted repository {name}", repository=name, deleted=True)
 
 
 @click.command()

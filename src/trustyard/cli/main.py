@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 from trustyard import __version__
-from trustyard.app import WORKER_SETTINGS_ENV, Startup, open_services, prepare
-from trustyard.cli import accounts, storage
+from trustyard.app import WORKER_SETTINGS_ENV, Startup, configure_logging, open_services, prepare
+from trustyard.cli import accounts, backup, storage
 from trustyard.config import Settings, load_settings
 from trustyard.errors import TrustyardError
 from trustyard.services.actor import Actor
@@ -69,7 +69,7 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     startup: Startup = _run(_prepare_and_adopt(settings))
     from granian.constants import Interfaces, Loops, SSLProtocols
     from granian.log import LogLevels
@@ -103,7 +103,7 @@ def serve(
         workers=settings.worker_count,
         loop=Loops.auto,
         factory=True,
-        log_level=LogLevels(settings.log_level.lower()),
+        log_level=LogLevels("debug" if settings.log_level == "trace" else settings.log_level),
         log_access=settings.access_log,
         respawn_failed_workers=True,
         backlog=2048,
@@ -149,5 +149,5 @@ def _run(coroutine: Any) -> Any:
         sys.exit(1)
 
 
-for _command in (*accounts.COMMANDS, storage.storage):
+for _command in (*accounts.COMMANDS, storage.storage, backup.backup):
     main.add_command(_command)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 import yaml
 
-from trustyard.cli.accounts import CONFIG, DATA_DIR, run, show
+from trustyard.cli.command import CONFIG, DATA_DIR, run, show
 from trustyard.errors import ConfigInvalid
 from trustyard.storage.config import StorageSettings, parse_storage_block
 
@@ -82,7 +82,8 @@ def set_storage(
 @DATA_DIR
 def reindex(config_file: Path | None, data_dir: Path | None) -> None:
     """Rebuild the SQL index from what storage holds (Distribution's layout; adopts Distribution roots)."""
-    report = run(config_file, data_dir, lambda services, actor: services.storage.reindex(actor))
+    # It may start a new data directory: adopting a Distribution root or a bucket begins here.
+    report = run(config_file, data_dir, lambda services, actor: services.storage.reindex(actor), may_create=True)
     show(report.__dict__)
 
 

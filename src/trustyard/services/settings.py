@@ -251,6 +251,8 @@ def _view(settings: StorageSettings, source: str, pinned: bool, stored: Any) -> 
         hidden = set(_secret_fields(section))
         parameters = section.model_dump(mode="json", exclude=hidden, exclude_none=True)
         secrets = {field: not _blank(getattr(section, field)) for field in hidden}
+        if "redirect" in parameters and settings.redirects_disabled:
+            parameters["redirect"] = False  # what the driver does: the storage-wide switch wins
     return StorageView(
         driver=name,
         parameters=parameters,

@@ -115,6 +115,11 @@ class StorageSettings(_Strict):
         return self
 
     @property
+    def redirects_disabled(self) -> bool:
+        """Distribution turns redirects off storage-wide with ``redirect: {disable: true}``."""
+        return str((self.redirect or {}).get("disable", False)).lower() in ("true", "1", "yes", "on")
+
+    @property
     def driver(self) -> str:
         """The configured driver's name; filesystem when none is configured."""
         return next((name for name in DRIVERS if getattr(self, name) is not None), "filesystem")

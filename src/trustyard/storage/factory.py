@@ -17,17 +17,12 @@ def build_driver(settings: StorageSettings, default_root: Path) -> StorageDriver
     if settings.s3 is not None:
         from trustyard.storage.s3 import S3Driver  # imported here: the S3 libraries load only when configured
 
-        return S3Driver.from_settings(settings.s3, redirect=settings.s3.redirect and not _redirects_disabled(settings))
+        return S3Driver.from_settings(settings.s3, redirect=settings.s3.redirect and not settings.redirects_disabled)
     if settings.swift is not None:
         from trustyard.storage.swift import SwiftDriver  # imported here, like S3: loads only when configured
 
-        return SwiftDriver(settings.swift, redirect=settings.swift.redirect and not _redirects_disabled(settings))
+        return SwiftDriver(settings.swift, redirect=settings.swift.redirect and not settings.redirects_disabled)
     fs = settings.filesystem
     root = fs.rootdirectory if fs is not None and fs.rootdirectory is not None else default_root
     root.mkdir(parents=True, exist_ok=True)
     return FilesystemDriver(root)
-
-
-def _redirects_disabled(settings: StorageSettings) -> bool:
-    """Distribution turns redirects off storage-wide with ``redirect: {disable: true}``."""
-    return str((settings.redirect or {}).get("disable", False)).lower() in ("true", "1", "yes", "on")

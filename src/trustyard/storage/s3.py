@@ -519,12 +519,34 @@ class S3Driver:
                 context = get_session().create_client("s3", **self._client_args)
                 client: S3Client = await context.__aenter__()
                 client.meta.events.register("before-call.s3.DeleteObjects", _add_content_md5)
+                # First, so it sees every failed attempt before a retry handler answers (it answers nothing).
+                client.meta.events.register_first("needs-retry.s3", self._log_retry)
                 client.meta.events.register(
                     "needs-retry.s3",
                     self._retry_too_many_requests,  # type: ignore[arg-type]  # botocore uses the return value
                 )
                 self._client_context, self._client = context, client
             return self._client
+
+    def _log_retry(
+        self,
+        response: Any = None,
+        attempts: int = 1,
+        caught_exception: Exception | None = None,
+        operation: Any = None,
+        **_: Any,
+    ) -> None:
+        """Log a failed attempt that will be retried at INFO, as the Swift driver does (botocore says it only
+        at DEBUG, among everything else it says)."""
+        if attempts >= self._max_attempts:
+            return
+        name = getattr(operation, "name", "request")
+        if caught_exception is not None:
+            log.info("s3: %s: %s; retrying", name, self._describe(caught_exception))
+            return
+        status = getattr(response[0], "status_code", 200) if response else 200
+        if status == 429 or status >= 500:
+            log.info("s3: %s: %s; retrying", name, status)
 
     def _retry_too_many_requests(self, response: Any = None, attempts: int = 1, **_: Any) -> float | None:
         """Seconds to wait before retrying an HTTP 429, which botocore's standard mode leaves alone unless the
