@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from trustyard.auth.secretbox import SecretBox
 from trustyard.auth.tokens import TokenAuthority, ensure_signing_key, load_signing_key
 from trustyard.config import Settings
 from trustyard.db.engine import migrate, open_index
+from trustyard.monitoring.requests import RequestMetrics
+from trustyard.monitoring.routes import routes as monitoring_routes
 from trustyard.registry import errors as registry_errors
 from trustyard.registry.routes import routes as registry_routes
 from trustyard.services import Services
@@ -177,12 +180,16 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
                 maintenance.cancel()
 
     app = Starlette(
-        routes=[*registry_routes, *admin_routes, *web_routes],
+        routes=[*monitoring_routes, *registry_routes, *admin_routes, *web_routes],
         lifespan=lifespan,
-        middleware=[Middleware(ApiVersionHeader)],
+        middleware=[
+            Middleware(RequestMetrics, json_access_log=settings.access_log and settings.access_log_format == "json"),
+            Middleware(ApiVersionHeader),
+        ],
         exception_handlers={errors.TrustyardError: _domain_error, HTTPException: _http_error},
     )
     app.state.public_url = settings.public_url
+    app.state.monitoring_allow = tuple(ip_network(item, strict=False) for item in settings.metrics.allow)
     return app
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from trustyard import __version__
+from trustyard import __version__, metrics
 from trustyard.app import WORKER_SETTINGS_ENV, Startup, open_services, prepare
 from trustyard.cli import accounts, storage
 from trustyard.config import Settings, load_settings
@@ -70,6 +70,8 @@ def serve(
         tls_key=tls_key,
     )
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Before anything is measured: every worker (forked from here) writes its metrics beside the others.
+    metrics.enable_multiprocess(settings.metrics_dir.absolute())
     startup: Startup = _run(_prepare_and_adopt(settings))
     from granian.constants import Interfaces, Loops, SSLProtocols
     from granian.log import LogLevels
@@ -104,7 +106,7 @@ def serve(
         loop=Loops.auto,
         factory=True,
         log_level=LogLevels(settings.log_level.lower()),
-        log_access=settings.access_log,
+        log_access=settings.access_log and settings.access_log_format == "text",
         respawn_failed_workers=True,
         backlog=2048,
         **tls,

@@ -12,12 +12,14 @@ from trustyard.auth.secretbox import SecretBox
 from trustyard.auth.tokens import TokenAuthority, ephemeral_authority
 from trustyard.db.accounts import AccountStore
 from trustyard.db.audit import AuditStore
+from trustyard.db.health import DatabaseProbe
 from trustyard.db.index import Index
 from trustyard.db.repositories import RepositoryStore
 from trustyard.db.settings import RuntimeSettings
 from trustyard.services.accounts import Accounts
 from trustyard.services.audit import Audit
 from trustyard.services.blobs import Blobs
+from trustyard.services.health import Health
 from trustyard.services.manifests import Manifests
 from trustyard.services.referrers import Referrers
 from trustyard.services.repositories import Repositories
@@ -44,6 +46,7 @@ class Services:
     tokens: Tokens
     audit: Audit
     settings: Settings
+    health: Health
 
     @classmethod
     def create(
@@ -84,4 +87,5 @@ class Services:
             tokens=Tokens(authority or ephemeral_authority(), account_store, repository_store, accounts, audit),
             audit=audit,
             settings=settings,
+            health=Health(DatabaseProbe(index.reader, index.writer), storage),
         )

@@ -12,6 +12,7 @@ import binascii
 from dataclasses import dataclass
 from datetime import timedelta
 
+from trustyard import metrics
 from trustyard.auth import passwords
 from trustyard.auth.policy import grant
 from trustyard.auth.scopes import CATALOG, CATALOG_SCOPE, REGISTRY, REPOSITORY, Scope
@@ -73,6 +74,7 @@ class Tokens:
         username = username[:64]
         by_user, by_source = await self._audit.failures(username, source, FAILURE_WINDOW)
         if by_user >= MAX_FAILURES_PER_USER or by_source >= MAX_FAILURES_PER_SOURCE:
+            metrics.AUTH_FAILURES.labels("throttled").inc()
             raise TooManyRequests("too many failed logins; try again later")
         user = await self._store.user(username)
         token_id = passwords.app_token_id(secret)
@@ -83,6 +85,7 @@ class Tokens:
         else:
             ok = passwords.verify_password(user.password_hash if user else None, secret)
         if not ok or user is None or not user.active:
+            metrics.AUTH_FAILURES.labels("login").inc()
             await self._audit.record(Actor(name=username, source=source), "login.failed", username)
             raise LoginFailed()
         if token_id is not None:
@@ -151,6 +154,8 @@ class Tokens:
         if offline and principal is not None and user is not None:
             stamp = passwords.password_stamp(user.password_hash) if user.password_hash else None
             refresh = self.authority.issue_refresh(user.name, principal.app_token, stamp)
+        kind = "anonymous" if principal is None else "app_token" if principal.app_token else "password"
+        metrics.TOKENS_ISSUED.labels(kind).inc()
         return IssuedToken(token, self.authority.access_ttl, issued, scopes, refresh)
 
     async def refresh(self, refresh_token: str, requested: list[Scope], source: str | None) -> IssuedToken:
@@ -168,6 +173,7 @@ class Tokens:
             current = passwords.password_stamp(user.password_hash) if user.password_hash else None
             valid = current is not None and current == claims.password_stamp
         if not valid or user is None:
+            metrics.AUTH_FAILURES.labels("refresh").inc()
             await self._audit.record(Actor(name=claims.subject, source=source), "login.failed", claims.subject)
             raise LoginFailed("refresh token revoked")
         issued = await self.issue(Principal(user, claims.app_token), requested, offline=False)
@@ -186,6 +192,7 @@ class Tokens:
         try:
             claims = self.authority.verify_access(credential.strip())
         except TokenInvalid:
+            metrics.AUTH_FAILURES.labels("token").inc()
             raise Unauthorized("invalid or expired token") from None
 
         def allowed(repository: str, action: Action) -> bool:

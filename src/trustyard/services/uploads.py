@@ -18,6 +18,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from trustyard import metrics
 from trustyard.db.index import Index, UploadRow
 from trustyard.errors import BlobUploadInvalid, BlobUploadUnknown, Denied, DigestInvalid, RangeInvalid, SizeInvalid
 from trustyard.oci.digest import Digest, Hasher
@@ -64,6 +65,7 @@ class Uploads:
         state = await self._storage.start_upload(layout.upload_data(repository, upload_id))
         now = datetime.now(UTC)
         await self._index.create_upload(UploadRow(upload_id, repository.value, state.key, state.token, [], 0, now))
+        metrics.UPLOADS.labels("started").inc()
         return UploadStatus(upload_id, repository, 0)
 
     async def mount(
@@ -133,10 +135,12 @@ class Uploads:
                 hasher = await self._rehash(row.storage_key, digest.algorithm)
             self._check(digest, hasher.digest())
         except BaseException:
+            metrics.UPLOADS.labels("failed").inc()
             await self._tidy(layout.upload_dir(repository, upload_id), state)
             raise
         await self._publish(repository, digest, row.storage_key, size)
         await self._tidy(layout.upload_dir(repository, upload_id))
+        metrics.UPLOADS.labels("completed").inc()
         return BlobInfo(digest, size)
 
     async def monolithic(
@@ -147,10 +151,15 @@ class Uploads:
         upload_id = str(uuid.uuid4())
         key = layout.upload_data(repository, upload_id)
         hasher = Hasher(digest.algorithm)
+        metrics.UPLOADS.labels("started").inc()
         try:
             size = await self._storage.write(key, _hashing(chunks, hasher))
             self._check(digest, hasher.digest())
             await self._publish(repository, digest, key, size)
+            metrics.UPLOADS.labels("completed").inc()
+        except BaseException:
+            metrics.UPLOADS.labels("failed").inc()
+            raise
         finally:
             await self._tidy(layout.upload_dir(repository, upload_id))
         return BlobInfo(digest, size)
@@ -159,6 +168,7 @@ class Uploads:
         actor.require(repository, Action.PUSH)
         row = await self._row(repository, upload_id)
         await self._index.delete_upload(upload_id)
+        metrics.UPLOADS.labels("cancelled").inc()
         await self._storage.abort_upload(UploadState(row.storage_key, row.token))
         await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
 
@@ -176,6 +186,7 @@ class Uploads:
             await self._storage.abort_upload(UploadState(row.storage_key, row.token))
             await self._storage.delete_prefix(row.storage_key.rpartition("/")[0])
             purged += 1
+            metrics.UPLOADS.labels("expired").inc()
         return purged
 
     async def _tidy(self, upload_dir: str, state: UploadState | None = None) -> None:
