@@ -41,6 +41,7 @@ from trustyard.registry.routes import routes as registry_routes
 from trustyard.services import Services
 from trustyard.services.actor import Actor
 from trustyard.services.settings import StartupStorage
+from trustyard.services.webhooks import REQUEST_SCOPE, EventSource
 from trustyard.storage.factory import build_driver
 from trustyard.storage.switchable import SwitchableDriver
 from trustyard.web import errors as web_errors
@@ -88,6 +89,7 @@ async def prepare(settings: Settings, *, serving: bool = False) -> Startup:
     async with open_services(settings) as services:
         given = settings.admin_password.get_secret_value() if settings.admin_password else None
         generated = await services.accounts.bootstrap_admin(given)
+        await services.webhooks.sync_config(settings.notifications)
     return Startup(generated, tls)
 
 
@@ -139,22 +141,27 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     startup = StartupStorage(settings.storage, pinned_by, settings.default_storage_root)
     driver = SwitchableDriver(build_driver(settings.storage, settings.default_storage_root))
     authority = token_authority(settings) if settings.token_key_path.exists() else None
+    source = EventSource.local(settings.listen, settings.public_url)
+    services = Services.create(index, driver, authority, startup, secret_box(settings), source)
     try:
-        services = Services.create(index, driver, authority, startup, secret_box(settings))
         await services.settings.refresh()
+        await services.webhooks.refresh()
         yield services
     finally:
+        await services.webhooks.close()
         await driver.close()
         await index.dispose()
 
 
 async def _maintain(services: Services) -> None:
-    """Per worker: pick up storage settings saved elsewhere, and purge upload sessions clients abandoned."""
+    """Per worker: pick up storage settings and webhook endpoints saved elsewhere, and purge upload sessions
+    clients abandoned."""
     last_purge = 0.0
     while True:
         await asyncio.sleep(SETTINGS_POLL_SECONDS)
         try:
             await services.settings.refresh()
+            await services.webhooks.refresh()
             now = time.monotonic()
             if now - last_purge > UPLOAD_PURGE_INTERVAL.total_seconds():
                 last_purge = now
@@ -173,11 +180,12 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
         app.state.session_key = ensure_session_key(session_key_path(settings))
         async with open_services(settings) as services:
             app.state.services = services
-            maintenance = asyncio.create_task(_maintain(services))
+            background = [asyncio.create_task(_maintain(services)), asyncio.create_task(services.webhooks.run())]
             try:
                 yield
             finally:
-                maintenance.cancel()
+                for task in background:
+                    task.cancel()
 
     app = Starlette(
         routes=[*monitoring_routes, *registry_routes, *admin_routes, *web_routes],
@@ -185,6 +193,7 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
         middleware=[
             Middleware(RequestMetrics, json_access_log=settings.access_log and settings.access_log_format == "json"),
             Middleware(ApiVersionHeader),
+            Middleware(RequestScope),
         ],
         exception_handlers={errors.TrustyardError: _domain_error, HTTPException: _http_error},
     )
@@ -221,6 +230,23 @@ class ApiVersionHeader:
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+
+class RequestScope:
+    """Make the request being served known to webhook events (their ``request`` section) without threading it
+    through every service call."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
+    ) -> None:
+        token = REQUEST_SCOPE.set(scope)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            REQUEST_SCOPE.reset(token)
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:

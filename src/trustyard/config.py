@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from trustyard.errors import ConfigInvalid
+from trustyard.services.webhook_settings import NotificationsSettings
 from trustyard.storage.config import StorageSettings
 
 
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
     #: ``text``: Granian's access log; ``json``: one JSON object per request on the ``trustyard.access`` logger.
     access_log_format: Literal["text", "json"] = "text"
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    #: Webhook endpoints: Distribution's ``notifications:`` block (docs/webhooks.md). They are read-only in
+    #: the UI, API and CLI, which manage endpoints of their own beside them.
+    notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
 
     # Trust (docs/security.md)

@@ -16,6 +16,7 @@ from trustyard.db.health import DatabaseProbe
 from trustyard.db.index import Index
 from trustyard.db.repositories import RepositoryStore
 from trustyard.db.settings import RuntimeSettings
+from trustyard.db.webhooks import WebhookStore
 from trustyard.services.accounts import Accounts
 from trustyard.services.audit import Audit
 from trustyard.services.blobs import Blobs
@@ -28,6 +29,7 @@ from trustyard.services.storage import StorageAdmin
 from trustyard.services.tags import Tags
 from trustyard.services.tokens import Tokens
 from trustyard.services.uploads import Uploads
+from trustyard.services.webhooks import EventSource, Webhooks
 from trustyard.storage.config import StorageSettings
 from trustyard.storage.driver import StorageDriver
 from trustyard.storage.switchable import SwitchableDriver
@@ -47,6 +49,7 @@ class Services:
     audit: Audit
     settings: Settings
     health: Health
+    webhooks: Webhooks
 
     @classmethod
     def create(
@@ -56,29 +59,35 @@ class Services:
         authority: TokenAuthority | None = None,
         startup: StartupStorage | None = None,
         box: SecretBox | None = None,
+        source: EventSource | None = None,
     ) -> Services:
         """``authority`` signs registry tokens; without one (tests, one-off commands) a throwaway key does.
         ``startup`` is the storage the process started with (runtime settings may replace it, see
-        services/settings.py) and ``box`` seals saved secrets; tests may leave both out."""
+        services/settings.py) and ``box`` seals saved secrets; tests may leave both out. ``source`` names this node
+        in webhook events."""
         storage = storage if isinstance(storage, SwitchableDriver) else SwitchableDriver(storage)
         audit = Audit(AuditStore(index.reader, index.writer))
         account_store = AccountStore(index.reader, index.writer)
         repository_store = RepositoryStore(index.reader, index.writer)
         accounts = Accounts(account_store, repository_store, audit)
         storage_admin = StorageAdmin(index, storage)
+        box = box or SecretBox(SecretBox.new_key())
+        webhooks = Webhooks(
+            WebhookStore(index.reader, index.writer), box, audit, source or EventSource.local("localhost:5000", None)
+        )
         settings = Settings(
             RuntimeSettings(index.reader, index.writer),
             index,
             storage,
-            box or SecretBox(SecretBox.new_key()),
+            box,
             startup or StartupStorage(StorageSettings(), None, Path("trustyard-data") / "storage"),
             storage_admin,
             audit,
         )
         return cls(
-            blobs=Blobs(index, storage, audit),
-            uploads=Uploads(index, storage),
-            manifests=Manifests(index, storage, audit),
+            blobs=Blobs(index, storage, audit, webhooks),
+            uploads=Uploads(index, storage, webhooks),
+            manifests=Manifests(index, storage, audit, webhooks),
             tags=Tags(index),
             repositories=Repositories(index, repository_store, storage, audit, accounts.pullable),
             referrers=Referrers(index),
@@ -88,4 +97,5 @@ class Services:
             audit=audit,
             settings=settings,
             health=Health(DatabaseProbe(index.reader, index.writer), storage),
+            webhooks=webhooks,
         )

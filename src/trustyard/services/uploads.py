@@ -24,7 +24,8 @@ from trustyard.errors import BlobUploadInvalid, BlobUploadUnknown, Denied, Diges
 from trustyard.oci.digest import Digest, Hasher
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
-from trustyard.services.blobs import BlobInfo
+from trustyard.services.blobs import BlobInfo, blob_target
+from trustyard.services.webhooks import Webhooks
 from trustyard.storage import layout
 from trustyard.storage.driver import Part, StorageDriver, UploadState
 
@@ -51,9 +52,10 @@ class ContentRange:
 
 
 class Uploads:
-    def __init__(self, index: Index, storage: StorageDriver) -> None:
+    def __init__(self, index: Index, storage: StorageDriver, events: Webhooks) -> None:
         self._index = index
         self._storage = storage
+        self._events = events
 
     @property
     def min_chunk_size(self) -> int:
@@ -79,6 +81,7 @@ class Uploads:
         if size is None:
             return None
         await self._link(repository, digest, size)
+        await self._events.emit(actor, "mount", blob_target(repository, BlobInfo(digest, size), source))
         return BlobInfo(digest, size)
 
     async def status(self, actor: Actor, repository: RepositoryName, upload_id: str) -> UploadStatus:
@@ -141,6 +144,7 @@ class Uploads:
         await self._publish(repository, digest, row.storage_key, size)
         await self._tidy(layout.upload_dir(repository, upload_id))
         metrics.UPLOADS.labels("completed").inc()
+        await self._events.emit(actor, "push", blob_target(repository, BlobInfo(digest, size)))
         return BlobInfo(digest, size)
 
     async def monolithic(
@@ -162,6 +166,7 @@ class Uploads:
             raise
         finally:
             await self._tidy(layout.upload_dir(repository, upload_id))
+        await self._events.emit(actor, "push", blob_target(repository, BlobInfo(digest, size)))
         return BlobInfo(digest, size)
 
     async def cancel(self, actor: Actor, repository: RepositoryName, upload_id: str) -> None:

@@ -1,0 +1,185 @@
+"""Webhooks end to end in process: a real HTTP receiver on loopback (aiohttp), the registry's own push, pull,
+delete and mount, the durable queue across a restart, and a receiver that fails and then recovers."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from tests.registry.conftest import ADMIN, push_blob, push_image, running
+from trustyard.services.webhook_settings import NotificationsSettings
+
+SECRET = "receiver-shared-secret"
+
+
+@dataclass
+class Receiver:
+    """An HTTP endpoint that records every request; ``failures`` makes the next N requests answer 503."""
+
+    port: int
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    failures: int = 0
+    refused: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/events"
+
+    def events(self) -> list[dict[str, Any]]:
+        return [event for _, body in self.received for event in json.loads(body)["events"]]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if self.failures:
+            self.failures -= 1
+            self.refused += 1
+            return web.Response(status=503, text="receiver is down for maintenance")
+        self.received.append((dict(request.headers), body))
+        return web.Response(status=200)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    found = Receiver(free_port())
+    app = web.Application()
+    app.router.add_post("/events", found.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", found.port).start()
+    try:
+        yield found
+    finally:
+        await runner.cleanup()
+
+
+def notifications(url: str, **extra: Any) -> NotificationsSettings:
+    """Distribution's block as an operator writes it, plus trustyard's ``secret``."""
+    endpoint = {
+        "name": "ci",
+        "url": url,
+        "headers": {"Authorization": ["Bearer receiver-token"]},
+        "timeout": "2s",
+        "threshold": 2,
+        "backoff": "10ms",
+        "ignoredmediatypes": ["application/octet-stream"],
+        "secret": SECRET,
+        **extra,
+    }
+    return NotificationsSettings.model_validate({"events": {"includereferences": True}, "endpoints": [endpoint]})
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for the background delivery loop (it runs every second, sooner when woken)."""
+    for _ in range(600):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_push_pull_delete_events_signed_in_distribution_envelope(tmp_path: Path, receiver: Receiver) -> None:
+    async with running(tmp_path / "data", notifications=notifications(receiver.url)) as registry:
+        image = await push_image(registry.client, "team/app", "1.0")
+        assert (await registry.client.get(f"/v2/team/app/manifests/{image.digest}")).status_code == 200
+        assert (await registry.client.delete("/v2/team/app/manifests/1.0")).status_code == 202
+        await until(lambda: [e["action"] for e in receiver.events()] == ["push", "pull", "delete"], "3 events")
+
+    headers, body = receiver.received[0]
+    assert headers["Content-Type"] == "application/vnd.docker.distribution.events.v1+json"
+    assert headers["Authorization"] == "Bearer receiver-token"
+    expected = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["X-Trustyard-Signature"] == f"sha256={expected}"
+    push, pull, delete = receiver.events()
+    assert push["target"] == {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "size": len(image.manifest),
+        "length": len(image.manifest),
+        "digest": image.digest,
+        "repository": "team/app",
+        "url": f"http://registry.test/v2/team/app/manifests/{image.digest}",
+        "tag": "1.0",
+    }
+    assert push["actor"] == {"name": "admin"}
+    assert push["request"]["method"] == "PUT"
+    assert push["request"]["host"] == "registry.test"
+    assert set(push["source"]) == {"addr", "instanceID"}
+    assert set(push) == {"id", "timestamp", "action", "target", "request", "actor", "source"}
+    assert pull["target"]["digest"] == image.digest
+    assert "tag" not in pull["target"]
+    assert delete["target"] == {"repository": "team/app", "tag": "1.0"}
+    # Blob events are there too, but this endpoint ignores the blobs' media type (ignoredmediatypes).
+    assert all(e["target"].get("mediaType") != "application/octet-stream" for e in receiver.events())
+
+
+async def test_blob_push_and_mount_events(tmp_path: Path, receiver: Receiver) -> None:
+    block = notifications(receiver.url, ignoredmediatypes=[], ignore={"actions": ["pull"]})
+    async with running(tmp_path / "data", notifications=block) as registry:
+        digest = await push_blob(registry.client, "team/base", b"a shared layer")
+        mounted = await registry.client.post(
+            "/v2/team/app/blobs/uploads/", params={"mount": digest, "from": "team/base"}
+        )
+        assert mounted.status_code == 201, mounted.text
+        assert (await registry.client.get(f"/v2/team/app/blobs/{digest}")).status_code == 200  # pull: ignored
+        await until(lambda: len(receiver.events()) == 2, "push and mount")
+    push, mount = receiver.events()
+    assert (push["action"], push["target"]["digest"], push["target"]["mediaType"]) == (
+        "push",
+        digest,
+        "application/octet-stream",
+    )
+    assert (mount["action"], mount["target"]["repository"], mount["target"]["fromRepository"]) == (
+        "mount",
+        "team/app",
+        "team/base",
+    )
+
+
+async def test_a_failing_receiver_gets_every_event_in_order_once_it_recovers(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.failures = 5
+    block = notifications(receiver.url, ignore={"actions": ["pull"]})
+    async with running(tmp_path / "data", notifications=block) as registry:
+        for tag in ("1", "2", "3"):
+            await push_image(registry.client, "team/app", tag, seed=tag)
+        await until(lambda: len(receiver.events()) == 3, "three pushes after recovery")
+        log = await registry.client.get("/api/v1/webhooks/ci/deliveries", auth=ADMIN)
+    assert receiver.refused == 5
+    assert [e["target"]["tag"] for e in receiver.events()] == ["1", "2", "3"]
+    assert log.status_code == 200, log.text
+    deliveries = log.json()["deliveries"]
+    assert [d["state"] for d in deliveries] == ["delivered"] * 3
+    first = deliveries[-1]  # newest first
+    assert [a["status_code"] for a in first["attempts"]] == [503] * 5 + [200]
+    assert "receiver is down" in first["attempts"][0]["error"]
+
+
+async def test_events_queued_before_a_restart_are_delivered_after_it(tmp_path: Path, receiver: Receiver) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/events"  # nothing listens: every attempt is refused
+    async with running(tmp_path / "data", notifications=notifications(closed)) as registry:
+        await push_image(registry.client, "team/app", "1.0")
+        log = await registry.client.get("/api/v1/webhooks/ci/deliveries", auth=ADMIN)
+    pending = log.json()["deliveries"]
+    assert [d["state"] for d in pending] == ["pending"]
+    # The operator points the endpoint at the receiver and restarts: the queued event survives.
+    async with running(tmp_path / "data", notifications=notifications(receiver.url)):
+        await until(lambda: len(receiver.events()) == 1, "the event queued before the restart")
+    assert receiver.events()[0]["id"] == pending[0]["event_id"]
+    assert receiver.events()[0]["target"]["tag"] == "1.0"
