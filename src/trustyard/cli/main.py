@@ -13,7 +13,7 @@ import click
 
 from trustyard import __version__, metrics
 from trustyard.app import WORKER_SETTINGS_ENV, Startup, open_services, prepare
-from trustyard.cli import accounts, storage
+from trustyard.cli import accounts, storage, webhooks
 from trustyard.config import Settings, load_settings
 from trustyard.errors import TrustyardError
 from trustyard.services.actor import Actor
@@ -151,5 +151,5 @@ def _run(coroutine: Any) -> Any:
         sys.exit(1)
 
 
-for _command in (*accounts.COMMANDS, storage.storage):
+for _command in (*accounts.COMMANDS, storage.storage, webhooks.webhook):
     main.add_command(_command)
