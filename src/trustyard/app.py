@@ -186,6 +186,9 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
             finally:
                 for task in background:
                     task.cancel()
+                # Let them finish before the engine closes: a webhook sender releases its lease on the way out,
+                # so the next start (or another worker) resumes at once instead of after the lease runs out.
+                await asyncio.gather(*background, return_exceptions=True)
 
     app = Starlette(
         routes=[*monitoring_routes, *registry_routes, *admin_routes, *web_routes],
