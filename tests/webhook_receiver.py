@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -57,3 +59,44 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield found
     finally:
         await runner.cleanup()
+
+
+class ThreadedReceiver:
+    """A real HTTP server (http.server) in a thread, for synchronous tests; answers 503 while ``down``."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.down = False
+        self.lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if owner.down:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                with owner.lock:
+                    owner.events.extend(json.loads(body)["events"])
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/events"
+
+    def pushes(self) -> list[str]:
+        with self.lock:
+            return [e["target"]["tag"] for e in self.events if e["action"] == "push" and "tag" in e["target"]]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -6,60 +6,19 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.webhook_receiver import ThreadedReceiver as Receiver
+
 from . import Clients, Registry, Server, start_registry, wait_until
 
 pytestmark = [pytest.mark.clients, pytest.mark.trustyard_only(reason="trustyard's webhooks")]
-
-
-class Receiver:
-    """A real HTTP server in a thread; answers 503 while ``down``."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.down = False
-        self.lock = threading.Lock()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if owner.down:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                with owner.lock:
-                    owner.events.extend(json.loads(body)["events"])
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/events"
-
-    def pushes(self) -> list[str]:
-        with self.lock:
-            return [e["target"]["tag"] for e in self.events if e["action"] == "push" and "tag" in e["target"]]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
