@@ -62,6 +62,8 @@ SETTINGS_POLL_SECONDS = 2.0
 #: Upload sessions idle this long are cancelled (Distribution's uploadpurging default age), checked hourly.
 UPLOAD_PURGE_AGE = timedelta(days=7)
 UPLOAD_PURGE_INTERVAL = timedelta(hours=1)
+#: Delivered webhook events stay in the delivery log this long (pruned with the upload purge).
+WEBHOOK_LOG_AGE = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ async def prepare(settings: Settings, *, serving: bool = False) -> Startup:
         given = settings.admin_password.get_secret_value() if settings.admin_password else None
         generated = await services.accounts.bootstrap_admin(given)
         await services.webhooks.sync_config(settings.notifications)
+        await services.webhooks.recover()
     return Startup(generated, tls)
 
 
@@ -166,6 +169,7 @@ async def _maintain(services: Services) -> None:
             if now - last_purge > UPLOAD_PURGE_INTERVAL.total_seconds():
                 last_purge = now
                 await services.uploads.purge(Actor.system(), UPLOAD_PURGE_AGE)
+                await services.webhooks.prune(Actor.system(), WEBHOOK_LOG_AGE)
         except Exception:  # a database or storage hiccup must not end the loop
             log.exception("background maintenance failed; retrying")
 

@@ -7,11 +7,16 @@ import asyncio
 import hashlib
 import hmac
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.registry.conftest import ADMIN, push_blob, push_image, running
 from tests.webhook_receiver import Receiver, free_port, receiver
+from trustyard.errors import Denied
+from trustyard.services.actor import Actor
 from trustyard.services.webhook_settings import NotificationsSettings
 
 __all__ = ["receiver"]  # the fixture
@@ -133,3 +138,20 @@ async def test_events_queued_before_a_restart_are_delivered_after_it(tmp_path: P
         await until(lambda: len(receiver.events()) == 1, "the event queued before the restart")
     assert receiver.events()[0]["id"] == pending[0]["event_id"]
     assert receiver.events()[0]["target"]["tag"] == "1.0"
+
+
+async def test_delivered_events_leave_the_log_after_its_age_pending_ones_stay(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    async with running(tmp_path / "data", notifications=notifications(receiver.url)) as registry:
+        await push_image(registry.client, "team/app", "1.0")
+        await until(lambda: len(receiver.events()) == 1, "the push")
+        webhooks = registry.asgi.state.services.webhooks
+        assert await webhooks.prune(Actor.system(), timedelta(days=7)) == 0  # too young
+        receiver.failures = 1000
+        await push_image(registry.client, "team/app", "2.0", seed="2")
+        assert await webhooks.prune(Actor.system(), timedelta(0)) == 1
+        log = (await registry.client.get("/api/v1/webhooks/ci/deliveries", auth=ADMIN)).json()["deliveries"]
+        assert [(d["state"], d["target"]["tag"]) for d in log] == [("pending", "2.0")]
+        with pytest.raises(Denied):
+            await webhooks.prune(Actor(name="admin", admin=True), timedelta(0))

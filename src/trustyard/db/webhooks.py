@@ -266,6 +266,16 @@ class WebhookStore:
         async with self._writer.begin() as conn:
             await conn.execute(statement)
 
+    async def release_owned(self, prefix: str) -> None:
+        """Free every lease whose owner starts with ``prefix`` (one node's processes)."""
+        statement = (
+            update(webhook_endpoints)
+            .where(_E.lease_owner.startswith(prefix, autoescape=True))
+            .values(lease_owner=None, lease_until=None)
+        )
+        async with self._writer.begin() as conn:
+            await conn.execute(statement)
+
     async def head(self, endpoint_id: int, limit: int) -> list[DeliveryRow]:
         """The endpoint's oldest pending deliveries, in order."""
         query = (
@@ -295,6 +305,13 @@ class WebhookStore:
                 )
             )
             await conn.execute(update(webhook_deliveries).where(_D.id == outcome.delivery_id).values(**values))
+
+    async def prune(self, delivered_before: datetime) -> int:
+        """Forget deliveries delivered before ``delivered_before`` (and their attempts); how many."""
+        old = select(_D.id).where(_D.state == DELIVERED, _D.delivered_at < delivered_before)
+        async with self._writer.begin() as conn:
+            await conn.execute(delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(old)))
+            return (await conn.execute(delete(webhook_deliveries).where(_D.id.in_(old)))).rowcount
 
     # The delivery log ------------------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ from trustyard.db.webhooks import (
     Outcome,
     WebhookStore,
 )
-from trustyard.errors import ConfigInvalid, NotFound, SettingPinned
+from trustyard.errors import ConfigInvalid, Denied, NotFound, SettingPinned
 from trustyard.services.actor import Actor
 from trustyard.services.audit import Audit
 from trustyard.services.webhook_settings import EndpointSettings, Ignore, NotificationsSettings
@@ -194,7 +194,8 @@ class Webhooks:
         self._source = source
         self._active: list[Endpoint] = []  # enabled endpoints, reloaded by refresh()
         self._wake = asyncio.Event()
-        self._owner = f"{source.addr}/{os.getpid()}/{source.instance_id[:8]}"
+        self._node_prefix = f"{source.addr}/"
+        self._owner = f"{self._node_prefix}{os.getpid()}/{source.instance_id[:8]}"
         self._client: httpx.AsyncClient | None = None
 
     # Managing endpoints (site administrators) ------------------------------------------------------------
@@ -262,6 +263,12 @@ class Webhooks:
             except (ConfigInvalid, ValidationError):
                 log.exception("webhook endpoint %s cannot be loaded; it is skipped", row.name)
         self._active = active
+
+    async def prune(self, actor: Actor, older_than: timedelta) -> int:
+        """Drop delivered events older than ``older_than`` from the log (pending ones stay until delivered)."""
+        if actor.name != "system":
+            raise Denied("pruning the webhook log is an operator action")
+        return await self._store.prune(datetime.now(UTC) - older_than)
 
     # Events -----------------------------------------------------------------------------------------------
 
@@ -332,13 +339,19 @@ class Webhooks:
             if endpoint is None:
                 continue  # created elsewhere a moment ago: the next refresh brings it
             now = datetime.now(UTC)
-            if not await self._store.claim(endpoint_id, self._owner, now, now + self._lease(endpoint)):
-                continue
             try:
-                delivered += await self._deliver_endpoint(endpoint)
+                if await self._store.claim(endpoint_id, self._owner, now, now + self._lease(endpoint)):
+                    delivered += await self._deliver_endpoint(endpoint)
             finally:
+                # Also when cancelled inside claim(): its UPDATE may have committed all the same. Releasing
+                # a lease held by someone else does nothing.
                 await self._store.release(endpoint_id, self._owner)
         return delivered
+
+    async def recover(self) -> None:
+        """Free the leases this node's earlier processes held (a crash or kill -9 leaves them until they run
+        out); run at start, before any worker of this node delivers."""
+        await self._store.release_owned(self._node_prefix)
 
     async def _deliver_endpoint(self, endpoint: Endpoint) -> int:
         delivered = 0
