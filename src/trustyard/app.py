@@ -145,13 +145,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     driver = SwitchableDriver(build_driver(settings.storage, settings.default_storage_root))
     authority = token_authority(settings) if settings.token_key_path.exists() else None
     source = EventSource.local(settings.listen, settings.public_url)
-    services = Services.create(index, driver, authority, startup, secret_box(settings), source)
     try:
-        await services.settings.refresh()
-        await services.webhooks.refresh()
-        yield services
+        services = Services.create(index, driver, authority, startup, secret_box(settings), source)
+        try:
+            await services.settings.refresh()
+            await services.webhooks.refresh()
+            yield services
+        finally:
+            await services.webhooks.close()
     finally:
-        await services.webhooks.close()
         await driver.close()
         await index.dispose()
 
