@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ from trustyard.auth.tokens import TokenAuthority, ensure_signing_key, load_signi
 from trustyard.config import Settings
 from trustyard.db.backup import copy_index
 from trustyard.db.engine import migrate, open_index
+from trustyard.monitoring.requests import RequestMetrics
+from trustyard.monitoring.routes import routes as monitoring_routes
 from trustyard.registry import errors as registry_errors
 from trustyard.registry.drain import DrainUnreadBody
 from trustyard.registry.routes import routes as registry_routes
@@ -42,6 +45,7 @@ from trustyard.services import Services
 from trustyard.services.actor import Actor
 from trustyard.services.backup import Backups
 from trustyard.services.settings import StartupStorage
+from trustyard.services.webhooks import REQUEST_SCOPE, EventSource
 from trustyard.storage.factory import build_driver
 from trustyard.storage.switchable import SwitchableDriver
 from trustyard.web import errors as web_errors
@@ -62,6 +66,8 @@ SETTINGS_POLL_SECONDS = 2.0
 #: Upload sessions idle this long are cancelled (Distribution's uploadpurging default age), checked hourly.
 UPLOAD_PURGE_AGE = timedelta(days=7)
 UPLOAD_PURGE_INTERVAL = timedelta(hours=1)
+#: Delivered webhook events stay in the delivery log this long (pruned with the upload purge).
+WEBHOOK_LOG_AGE = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,8 @@ async def prepare(settings: Settings, *, serving: bool = False) -> Startup:
     async with open_services(settings) as services:
         given = settings.admin_password.get_secret_value() if settings.admin_password else None
         generated = await services.accounts.bootstrap_admin(given)
+        await services.webhooks.sync_config(settings.notifications)
+        await services.webhooks.recover()
     return Startup(generated, tls)
 
 
@@ -140,6 +148,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     startup = StartupStorage(settings.storage, pinned_by, settings.default_storage_root)
     driver = SwitchableDriver(build_driver(settings.storage, settings.default_storage_root))
     authority = token_authority(settings) if settings.token_key_path.exists() else None
+    source = EventSource.local(settings.listen, settings.public_url)
     try:
         services = Services.create(
             index,
@@ -147,11 +156,16 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             authority,
             startup,
             secret_box(settings),
+            source,
             basic_auth_cache_ttl=settings.basic_auth_cache_ttl,
             refresh_tokens=settings.refresh_tokens,
         )
-        await services.settings.refresh()
-        yield services
+        try:
+            await services.settings.refresh()
+            await services.webhooks.refresh()
+            yield services
+        finally:
+            await services.webhooks.close()
     finally:
         await driver.close()
         await index.dispose()
@@ -166,16 +180,19 @@ def backups(settings: Settings, services: Services, config_file: Path | None) ->
 
 
 async def _maintain(services: Services) -> None:
-    """Per worker: pick up storage settings saved elsewhere, and purge upload sessions clients abandoned."""
+    """Per worker: pick up storage settings and webhook endpoints saved elsewhere, and purge upload sessions
+    clients abandoned."""
     last_purge = 0.0
     while True:
         await asyncio.sleep(SETTINGS_POLL_SECONDS)
         try:
             await services.settings.refresh()
+            await services.webhooks.refresh()
             now = time.monotonic()
             if now - last_purge > UPLOAD_PURGE_INTERVAL.total_seconds():
                 last_purge = now
                 await services.uploads.purge(Actor.system(), UPLOAD_PURGE_AGE)
+                await services.webhooks.prune(Actor.system(), WEBHOOK_LOG_AGE)
         except Exception:  # a database or storage hiccup must not end the loop
             log.exception("background maintenance failed; retrying")
 
@@ -190,20 +207,30 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
         app.state.session_key = ensure_session_key(session_key_path(settings))
         async with open_services(settings) as services:
             app.state.services = services
-            maintenance = asyncio.create_task(_maintain(services))
+            background = [asyncio.create_task(_maintain(services)), asyncio.create_task(services.webhooks.run())]
             try:
                 yield
             finally:
-                maintenance.cancel()
+                for task in background:
+                    task.cancel()
+                # Let them finish before the engine closes: a webhook sender releases its lease on the way out,
+                # so the next start (or another worker) resumes at once instead of after the lease runs out.
+                await asyncio.gather(*background, return_exceptions=True)
 
     app = Starlette(
-        routes=[*registry_routes, *admin_routes, *web_routes],
+        routes=[*monitoring_routes, *registry_routes, *admin_routes, *web_routes],
         lifespan=lifespan,
-        middleware=[Middleware(ApiVersionHeader), Middleware(DrainUnreadBody)],
+        middleware=[
+            Middleware(RequestMetrics, json_access_log=settings.access_log and settings.access_log_format == "json"),
+            Middleware(ApiVersionHeader),
+            Middleware(RequestScope),
+            Middleware(DrainUnreadBody),
+        ],
         exception_handlers={errors.TrustyardError: _domain_error, HTTPException: _http_error},
     )
     app.state.public_url = settings.public_url
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
+    app.state.monitoring_allow = tuple(ip_network(item, strict=False) for item in settings.metrics.allow)
     return app
 
 
@@ -266,6 +293,23 @@ class ApiVersionHeader:
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+
+class RequestScope:
+    """Make the request being served known to webhook events (their ``request`` section) without threading it
+    through every service call."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
+    ) -> None:
+        token = REQUEST_SCOPE.set(scope)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            REQUEST_SCOPE.reset(token)
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:

@@ -10,18 +10,39 @@ from __future__ import annotations
 
 import json
 import os
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from trustyard.auth.credential_cache import DEFAULT_TTL
 from trustyard.auth.proxies import parse_networks
 from trustyard.errors import ConfigInvalid
+from trustyard.services.webhook_settings import NotificationsSettings
 from trustyard.storage.config import StorageSettings
+
+
+class MetricsSettings(BaseModel):
+    """Who may read ``/metrics``, ``/healthz``, ``/readyz`` and ``/debug/health`` (docs/monitoring.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Client addresses or networks (``127.0.0.1``, ``10.0.0.0/8``, ``::1``); empty: everyone may read them.
+    allow: list[str] = Field(default_factory=list)
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 10.0.0.0/8)") from None
+        return value
 
 
 class Settings(BaseSettings):
@@ -39,6 +60,12 @@ class Settings(BaseSettings):
     loggers: dict[str, Literal["critical", "error", "warning", "info", "debug"]] = Field(default_factory=dict)
     #: One line per request (Granian's access log).
     access_log: bool = False
+    #: ``text``: Granian's access log; ``json``: one JSON object per request on the ``trustyard.access`` logger.
+    access_log_format: Literal["text", "json"] = "text"
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    #: Webhook endpoints: Distribution's ``notifications:`` block (docs/webhooks.md). They are read-only in
+    #: the UI, API and CLI, which manage endpoints of their own beside them.
+    notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
 
     # Trust (docs/security.md)
@@ -111,6 +138,11 @@ class Settings(BaseSettings):
     @property
     def secret_key_path(self) -> Path:
         return self.data_dir / "keys" / "secret.key"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """prometheus_client's per-worker files (emptied at every start)."""
+        return self.data_dir / "metrics"
 
     @property
     def tls_dir(self) -> Path:

@@ -16,6 +16,7 @@ from trustyard.db.audit import AuditStore
 from trustyard.db.engine import migrate, open_index, sqlite_url
 from trustyard.db.index import Index
 from trustyard.db.settings import RuntimeSettings
+from trustyard.db.webhooks import WebhookStore
 from trustyard.errors import Denied, SettingPinned, StorageProbeFailed
 from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName
@@ -24,6 +25,7 @@ from trustyard.services.audit import Audit
 from trustyard.services.settings import STORAGE, Settings, StartupStorage
 from trustyard.services.storage import StorageAdmin
 from trustyard.services.uploads import Uploads
+from trustyard.services.webhooks import EventSource, Webhooks
 from trustyard.storage.config import FilesystemStorage, S3Storage, StorageSettings
 from trustyard.storage.filesystem import FilesystemDriver
 from trustyard.storage.switchable import SwitchableDriver
@@ -75,7 +77,9 @@ def worker(
         StorageAdmin(index, driver),
         audit,
     )
-    return Worker(settings, driver, Uploads(index, driver, _pullable_by_actor))
+    source = EventSource("test:5000", "t", None)
+    webhooks = Webhooks(WebhookStore(index.reader, index.writer), SecretBox(KEY), audit, source)
+    return Worker(settings, driver, Uploads(index, driver, _pullable_by_actor, webhooks))
 
 
 def on_disk(root: Path) -> StorageSettings:

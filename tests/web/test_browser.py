@@ -21,6 +21,7 @@ import pytest
 
 from tests.e2e import Clients, Registry, busybox_image, multiarch_index, start_registry, write_oci_layout
 from tests.storage.s3_store import boto_client, endpoint
+from tests.webhook_receiver import ThreadedReceiver
 from trustyard import __version__
 from trustyard.app import SETTINGS_POLL_SECONDS
 
@@ -325,3 +326,33 @@ def test_storage_s3_then_wrong_secret_then_moto_then_swift(site: Site) -> None:
     _save(page)
     page = site.go("/repositories")
     expect(page.get_by_role("link", name="web/app")).to_be_visible()
+
+
+def test_webhook_endpoint_and_its_delivery_log(site: Site) -> None:
+    """Settings > Webhooks: add an endpoint pointing at a receiver on loopback, push with skopeo, read the log."""
+    receiver = ThreadedReceiver()
+    try:
+        page = site.go("/settings/webhooks")
+        if "/login" in page.url:
+            _log_in(site)
+            page = site.go("/settings/webhooks")
+        page.get_by_label("Name", exact=True).fill("ci")
+        page.get_by_label("URL", exact=True).fill(receiver.url)
+        page.get_by_label("Signing secret").fill("browser-secret")
+        page.get_by_label("pull events").check()
+        page.get_by_role("button", name="Save endpoint").click()
+        expect(page.get_by_role("heading", name="Webhook ci")).to_be_visible()
+        time.sleep(SETTINGS_POLL_SECONDS + 1)  # the other worker loads the new endpoint within one poll
+        site.push("web/hooked", "1.0")
+        for _ in range(600):
+            if receiver.pushes():
+                break
+            time.sleep(0.05)
+        assert receiver.pushes() == ["1.0"]
+        page = site.go("/settings/webhooks/ci")
+        expect(page.get_by_text("web/hooked:1.0")).to_be_visible()
+        expect(page.get_by_text("HTTP 204").first).to_be_visible()
+        site.shoot("webhook-log")
+        site.shoot("webhooks", "/settings/webhooks")
+    finally:
+        receiver.close()

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from trustyard import __version__
+from trustyard.services.webhook_settings import EndpointSettings
 from trustyard.storage.config import StorageSettings
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -114,6 +115,54 @@ def _storage_schemas() -> dict[str, dict[str, Any]]:
 
 
 SCHEMAS.update(_storage_schemas())
+
+
+def _webhook_schemas() -> dict[str, dict[str, Any]]:
+    """Distribution's notification endpoint, from the pydantic model that parses it."""
+    schema = EndpointSettings.model_json_schema(ref_template="#/components/schemas/{model}")
+    definitions: dict[str, dict[str, Any]] = schema.pop("$defs", {})
+    attempt = _object(["at"], at=TIME, status_code=INTEGER, error=STRING, duration_ms=INTEGER)
+    delivery = _object(
+        ["id", "event_id", "action", "state"],
+        id=INTEGER,
+        event_id=STRING,
+        action={"type": "string", "enum": ["push", "pull", "delete", "mount"]},
+        repository=STRING,
+        target={"type": "object"},
+        state={"type": "string", "enum": ["pending", "delivered"]},
+        created_at=TIME,
+        next_attempt_at=TIME,
+        delivered_at=TIME,
+        attempts={"type": "array", "items": attempt},
+    )
+    view = _object(
+        ["name", "url"],
+        name=STRING,
+        url=STRING,
+        disabled=BOOLEAN,
+        headers={"type": "array", "items": STRING, "description": "header names; values are write-only"},
+        secret={"type": "string", "enum": ["set", "not set"]},
+        timeout=STRING,
+        threshold=INTEGER,
+        backoff=STRING,
+        ignoredmediatypes={"type": "array", "items": STRING},
+        ignore={"type": "object"},
+        source={"type": "string", "enum": ["runtime", "config file"]},
+        pinned=BOOLEAN,
+        updated_by=STRING,
+        updated_at=TIME,
+    )
+    return {
+        **definitions,
+        "WebhookEndpoint": schema,
+        "WebhookView": view,
+        "WebhookEndpoints": _list("endpoints", "WebhookView"),
+        "WebhookDelivery": delivery,
+        "WebhookDeliveries": _list("deliveries", "WebhookDelivery"),
+    }
+
+
+SCHEMAS.update(_webhook_schemas())
 
 _PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
 

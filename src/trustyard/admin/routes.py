@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from trustyard.admin import accounts, audit, grants, openapi, repositories, settings
+from trustyard.admin import accounts, audit, grants, openapi, repositories, settings, webhooks
 from trustyard.admin.openapi import Endpoint
 
 PREFIX = "/api/v1"
@@ -94,6 +94,26 @@ ENDPOINTS = [
         settings.test_storage,
         "Probe storage settings without saving them (admin)",
         body="StorageSettings",
+    ),
+    Endpoint("GET", "/webhooks", webhooks.list_endpoints, "Webhook endpoints (admin)", response="WebhookEndpoints"),
+    Endpoint(
+        "GET", "/webhooks/{name}", webhooks.get_endpoint, "Show a webhook endpoint (admin)", response="WebhookView"
+    ),
+    Endpoint(
+        "PUT",
+        "/webhooks/{name}",
+        webhooks.put_endpoint,
+        "Create or replace a webhook endpoint; a secret left out keeps the saved one (admin)",
+        body="WebhookEndpoint",
+        response="WebhookView",
+    ),
+    Endpoint("DELETE", "/webhooks/{name}", webhooks.delete_endpoint, "Delete a webhook endpoint and its queue (admin)"),
+    Endpoint(
+        "GET",
+        "/webhooks/{name}/deliveries",
+        webhooks.list_deliveries,
+        "The endpoint's newest deliveries (?limit=), each with every attempt (admin)",
+        response="WebhookDeliveries",
     ),
 ]
 

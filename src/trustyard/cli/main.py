@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from trustyard import __version__
+from trustyard import __version__, metrics
 from trustyard.app import WORKER_SETTINGS_ENV, Startup, configure_logging, open_services, prepare
-from trustyard.cli import accounts, backup, storage
+from trustyard.cli import accounts, backup, storage, webhooks
 from trustyard.config import Settings, load_settings
 from trustyard.errors import TrustyardError
 from trustyard.services.actor import Actor
@@ -70,6 +70,8 @@ def serve(
         tls_key=tls_key,
     )
     configure_logging(settings)
+    # Before anything is measured: every worker (forked from here) writes its metrics beside the others.
+    metrics.enable_multiprocess(settings.metrics_dir.absolute())
     startup: Startup = _run(_prepare_and_adopt(settings))
     from granian.constants import Interfaces, Loops, SSLProtocols
     from granian.log import LogLevels
@@ -104,7 +106,7 @@ def serve(
         loop=Loops.auto,
         factory=True,
         log_level=LogLevels("debug" if settings.log_level == "trace" else settings.log_level),
-        log_access=settings.access_log,
+        log_access=settings.access_log and settings.access_log_format == "text",
         respawn_failed_workers=True,
         backlog=2048,
         **tls,
@@ -149,5 +151,5 @@ def _run(coroutine: Any) -> Any:
         sys.exit(1)
 
 
-for _command in (*accounts.COMMANDS, storage.storage, backup.backup):
+for _command in (*accounts.COMMANDS, storage.storage, backup.backup, webhooks.webhook):
     main.add_command(_command)

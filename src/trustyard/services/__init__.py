@@ -14,13 +14,16 @@ from trustyard.auth.secretbox import SecretBox
 from trustyard.auth.tokens import TokenAuthority, ephemeral_authority
 from trustyard.db.accounts import AccountStore
 from trustyard.db.audit import AuditStore
+from trustyard.db.health import DatabaseProbe
 from trustyard.db.index import Index
 from trustyard.db.repositories import RepositoryStore
 from trustyard.db.sessions import SessionStore
 from trustyard.db.settings import RuntimeSettings
+from trustyard.db.webhooks import WebhookStore
 from trustyard.services.accounts import Accounts
 from trustyard.services.audit import Audit
 from trustyard.services.blobs import Blobs
+from trustyard.services.health import Health
 from trustyard.services.lockout import Lockout
 from trustyard.services.manifests import Manifests
 from trustyard.services.referrers import Referrers
@@ -31,6 +34,7 @@ from trustyard.services.storage import StorageAdmin
 from trustyard.services.tags import Tags
 from trustyard.services.tokens import Tokens
 from trustyard.services.uploads import Uploads
+from trustyard.services.webhooks import EventSource, Webhooks
 from trustyard.storage.config import StorageSettings
 from trustyard.storage.driver import StorageDriver
 from trustyard.storage.switchable import SwitchableDriver
@@ -50,6 +54,8 @@ class Services:
     sessions: Sessions
     audit: Audit
     settings: Settings
+    health: Health
+    webhooks: Webhooks
 
     @classmethod
     def create(
@@ -59,34 +65,39 @@ class Services:
         authority: TokenAuthority | None = None,
         startup: StartupStorage | None = None,
         box: SecretBox | None = None,
+        source: EventSource | None = None,
         *,
         basic_auth_cache_ttl: float = DEFAULT_TTL,
         refresh_tokens: bool = False,
     ) -> Services:
         """``authority`` signs registry tokens; without one (tests, one-off commands) a throwaway key does.
         ``startup`` is the storage the process started with (runtime settings may replace it, see
-        services/settings.py) and ``box`` seals saved secrets; tests may leave both out.
-        ``basic_auth_cache_ttl``: how long verified HTTP Basic credentials are trusted without a new check;
-        ``refresh_tokens``: whether logins may ask for refresh tokens (the ``refresh_tokens`` setting)."""
+        services/settings.py) and ``box`` seals saved secrets; tests may leave both out. ``source`` names this node
+        in webhook events. ``basic_auth_cache_ttl``: how long verified HTTP Basic credentials are trusted without a
+        new check; ``refresh_tokens``: whether logins may ask for refresh tokens (the ``refresh_tokens`` setting)."""
         storage = storage if isinstance(storage, SwitchableDriver) else SwitchableDriver(storage)
         audit = Audit(AuditStore(index.reader, index.writer))
         account_store = AccountStore(index.reader, index.writer)
         repository_store = RepositoryStore(index.reader, index.writer)
         accounts = Accounts(account_store, repository_store, storage, audit)
         storage_admin = StorageAdmin(index, storage)
+        box = box or SecretBox(SecretBox.new_key())
+        webhooks = Webhooks(
+            WebhookStore(index.reader, index.writer), box, audit, source or EventSource.local("localhost:5000", None)
+        )
         settings = Settings(
             RuntimeSettings(index.reader, index.writer),
             index,
             storage,
-            box or SecretBox(SecretBox.new_key()),
+            box,
             startup or StartupStorage(StorageSettings(), None, Path("trustyard-data") / "storage"),
             storage_admin,
             audit,
         )
         return cls(
-            blobs=Blobs(index, storage, audit),
-            uploads=Uploads(index, storage, accounts.pullable),
-            manifests=Manifests(index, storage, audit),
+            blobs=Blobs(index, storage, audit, webhooks),
+            uploads=Uploads(index, storage, accounts.pullable, webhooks),
+            manifests=Manifests(index, storage, audit, webhooks),
             tags=Tags(index),
             repositories=Repositories(index, repository_store, storage, audit, accounts.pullable),
             referrers=Referrers(index),
@@ -105,4 +116,6 @@ class Services:
             sessions=Sessions(SessionStore(index.reader, index.writer), account_store, accounts),
             audit=audit,
             settings=settings,
+            health=Health(DatabaseProbe(index.reader, index.writer), storage),
+            webhooks=webhooks,
         )

@@ -11,8 +11,11 @@ from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
 from trustyard.services.audit import Audit
+from trustyard.services.webhooks import Target, Webhooks
 from trustyard.storage import layout
 from trustyard.storage.driver import StorageDriver
+
+OCTET_STREAM = "application/octet-stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +35,11 @@ class BlobContent:
 
 
 class Blobs:
-    def __init__(self, index: Index, storage: StorageDriver, audit: Audit | None = None) -> None:
+    def __init__(self, index: Index, storage: StorageDriver, audit: Audit, events: Webhooks) -> None:
         self._index = index
         self._storage = storage
         self._audit = audit
+        self._events = events
 
     async def stat(self, actor: Actor, repository: RepositoryName, digest: Digest) -> BlobInfo:
         actor.require(repository, Action.PULL)
@@ -51,6 +55,7 @@ class Blobs:
         redirect = None if path else await self._storage.redirect_url(key)
         if path is None and redirect is None and await self._storage.stat(key) is None:
             raise BlobUnknown(f"blob {digest} is indexed but missing from storage; run `trustyard storage reindex`")
+        await self._events.emit(actor, "pull", blob_target(repository, info))
         return BlobContent(info, path, redirect, key)
 
     def stream(self, content: BlobContent, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
@@ -68,5 +73,11 @@ class Blobs:
         if not await self._index.unlink_blob(repository.value, str(digest)):
             raise BlobUnknown(f"blob {digest} is not in repository {repository}", detail={"digest": str(digest)})
         await self._storage.delete(layout.layer_link(repository, digest))
-        if self._audit is not None:
-            await self._audit.record(actor, "blob.delete", repository.value, digest=str(digest))
+        await self._audit.record(actor, "blob.delete", repository.value, digest=str(digest))
+        await self._events.emit(actor, "delete", Target("blobs", repository.value, str(digest)))
+
+
+def blob_target(repository: RepositoryName, info: BlobInfo, source: RepositoryName | None = None) -> Target:
+    """A blob as webhook events describe it (Distribution gives blobs the octet-stream media type)."""
+    source_name = source.value if source else None
+    return Target("blobs", repository.value, str(info.digest), OCTET_STREAM, info.size, None, source_name)

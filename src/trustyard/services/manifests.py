@@ -17,6 +17,7 @@ from trustyard.oci.manifest import Descriptor, Manifest, parse_manifest
 from trustyard.oci.names import Reference, RepositoryName, Tag
 from trustyard.services.actor import Action, Actor
 from trustyard.services.audit import Audit
+from trustyard.services.webhooks import Target, Webhooks
 from trustyard.storage import layout
 from trustyard.storage.driver import StorageDriver
 
@@ -39,10 +40,11 @@ class PushedManifest:
 
 
 class Manifests:
-    def __init__(self, index: Index, storage: StorageDriver, audit: Audit | None = None) -> None:
+    def __init__(self, index: Index, storage: StorageDriver, audit: Audit, events: Webhooks) -> None:
         self._index = index
         self._storage = storage
         self._audit = audit
+        self._events = events
 
     async def get(self, actor: Actor, repository: RepositoryName, reference: Reference) -> ManifestRow:
         actor.require(repository, Action.PULL)
@@ -52,6 +54,9 @@ class Manifests:
             row = await self._index.manifest_by_digest(repository.value, str(reference))
         if row is None:
             raise ManifestUnknown(f"manifest {reference} is not in repository {repository}")
+        tag = reference.value if isinstance(reference, Tag) else None
+        target = Target("manifests", repository.value, row.digest, row.media_type, row.size, tag)
+        await self._events.emit(actor, "pull", target)
         return row
 
     async def put(
@@ -76,15 +81,21 @@ class Manifests:
         await self._index.put_manifest(
             repository.value, record, tags, pushed_by=None if actor.is_anonymous else actor.name
         )
-        if self._audit is not None:
-            await self._audit.record(actor, "manifest.push", repository.value, digest=str(digest), tags=list(tags))
+        await self._audit.record(actor, "manifest.push", repository.value, digest=str(digest), tags=list(tags))
+        for tag in tags or (None,):  # Distribution sends one push event per tag
+            target = Target("manifests", repository.value, str(digest), record.media_type, len(payload), tag)
+            await self._events.emit(actor, "push", target)
         return PushedManifest(digest, manifest.subject.digest if manifest.subject else None, tags)
 
     async def delete(self, actor: Actor, repository: RepositoryName, reference: Reference) -> None:
         actor.require(repository, Action.DELETE)
         await self._delete(repository, reference)
-        if self._audit is not None:
-            await self._audit.record(actor, "manifest.delete", repository.value, reference=str(reference))
+        await self._audit.record(actor, "manifest.delete", repository.value, reference=str(reference))
+        if isinstance(reference, Tag):
+            target = Target("manifests", repository.value, None, tag=reference.value)
+        else:
+            target = Target("manifests", repository.value, str(reference))
+        await self._events.emit(actor, "delete", target)
 
     async def _delete(self, repository: RepositoryName, reference: Reference) -> None:
         if isinstance(reference, Tag):

@@ -16,6 +16,7 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from trustyard import metrics
 from trustyard.auth import passwords
 from trustyard.auth.credential_cache import CredentialCache
 from trustyard.auth.policy import PULL, Subject, allowed_actions, grant, role_on
@@ -23,7 +24,7 @@ from trustyard.auth.scopes import CATALOG, CATALOG_SCOPE, REGISTRY, REPOSITORY, 
 from trustyard.auth.tokens import TokenAuthority, TokenInvalid
 from trustyard.db.accounts import AccountStore, AppTokenRow, UserRow
 from trustyard.db.repositories import RepositoryStore
-from trustyard.errors import LoginFailed, Unauthorized
+from trustyard.errors import LoginFailed, TooManyRequests, Unauthorized
 from trustyard.services.accounts import Accounts
 from trustyard.services.actor import Action, Actor, Credential
 from trustyard.services.audit import Audit
@@ -97,7 +98,11 @@ class Tokens:
         if token_id is not None and not app_tokens:
             raise LoginFailed("use your password here: app tokens work for docker login and the registry API only")
         if token_id is None:
-            await self._lockout.check(username, source)
+            try:
+                await self._lockout.check(username, source)
+            except TooManyRequests:
+                metrics.AUTH_FAILURES.labels("throttled").inc()
+                raise
         user = await self._store.user(username)
         row = None
         if token_id is not None:
@@ -107,6 +112,7 @@ class Tokens:
         else:
             ok = passwords.verify_password(user.password_hash if user else None, secret)
         if not ok or user is None or not user.active:
+            metrics.AUTH_FAILURES.labels("login").inc()
             await self._audit.record(Actor.claimant(username, source), "login.failed", username)
             raise LoginFailed()
         if token_id is not None:
@@ -159,6 +165,8 @@ class Tokens:
             stamp = passwords.password_stamp(user.password_hash) if user.password_hash else None
             token_id = principal.app_token.id if principal.app_token else None
             refresh = self.authority.issue_refresh(user.name, token_id, stamp)
+        kind = "anonymous" if principal is None else "app_token" if principal.app_token else "password"
+        metrics.TOKENS_ISSUED.labels(kind).inc()
         return IssuedToken(token, self.authority.access_ttl, issued, scopes, refresh)
 
     async def refresh(self, refresh_token: str, requested: list[Scope], source: str | None) -> IssuedToken:
@@ -180,6 +188,7 @@ class Tokens:
             current = passwords.password_stamp(user.password_hash) if user.password_hash else None
             valid = current is not None and current == claims.password_stamp
         if not valid or user is None:
+            metrics.AUTH_FAILURES.labels("refresh").inc()
             await self._audit.record(Actor.claimant(claims.subject, source), "login.failed", claims.subject)
             raise LoginFailed("refresh token revoked")
         issued = await self.issue(Principal(user, row), requested, offline=False)
@@ -198,6 +207,7 @@ class Tokens:
         try:
             claims = self.authority.verify_access(credential.strip())
         except TokenInvalid:
+            metrics.AUTH_FAILURES.labels("token").inc()
             raise Unauthorized("invalid or expired token") from None
 
         def allowed(repository: str, action: Action) -> bool:

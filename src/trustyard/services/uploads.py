@@ -18,6 +18,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from trustyard import metrics
 from trustyard.db.index import Index, UploadRow
 from trustyard.errors import (
     BlobUploadInvalid,
@@ -30,8 +31,9 @@ from trustyard.errors import (
 from trustyard.oci.digest import Digest, Hasher
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
-from trustyard.services.blobs import BlobInfo
+from trustyard.services.blobs import BlobInfo, blob_target
 from trustyard.services.repositories import Pullable
+from trustyard.services.webhooks import Webhooks
 from trustyard.storage import layout
 from trustyard.storage.driver import Part, StorageDriver, UploadState
 
@@ -58,11 +60,13 @@ class ContentRange:
 
 
 class Uploads:
-    def __init__(self, index: Index, storage: StorageDriver, pullable: Pullable) -> None:
-        """``pullable`` answers, from the policy, which repositories an actor may pull (cross-repository mounts)."""
+    def __init__(self, index: Index, storage: StorageDriver, pullable: Pullable, events: Webhooks) -> None:
+        """``pullable`` answers, from the policy, which repositories an actor may pull (cross-repository mounts);
+        ``events`` queues webhook events."""
         self._index = index
         self._storage = storage
         self._pullable = pullable
+        self._events = events
 
     @property
     def min_chunk_size(self) -> int:
@@ -74,6 +78,7 @@ class Uploads:
         state = await self._storage.start_upload(layout.upload_data(repository, upload_id))
         now = datetime.now(UTC)
         await self._index.create_upload(UploadRow(upload_id, repository.value, state.key, state.token, [], 0, now))
+        metrics.UPLOADS.labels("started").inc()
         return UploadStatus(upload_id, repository, 0)
 
     async def mount(
@@ -92,6 +97,7 @@ class Uploads:
         if size is None:
             return None
         await self._link(repository, digest, size)
+        await self._events.emit(actor, "mount", blob_target(repository, BlobInfo(digest, size), source))
         return BlobInfo(digest, size)
 
     async def status(self, actor: Actor, repository: RepositoryName, upload_id: str) -> UploadStatus:
@@ -146,10 +152,13 @@ class Uploads:
                 hasher = await self._rehash(row.storage_key, digest.algorithm)
             self._check(digest, hasher.digest())
         except BaseException:
+            metrics.UPLOADS.labels("failed").inc()
             await self._tidy(layout.upload_dir(repository, upload_id), state)
             raise
         await self._publish(repository, digest, row.storage_key, size)
         await self._tidy(layout.upload_dir(repository, upload_id))
+        metrics.UPLOADS.labels("completed").inc()
+        await self._events.emit(actor, "push", blob_target(repository, BlobInfo(digest, size)))
         return BlobInfo(digest, size)
 
     async def monolithic(
@@ -160,18 +169,25 @@ class Uploads:
         upload_id = str(uuid.uuid4())
         key = layout.upload_data(repository, upload_id)
         hasher = Hasher(digest.algorithm)
+        metrics.UPLOADS.labels("started").inc()
         try:
             size = await self._storage.write(key, _hashing(chunks, hasher))
             self._check(digest, hasher.digest())
             await self._publish(repository, digest, key, size)
+            metrics.UPLOADS.labels("completed").inc()
+        except BaseException:
+            metrics.UPLOADS.labels("failed").inc()
+            raise
         finally:
             await self._tidy(layout.upload_dir(repository, upload_id))
+        await self._events.emit(actor, "push", blob_target(repository, BlobInfo(digest, size)))
         return BlobInfo(digest, size)
 
     async def cancel(self, actor: Actor, repository: RepositoryName, upload_id: str) -> None:
         actor.require(repository, Action.PUSH)
         row = await self._row(repository, upload_id)
         await self._index.delete_upload(upload_id)
+        metrics.UPLOADS.labels("cancelled").inc()
         await self._storage.abort_upload(UploadState(row.storage_key, row.token))
         await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
 
@@ -188,6 +204,7 @@ class Uploads:
             await self._storage.abort_upload(UploadState(row.storage_key, row.token))
             await self._storage.delete_prefix(row.storage_key.rpartition("/")[0])
             purged += 1
+            metrics.UPLOADS.labels("expired").inc()
         return purged
 
     async def _tidy(self, upload_dir: str, state: UploadState | None = None) -> None:

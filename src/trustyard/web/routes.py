@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from trustyard.web import account, accounts, audit, repositories, sessions, settings, trust
+from trustyard.web import account, accounts, audit, repositories, sessions, settings, trust, webhooks
 from trustyard.web.errors import Handler, page
 from trustyard.web.http import STATIC
 
@@ -52,6 +52,10 @@ PAGES: list[tuple[str, Handler, list[str]]] = [
     ("/settings/storage", settings.storage_page, GET),
     ("/settings/storage", settings.save_storage, POST),
     ("/settings/storage/upload", settings.upload_storage, POST),
+    ("/settings/webhooks", webhooks.webhooks_page, GET),
+    ("/settings/webhooks", webhooks.save_endpoint, POST),
+    ("/settings/webhooks/{name}", webhooks.endpoint_page, GET),
+    ("/settings/webhooks/{name}/delete", webhooks.delete_endpoint, POST),
 ]
 
 routes: list[BaseRoute] = [
