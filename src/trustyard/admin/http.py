@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from trustyard.errors import InvalidRequest
+from trustyard.errors import InvalidRequest, Unauthorized
+from trustyard.oci import jsontext
 from trustyard.services import Services
 from trustyard.services.actor import Action, Actor
 
@@ -26,26 +26,40 @@ def _nothing(_repository: str, _action: Action) -> bool:
 
 
 async def actor(request: Request) -> Actor:
-    """The caller with their whole permission. Every call checks the credentials (use an app token in scripts:
-    it is checked in microseconds, a password takes an argon2 verification)."""
+    """The caller with their whole permission. Every request checks the credentials once (use an app token in
+    scripts: it is checked in microseconds, a password takes an argon2 verification)."""
+    known: Actor | None = getattr(request.state, "actor", None)
+    if known is not None:
+        return known
     tokens = services(request).tokens
     source = request.client.host if request.client else None
     principal = await tokens.login_basic(request.headers.get("authorization"), source)
     if principal is None:
-        return Actor(name="anonymous", anonymous=True, allowed=_nothing, source=source)
-    return await tokens.actor_for(principal, source)
+        found = Actor(name="anonymous", anonymous=True, allowed=_nothing, source=source)
+    else:
+        found = await tokens.actor_for(principal, source)
+    request.state.actor = found
+    return found
+
+
+async def require_account(request: Request) -> None:
+    """Refuse anonymous callers before their body is read: every admin change needs an account."""
+    if (await actor(request)).anonymous:
+        raise Unauthorized("log in: the admin API takes HTTP Basic credentials (a password or an app token)")
 
 
 async def body(request: Request) -> dict[str, Any]:
+    """The JSON object sent (at most BODY_LIMIT bytes, MAX_DEPTH deep), read once the caller is known."""
+    await require_account(request)
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > BODY_LIMIT:
             raise InvalidRequest(f"request body over {BODY_LIMIT} bytes")
     try:
-        parsed = json.loads(raw or b"{}")
-    except ValueError:
-        raise InvalidRequest("the request body is not JSON") from None
+        parsed = jsontext.load(raw or b"{}", max_bytes=BODY_LIMIT)
+    except jsontext.JsonRejected as exc:
+        raise InvalidRequest(f"the request body is refused: {exc}") from None
     if not isinstance(parsed, dict):
         raise InvalidRequest("the request body must be a JSON object")
     return parsed
