@@ -178,6 +178,16 @@ class Uploads:
             purged += 1
         return purged
 
+    async def sweep_interrupted(self, actor: Actor) -> int:
+        """Remove staged bytes that uploads cut off by a crash left behind (what no session records); returns
+        how many files went. Only ``serve`` calls it, at start, when the data-dir lock says nothing else
+        writes; the sessions themselves stay, so their clients resume where the recorded parts end."""
+        if actor.name != "system":
+            raise Denied("sweeping upload staging is an operator action")
+        sessions = await self._index.stale_uploads(datetime.max.replace(tzinfo=UTC))  # all of them
+        recorded = {row.token: {part.etag for part in _pieces(row)[0]} for row in sessions}
+        return await self._storage.sweep_staging(recorded)
+
     async def _tidy(self, upload_dir: str, state: UploadState | None = None) -> None:
         """Remove what a finished or failed upload left in storage. Failures here are logged, never raised:
         they must not hide the error that ended the upload (a storage outage fails both), and what stays

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping
 
 from trustyard.storage.driver import ObjectInfo, Part, StorageDriver, UploadState
 
@@ -92,6 +92,9 @@ class SwitchableDriver:
 
     async def abort_upload(self, upload: UploadState) -> None:
         await self.current.abort_upload(upload)
+
+    async def sweep_staging(self, recorded: Mapping[str, Collection[str]]) -> int:
+        return await self.current.sweep_staging(recorded)
 
     async def close(self) -> None:
         for task, driver in list(self._retiring.items()):
