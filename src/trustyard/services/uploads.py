@@ -353,7 +353,7 @@ def parse_content_range(header: str) -> ContentRange:
     if text.startswith("bytes "):
         text = text[len("bytes ") :].split("/", 1)[0].strip()
     start_text, sep, end_text = text.partition("-")
-    if not sep or not start_text.isdigit() or not end_text.isdigit():
+    if not sep or not (start_text + end_text).isascii() or not start_text.isdigit() or not end_text.isdigit():
         raise BlobUploadInvalid(f"invalid Content-Range {header[:100]!r}: expected START-END, e.g. 0-1023")
     start, end = int(start_text), int(end_text)
     if end < start:
