@@ -28,6 +28,8 @@ def _nothing(_repository: str, _action: Action) -> bool:
 async def actor(request: Request) -> Actor:
     """The caller with their whole permission. Every request checks the credentials once (use an app token in
     scripts: it is checked in microseconds, a password takes an argon2 verification)."""
+    # Cached per request: body() checks the caller before reading, the handler asks again. Whatever decides
+    # who the caller is (credentials alone) must stay inside this function, or the cache must key on it.
     known: Actor | None = getattr(request.state, "actor", None)
     if known is not None:
         return known
