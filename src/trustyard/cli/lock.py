@@ -26,9 +26,12 @@ _held: list[int] = []
 
 def hold_data_dir(data_dir: Path) -> None:
     """Lock ``data_dir`` for this process's lifetime, or exit with who holds it."""
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = data_dir / LOCK_FILE
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise click.ClickException(f"cannot use {data_dir} as the data directory: {exc.strerror}") from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
