@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -22,7 +24,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from trustyard import errors
@@ -53,6 +55,10 @@ from trustyard.web.http import ensure_session_key
 from trustyard.web.routes import routes as web_routes
 
 WORKER_SETTINGS_ENV = "TRUSTYARD_WORKER_SETTINGS"
+#: The PID of ``trustyard serve``: a worker whose parent is no longer that process exits.
+SERVE_PID_ENV = "TRUSTYARD_SERVE_PID"
+PARENT_POLL_SECONDS = 0.5
+WORKER_EXIT_GRACE_SECONDS = 10.0
 log = logging.getLogger("trustyard")
 
 Scope = MutableMapping[str, Any]
@@ -68,6 +74,8 @@ UPLOAD_PURGE_AGE = timedelta(days=7)
 UPLOAD_PURGE_INTERVAL = timedelta(hours=1)
 #: Delivered webhook events stay in the delivery log this long (pruned with the upload purge).
 WEBHOOK_LOG_AGE = timedelta(days=7)
+#: Strict-Transport-Security on TLS responses: one year, this host only (its subdomains are not ours).
+HSTS_MAX_AGE = 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -226,7 +234,11 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
             Middleware(RequestScope),
             Middleware(DrainUnreadBody),
         ],
-        exception_handlers={errors.TrustyardError: _domain_error, HTTPException: _http_error},
+        exception_handlers={
+            errors.TrustyardError: _domain_error,
+            HTTPException: _http_error,
+            ClientDisconnect: _body_cut_off,
+        },
     )
     app.state.public_url = settings.public_url
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
@@ -238,7 +250,21 @@ def worker_app() -> Starlette:
     """Granian's factory target in each worker process."""
     settings = Settings.model_validate_json(os.environ[WORKER_SETTINGS_ENV])
     configure_logging(settings)
+    if SERVE_PID_ENV in os.environ:
+        threading.Thread(target=_exit_with_parent, args=(int(os.environ[SERVE_PID_ENV]),), daemon=True).start()
     return create_app(settings)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once ``trustyard serve`` is gone (killed with -9, say): an orphaned worker would go on
+    serving, holding the port and the data dir, out of reach of any restart. Polling the parent PID is
+    reliable where PR_SET_PDEATHSIG is not (it fires when the spawning *thread* ends)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_SECONDS)
+    log.warning("trustyard serve (pid %d) is gone; worker %d exits", parent, os.getpid())
+    os.kill(os.getpid(), signal.SIGTERM)  # Granian's own graceful stop first
+    time.sleep(WORKER_EXIT_GRACE_SECONDS)
+    os._exit(1)
 
 
 #: Libraries that log at INFO or DEBUG per request or per statement (httpx one line per Swift request,
@@ -273,9 +299,12 @@ def configure_logging(settings: Settings) -> None:
 
 
 class ApiVersionHeader:
-    """Add ``Docker-Distribution-API-Version`` to every response (plain ASGI: cheaper than BaseHTTPMiddleware)."""
+    """Add ``Docker-Distribution-API-Version`` to every response and, over TLS, ``Strict-Transport-Security``
+    (plain ASGI: cheaper than BaseHTTPMiddleware). HSTS makes browsers refuse a later downgrade to plain HTTP;
+    it is left out with --insecure-http, where the TLS-terminating proxy in front decides."""
 
     header = (b"docker-distribution-api-version", b"registry/2.0")
+    hsts = (b"strict-transport-security", f"max-age={HSTS_MAX_AGE}".encode())
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -286,10 +315,11 @@ class ApiVersionHeader:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        added = [self.header, self.hsts] if scope.get("scheme") == "https" else [self.header]
 
         async def send_with_header(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), self.header]
+                message["headers"] = [*message.get("headers", []), *added]
             await send(message)
 
         await self.app(scope, receive, send_with_header)
@@ -317,6 +347,22 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     if request.url.path.startswith(ADMIN_PREFIX):
         return await admin_errors.handle(request, exc)
     return await registry_errors.handle(request, exc)
+
+
+async def _body_cut_off(request: Request, exc: Exception) -> Response:
+    """The request body ended early: the client went away (an interrupted push, Ctrl-C) or its chunked
+    encoding was invalid. Normal on a network, so INFO and no traceback; an upload keeps what its earlier
+    requests stored and resumes from there. The answer reaches clients that are still listening."""
+    log.info("%s %s: the request body ended before it was complete", request.method, request.url.path)
+    message = "the request body ended early (connection closed, or invalid chunked encoding); nothing of it was kept"
+    error: errors.TrustyardError
+    if "/blobs/uploads" in request.url.path:
+        error = errors.BlobUploadInvalid(f"{message}; ask for the upload's status and resume")
+    elif "/manifests/" in request.url.path:
+        error = errors.ManifestInvalid(message)
+    else:
+        error = errors.InvalidRequest(message)
+    return await _domain_error(request, error)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -288,6 +288,19 @@ async def test_put_by_digest_with_a_mismatching_body(client: httpx.AsyncClient) 
     await assert_no_manifest(client, "app", other)
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"[" * 5000,  # json.loads recursed until RecursionError: a 500 and a traceback per request
+        b'{"schemaVersion": 2, "annotations": ' + b'{"a": ' * 5000 + b'"x"' + b"}" * 5001,
+        b"\xff" * 100,
+    ],
+)
+async def test_deep_or_broken_json_is_manifest_invalid(client: httpx.AsyncClient, payload: bytes) -> None:
+    response = await assert_refused(client, payload, mt.OCI_MANIFEST, 400, "MANIFEST_INVALID", catalog_before=[])
+    assert "JSON" in error_message(response)
+
+
 async def test_missing_blob(client: httpx.AsyncClient) -> None:
     config = b"{}"
     await push_blob(client, "app", config)

@@ -3,7 +3,6 @@ and out."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from trustyard.auth import proxies
-from trustyard.errors import Denied, InvalidRequest
+from trustyard.errors import Denied, InvalidRequest, Unauthorized
+from trustyard.oci import jsontext
 from trustyard.services import Services
 from trustyard.services.actor import Actor, Credential
 
@@ -30,32 +30,48 @@ def client_address(request: Request) -> str | None:
 
 
 async def actor(request: Request) -> Actor:
-    """The caller with their whole permission. Every call checks the credentials (use an app token in scripts
-    that read: it is checked in microseconds, a password takes an argon2 verification). An app token may only
-    read (GET): changing anything, above all the account itself, needs the password."""
+    """The caller with their whole permission. Every request checks the credentials once (use an app token in
+    scripts that read: it is checked in microseconds, a password takes an argon2 verification). An app token may
+    only read (GET): changing anything, above all the account itself, needs the password."""
+    # Cached per request: body() checks the caller before reading, the handler asks again. Whatever decides
+    # who the caller is (the credentials, and the method for app tokens) must stay inside this function.
+    known: Actor | None = getattr(request.state, "actor", None)
+    if known is not None:
+        return known
     tokens = services(request).tokens
     source = client_address(request)
     principal = await tokens.login_basic(request.headers.get("authorization"), source)
     if principal is None:
-        return Actor.anonymous(source)
-    if principal.credential is Credential.APP_TOKEN and request.method != "GET":
+        found = Actor.anonymous(source)
+    elif principal.credential is Credential.APP_TOKEN and request.method != "GET":
         raise Denied(
             "app tokens work for the registry, the token endpoint and read-only admin calls (GET); "
             "use the password to change anything"
         )
-    return await tokens.actor_for(principal, source)
+    else:
+        found = await tokens.actor_for(principal, source)
+    request.state.actor = found
+    return found
+
+
+async def require_account(request: Request) -> None:
+    """Refuse anonymous callers before their body is read: every admin change needs an account."""
+    if (await actor(request)).is_anonymous:
+        raise Unauthorized("log in: the admin API takes HTTP Basic credentials (a password or an app token)")
 
 
 async def body(request: Request) -> dict[str, Any]:
+    """The JSON object sent (at most BODY_LIMIT bytes, MAX_DEPTH deep), read once the caller is known."""
+    await require_account(request)
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > BODY_LIMIT:
             raise InvalidRequest(f"request body over {BODY_LIMIT} bytes")
     try:
-        parsed = json.loads(raw or b"{}")
-    except ValueError:
-        raise InvalidRequest("the request body is not JSON") from None
+        parsed = jsontext.load(raw or b"{}", max_bytes=BODY_LIMIT)
+    except jsontext.JsonRejected as exc:
+        raise InvalidRequest(f"the request body is refused: {exc}") from None
     if not isinstance(parsed, dict):
         raise InvalidRequest("the request body must be a JSON object")
     return parsed

@@ -35,6 +35,12 @@ class TlsFiles:
     key: Path
 
 
+def fingerprint(pem: bytes) -> str:
+    """SHA-256 of the certificate, as ``openssl x509 -noout -fingerprint -sha256`` prints it (AB:CD:…)."""
+    digest = x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256())
+    return ":".join(f"{byte:02X}" for byte in digest)
+
+
 def default_names(extra: Iterable[str] = ()) -> list[str]:
     """The names a server certificate covers: this host's names, loopback, and the configured public names."""
     names = [socket.gethostname(), socket.getfqdn(), "localhost", "127.0.0.1", "::1", *extra]

@@ -72,7 +72,7 @@ def _thumbprint(key: ec.EllipticCurvePrivateKey) -> str:
 
 def write_private(path: Path, data: bytes) -> None:
     """Create ``path`` with mode 0600 from the start (never briefly readable), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -12,8 +12,10 @@ from typing import Any
 import click
 
 from trustyard import __version__, metrics
-from trustyard.app import WORKER_SETTINGS_ENV, Startup, configure_logging, open_services, prepare
-from trustyard.cli import accounts, backup, storage, webhooks
+from trustyard.app import SERVE_PID_ENV, WORKER_SETTINGS_ENV, Startup, configure_logging, open_services, prepare
+from trustyard.cli import accounts, backup, lock, storage, webhooks
+from trustyard.cli.ca import ca, ca_fingerprint
+from trustyard.cli.supervise import serve_supervised
 from trustyard.config import Settings, load_settings
 from trustyard.errors import TrustyardError
 from trustyard.services.actor import Actor
@@ -70,6 +72,8 @@ def serve(
         tls_key=tls_key,
     )
     configure_logging(settings)
+    lock.hold_data_dir(settings.data_dir)  # for this process's lifetime: one registry per data dir
+    lock.check_address_free(*settings.host_port)
     # Before anything is measured: every worker (forked from here) writes its metrics beside the others.
     metrics.enable_multiprocess(settings.metrics_dir.absolute())
     startup: Startup = _run(_prepare_and_adopt(settings))
@@ -81,6 +85,7 @@ def serve(
     # The admin password stays in this process: workers get the rest of the settings.
     settings = settings.with_absolute_paths().model_copy(update={"admin_password": None})
     os.environ[WORKER_SETTINGS_ENV] = settings.for_workers()
+    os.environ[SERVE_PID_ENV] = str(os.getpid())  # workers exit when this process is gone
     # Granian resolves its import target against the working directory and treats a directory holding an
     # __init__.py as a package to import from; start it from the data directory, which is ours.
     os.chdir(settings.data_dir)
@@ -92,25 +97,28 @@ def serve(
     )
     if startup.tls is not None and startup.tls.ca_cert.exists():
         click.echo(f"clients trust the CA from {scheme}://HOST:{port}/ca (also {startup.tls.ca_cert})", err=True)
+        click.echo(f"CA SHA-256 fingerprint: {ca_fingerprint(startup.tls.ca_cert)}", err=True)
     if startup.admin_password is not None:
         _announce_admin_password(startup.admin_password)
     tls: dict[str, Any] = {}
     if startup.tls is not None:
         tls = {"ssl_cert": startup.tls.cert, "ssl_key": startup.tls.key, "ssl_protocol_min": SSLProtocols.tls12}
-    Server(
-        "trustyard.app:worker_app",
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        workers=settings.worker_count,
-        loop=Loops.auto,
-        factory=True,
-        log_level=LogLevels("debug" if settings.log_level == "trace" else settings.log_level),
-        log_access=settings.access_log and settings.access_log_format == "text",
-        respawn_failed_workers=True,
-        backlog=2048,
-        **tls,
-    ).serve()
+    serve_supervised(
+        lambda: Server(
+            "trustyard.app:worker_app",
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=settings.worker_count,
+            loop=Loops.auto,
+            factory=True,
+            log_level=LogLevels("debug" if settings.log_level == "trace" else settings.log_level),
+            log_access=settings.access_log and settings.access_log_format == "text",
+            respawn_failed_workers=True,
+            backlog=2048,
+            **tls,
+        )
+    )
 
 
 def _announce_admin_password(password: str) -> None:
@@ -133,6 +141,9 @@ async def _prepare_and_adopt(settings: Settings) -> Startup:
                 f"reindexed {report.repositories} repositories, {report.manifests} manifests, {report.tags} tags",
                 err=True,
             )
+        swept = await services.uploads.sweep_interrupted(Actor.system())  # nothing else writes: we hold the lock
+        if swept:
+            click.echo(f"removed {swept} staged files that interrupted uploads left behind", err=True)
     return startup
 
 
@@ -151,5 +162,5 @@ def _run(coroutine: Any) -> Any:
         sys.exit(1)
 
 
-for _command in (*accounts.COMMANDS, storage.storage, backup.backup, webhooks.webhook):
+for _command in (*accounts.COMMANDS, storage.storage, backup.backup, webhooks.webhook, ca):
     main.add_command(_command)

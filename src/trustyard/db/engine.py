@@ -6,6 +6,7 @@ processes share one file safely. PostgreSQL is used through asyncpg.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -72,12 +73,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 async def migrate(url: str) -> None:
     """Upgrade the database at ``url`` to the newest schema (idempotent)."""
+    if url.startswith("sqlite"):
+        _private_sqlite_file(url)
     engine = create_engine(url, pool=False)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_upgrade)
     finally:
         await engine.dispose()
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would follow the umask, often 0644), and tighten one
+    an older version left readable: it holds password hashes and sealed storage secrets. SQLite gives its
+    -wal and -shm files the database file's mode."""
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            file.chmod(0o600)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def _upgrade(connection: Connection) -> None:

@@ -6,11 +6,11 @@ referenced blobs and child manifests exist is the manifests service's business.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from trustyard.errors import DigestInvalid, ManifestInvalid
+from trustyard.oci import jsontext
 from trustyard.oci import mediatypes as mt
 from trustyard.oci.digest import Digest
 
@@ -69,9 +69,9 @@ def parse_manifest(payload: bytes, content_type: str | None) -> Manifest:
     if declared in mt.SCHEMA1 - {"application/json"}:
         raise _schema1()
     try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from None
+        doc = jsontext.load(payload, max_bytes=mt.MAX_MANIFEST_BYTES)
+    except jsontext.JsonRejected as exc:
+        raise ManifestInvalid(f"manifest rejected: {exc}") from None
     if not isinstance(doc, dict):
         raise ManifestInvalid("manifest must be a JSON object")
     version = doc.get("schemaVersion")

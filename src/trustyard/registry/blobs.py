@@ -18,7 +18,7 @@ OCTET_STREAM = "application/octet-stream"
 
 
 class BlobFileResponse(FileResponse):
-    # Ranged reads cannot use pathsend; read them in large chunks.
+    # Without pathsend (servers other than Granian), read in large chunks.
     chunk_size = 1024 * 1024
 
     def __init__(self, path: str, *, ranged: bool, **kwargs: Any) -> None:

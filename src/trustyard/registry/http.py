@@ -88,7 +88,7 @@ def body_stream(request: Request) -> AsyncIterator[bytes]:
 
 async def read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"request body is {declared} bytes; the limit is {limit}")
     body = bytearray()
     async for chunk in request.stream():
@@ -102,7 +102,7 @@ def page_size(request: Request, default: int | None, maximum: int) -> int | None
     text = request.query_params.get("n")
     if text is None or text == "":
         return default
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # "²".isdigit() is True, and int() refuses it
         raise PaginationNumberInvalid(f"n must be a non-negative integer, not {text[:40]!r}")
     return min(int(text), maximum)
 

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from trustyard.oci import mediatypes as mt
 from trustyard.oci.names import Tag, parse_reference
 from trustyard.registry.http import actor, read_limited, repository, services
+from trustyard.services.actor import Action
 
 
 async def get_manifest(request: Request) -> Response:
@@ -25,9 +26,11 @@ async def get_manifest(request: Request) -> Response:
 async def put_manifest(request: Request) -> Response:
     name, reference = repository(request), parse_reference(request.path_params["reference"])
     extra_tags = [Tag.parse(t) for t in request.query_params.getlist("tag")]
+    caller = actor(request)
+    caller.require(name, Action.PUSH)  # before reading up to 4 MiB from someone who may not push here
     payload = await read_limited(request, mt.MAX_MANIFEST_BYTES)
     pushed = await services(request).manifests.put(
-        actor(request), name, reference, request.headers.get("content-type"), payload, extra_tags
+        caller, name, reference, request.headers.get("content-type"), payload, extra_tags
     )
     headers = {
         "Location": f"/v2/{name}/manifests/{pushed.digest}",

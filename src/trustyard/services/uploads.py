@@ -207,6 +207,15 @@ class Uploads:
             metrics.UPLOADS.labels("expired").inc()
         return purged
 
+    async def sweep_interrupted(self, actor: Actor) -> int:
+        """Remove staged bytes that uploads cut off by a crash left behind (what no session records); returns
+        how many files went. Only ``serve`` calls it, at start, when the data-dir lock says nothing else
+        writes; the sessions themselves stay, so their clients resume where the recorded parts end."""
+        actor.require_system()
+        sessions = await self._index.stale_uploads(datetime.max.replace(tzinfo=UTC))  # all of them
+        recorded = {row.token: {part.etag for part in _pieces(row)[0]} for row in sessions}
+        return await self._storage.sweep_staging(recorded)
+
     async def _tidy(self, upload_dir: str, state: UploadState | None = None) -> None:
         """Remove what a finished or failed upload left in storage. Failures here are logged, never raised:
         they must not hide the error that ended the upload (a storage outage fails both), and what stays
@@ -384,7 +393,7 @@ def parse_content_range(header: str) -> ContentRange:
     if text.startswith("bytes "):
         text = text[len("bytes ") :].split("/", 1)[0].strip()
     start_text, sep, end_text = text.partition("-")
-    if not sep or not start_text.isdigit() or not end_text.isdigit():
+    if not sep or not (start_text + end_text).isascii() or not start_text.isdigit() or not end_text.isdigit():
         raise BlobUploadInvalid(f"invalid Content-Range {header[:100]!r}: expected START-END, e.g. 0-1023")
     start, end = int(start_text), int(end_text)
     if end < start:

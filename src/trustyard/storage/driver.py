@@ -12,7 +12,7 @@ Errors: a missing key raises ``ObjectNotFound``; anything the backend does wrong
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -143,6 +143,13 @@ class StorageDriver(Protocol):
 
     async def abort_upload(self, upload: UploadState) -> None:
         """Discard an upload and everything written for it; idempotent."""
+        ...
+
+    async def sweep_staging(self, recorded: Mapping[str, Collection[str]]) -> int:
+        """Delete what interrupted writes left in the driver's own staging area: temp files of atomic writes,
+        and upload bytes no session records (``recorded`` maps every live upload token to the etags of its
+        recorded parts). Only while nothing writes (``serve`` at start, under its data-dir lock). Returns the
+        number of files removed; drivers without a staging area of their own remove nothing."""
         ...
 
     async def close(self) -> None:

@@ -24,7 +24,7 @@ import shutil
 import stat as stat_module
 import sys
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -191,6 +191,9 @@ class FilesystemDriver:
         staging = self._staging(upload)
         await self._io(partial(_remove, staging))
 
+    async def sweep_staging(self, recorded: Mapping[str, Collection[str]]) -> int:
+        return await self._io(partial(self._sweep_sync, recorded))
+
     async def close(self) -> None:
         pass
 
@@ -339,6 +342,36 @@ class FilesystemDriver:
                 os.fsync(out.fileno())
         self._replace(assembled, target)
         _rmtree(staging)
+
+    def _sweep_sync(self, recorded: Mapping[str, Collection[str]]) -> int:
+        """Temp files of atomic writes, staging directories of sessions that are gone, and part files no
+        session recorded (a PATCH cut off by a crash): none of them can ever be published."""
+        if not self._tmp.is_dir():
+            return 0
+        removed = 0
+        for entry in self._tmp.iterdir():
+            if entry.name != _UPLOADS:
+                removed += _count_files(entry)
+                _remove(entry)
+        if not self._uploads.is_dir():
+            return removed
+        for staging in self._uploads.iterdir():
+            etags = recorded.get(staging.name)
+            if etags is None:
+                removed += _count_files(staging)
+                _remove(staging)
+                continue
+            for part in staging.iterdir():
+                if part.name.partition(".")[2] not in etags:
+                    removed += _count_files(part)
+                    _remove(part)
+        return removed
+
+
+def _count_files(path: Path) -> int:
+    if path.is_dir() and not path.is_symlink():
+        return sum(1 for p in path.rglob("*") if not p.is_dir())
+    return 1
 
 
 def _create(path: Path) -> BinaryIO:

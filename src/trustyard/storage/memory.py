@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 
 from trustyard.errors import ObjectNotFound, StorageUnavailable
@@ -127,6 +127,9 @@ class MemoryDriver:
 
     async def abort_upload(self, upload: UploadState) -> None:
         self.store.uploads.pop(upload.token, None)
+
+    async def sweep_staging(self, recorded: Mapping[str, Collection[str]]) -> int:
+        return 0  # nothing outlives the process
 
     async def close(self) -> None:
         pass

@@ -35,7 +35,7 @@ import hashlib
 import logging
 import random
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -501,6 +501,9 @@ class S3Driver:
                 self._raise("AbortMultipartUpload", upload.key, exc)
         except _STREAM_ERRORS as exc:
             self._raise("AbortMultipartUpload", upload.key, exc)
+
+    async def sweep_staging(self, recorded: Mapping[str, Collection[str]]) -> int:
+        return 0  # no local staging: an interrupted part is never completed into an object
 
     async def close(self) -> None:
         async with self._lock:

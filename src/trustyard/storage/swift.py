@@ -38,7 +38,7 @@ import secrets
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -453,6 +453,9 @@ class SwiftDriver:
         names = [e["name"] async for e in self._listing(directory + "/") if e["name"] != marker]
         await self._delete_names(names)
         await self._call("DELETE", marker, expect=(204, 404))  # last: an interrupted abort can be run again
+
+    async def sweep_staging(self, recorded: Mapping[str, Collection[str]]) -> int:
+        return 0  # no local staging: an interrupted part is never completed into an object
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection, Mapping
 from time import perf_counter
 from typing import TypeVar
 
@@ -139,6 +139,9 @@ class SwitchableDriver:
         except Exception:
             errors.inc()
             raise
+
+    async def sweep_staging(self, recorded: Mapping[str, Collection[str]]) -> int:
+        return await self.current.sweep_staging(recorded)
 
     async def close(self) -> None:
         for task, driver in list(self._retiring.items()):

@@ -91,7 +91,7 @@ def _candidate(data: FormData, current: StorageView) -> StorageSettings:
         if kind == "bool":
             block[name] = data.get(key) == "on"
         elif value := text(data, key):
-            block[name] = int(value) if kind == "int" and value.isdigit() else value
+            block[name] = int(value) if kind == "int" and value.isascii() and value.isdigit() else value
         else:
             block.pop(name, None)
     return parse_storage_block({driver: block})

@@ -3,19 +3,12 @@ how each client and operating system trusts it. Open to everyone: a client needs
 
 from __future__ import annotations
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from starlette.requests import Request
 from starlette.responses import Response
 
+from trustyard.auth.certificates import fingerprint
 from trustyard.web.http import registry_host, render
 from trustyard.web.sessions import optional_actor
-
-
-def fingerprint(pem: bytes) -> str:
-    """SHA-256 of the certificate, as ``openssl x509 -noout -fingerprint -sha256`` prints it."""
-    digest = x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256())
-    return ":".join(f"{byte:02X}" for byte in digest)
 
 
 async def trust_page(request: Request) -> Response:

@@ -1,0 +1,88 @@
+"""What every admin handler shares: callers proved before a body is read, bodies bounded before parsing."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ..registry.conftest import ADMIN, BASE_URL, Registry, running
+
+DEEP = b"[" * 5000  # json.loads recurses once per bracket: a RecursionError, a 500, before this was bounded
+
+
+@pytest.fixture
+async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
+    async with running(tmp_path / "data") as started:
+        yield started
+
+
+async def send(
+    registry: Registry, method: str, path: str, body: bytes, auth: tuple[str, str] | None
+) -> tuple[int, bytes, bool]:
+    """One request straight to the ASGI app: the status, the body, and whether the app read the request body."""
+    read = False
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        nonlocal read
+        read = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def record(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    headers = [(b"host", b"registry.test"), (b"content-type", b"application/json")]
+    headers.append((b"content-length", str(len(body)).encode()))
+    if auth:
+        headers.append((b"authorization", b"Basic " + base64.b64encode(":".join(auth).encode())))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1234),
+        "server": ("registry.test", 80),
+    }
+    await registry.asgi(scope, receive, record)
+    status = sent[0]["status"]
+    assert isinstance(status, int)
+    return status, b"".join(m["body"] for m in sent[1:] if isinstance(m.get("body"), bytes)), read  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/users", "/api/v1/organizations", "/api/v1/grants", "/api/v1/settings/storage/test"]
+)
+async def test_anonymous_bodies_are_refused_unread(registry: Registry, path: str) -> None:
+    status, body, read = await send(registry, "POST", path, DEEP, None)
+    assert status == 401, body
+    assert b"UNAUTHORIZED" in body
+    assert not read
+
+
+@pytest.mark.parametrize("path", ["/api/v1/users", "/api/v1/organizations", "/api/v1/users/admin/tokens"])
+async def test_deep_json_is_a_400_not_a_500(registry: Registry, path: str) -> None:
+    status, body, _ = await send(registry, "POST", path, DEEP, ADMIN)
+    assert status == 400, body
+    assert b"nests deeper than 64 levels" in body
+
+
+async def test_deep_yaml_storage_block_is_a_400(registry: Registry) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=registry.asgi), base_url=BASE_URL, auth=ADMIN
+    ) as admin:
+        for body in (DEEP, b"- " * 5000 + b"x"):
+            response = await admin.post(
+                "/api/v1/settings/storage/test", content=body, headers={"content-type": "application/yaml"}
+            )
+            assert response.status_code == 400, response.text
+            assert response.json()["error"]["code"] == "INVALID"
