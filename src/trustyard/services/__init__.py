@@ -13,7 +13,6 @@ from trustyard.auth.tokens import TokenAuthority, ephemeral_authority
 from trustyard.db.accounts import AccountStore
 from trustyard.db.audit import AuditStore
 from trustyard.db.index import Index
-from trustyard.db.repositories import RepositoryStore
 from trustyard.db.settings import RuntimeSettings
 from trustyard.services.accounts import Accounts
 from trustyard.services.audit import Audit
@@ -60,7 +59,7 @@ class Services:
         storage = storage if isinstance(storage, SwitchableDriver) else SwitchableDriver(storage)
         audit = Audit(AuditStore(index.reader, index.writer))
         account_store = AccountStore(index.reader, index.writer)
-        repository_store = RepositoryStore(index.reader, index.writer)
+        repository_store = index.repositories
         accounts = Accounts(account_store, repository_store, audit)
         storage_admin = StorageAdmin(index, storage)
         settings = Settings(
@@ -77,7 +76,7 @@ class Services:
             uploads=Uploads(index, storage),
             manifests=Manifests(index, storage, audit),
             tags=Tags(index),
-            repositories=Repositories(index, repository_store, storage, audit, accounts.pullable),
+            repositories=Repositories(index, storage, audit, accounts.pullable),
             referrers=Referrers(index),
             storage=storage_admin,
             accounts=accounts,

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from trustyard.db.index import Index, ManifestRow, NewManifest
+from trustyard.db.index import Index
+from trustyard.db.manifests import ManifestRow, NewManifest
 from trustyard.errors import DigestInvalid, ManifestBlobUnknown, ManifestUnknown, TooLarge
 from trustyard.oci import mediatypes as mt
 from trustyard.oci.digest import Digest
@@ -47,9 +48,9 @@ class Manifests:
     async def get(self, actor: Actor, repository: RepositoryName, reference: Reference) -> ManifestRow:
         actor.require(repository, Action.PULL)
         if isinstance(reference, Tag):
-            row = await self._index.manifest_by_tag(repository.value, reference.value)
+            row = await self._index.manifests.manifest_by_tag(repository.value, reference.value)
         else:
-            row = await self._index.manifest_by_digest(repository.value, str(reference))
+            row = await self._index.manifests.manifest_by_digest(repository.value, str(reference))
         if row is None:
             raise ManifestUnknown(f"manifest {reference} is not in repository {repository}")
         return row
@@ -73,7 +74,7 @@ class Manifests:
         tags = tuple(dict.fromkeys(t.value for t in [*named, *extra_tags]))
         await self._store(repository, digest, payload, tags)
         record = manifest_record(digest, payload, manifest, [d.digest for d in _checked_blobs(manifest)])
-        await self._index.put_manifest(
+        await self._index.manifests.put_manifest(
             repository.value, record, tags, pushed_by=None if actor.anonymous else actor.name
         )
         if self._audit is not None:
@@ -88,12 +89,12 @@ class Manifests:
 
     async def _delete(self, repository: RepositoryName, reference: Reference) -> None:
         if isinstance(reference, Tag):
-            if await self._index.delete_tag(repository.value, reference.value) is None:
+            if await self._index.manifests.delete_tag(repository.value, reference.value) is None:
                 raise ManifestUnknown(f"tag {reference} is not in repository {repository}")
             await self._storage.delete_prefix(layout.tag_dir(repository, reference))
             return
         try:
-            removed_tags = await self._index.delete_manifest(repository.value, str(reference))
+            removed_tags = await self._index.manifests.delete_manifest(repository.value, str(reference))
         except LookupError:
             raise ManifestUnknown(f"manifest {reference} is not in repository {repository}") from None
         await self._storage.delete(layout.revision_link(repository, reference))
@@ -101,13 +102,17 @@ class Manifests:
             await self._storage.delete_prefix(layout.tag_dir(repository, Tag(tag)))
 
     async def _check_references(self, repository: RepositoryName, manifest: Manifest) -> None:
-        missing = await self._index.missing_blobs(repository.value, [str(d.digest) for d in _checked_blobs(manifest)])
+        missing = await self._index.blobs.missing_blobs(
+            repository.value, [str(d.digest) for d in _checked_blobs(manifest)]
+        )
         if missing:
             raise ManifestBlobUnknown(
                 f"manifest references blob {missing[0]} which is not in repository {repository}; push it first",
                 detail={"digest": missing[0]},
             )
-        children = await self._index.missing_manifests(repository.value, [str(d.digest) for d in manifest.manifests])
+        children = await self._index.manifests.missing_manifests(
+            repository.value, [str(d.digest) for d in manifest.manifests]
+        )
         if children:
             raise ManifestBlobUnknown(
                 f"index references manifest {children[0]} which is not in repository {repository}; push it first",

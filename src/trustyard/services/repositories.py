@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from trustyard.db.index import Index
-from trustyard.db.repositories import RepositoryStore
 from trustyard.errors import InsufficientScope, NameUnknown, Unauthorized
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
@@ -30,13 +29,11 @@ class Repositories:
     def __init__(
         self,
         index: Index,
-        store: RepositoryStore | None = None,
         storage: StorageDriver | None = None,
         audit: Audit | None = None,
         pullable: Pullable = _by_actor,
     ) -> None:
         self._index = index
-        self._store = store or RepositoryStore(index.reader, index.writer)
         self._storage = storage
         self._audit = audit
         self._pullable = pullable
@@ -50,7 +47,7 @@ class Repositories:
         names: list[str] = []
         # Filtering by permission after the query can shorten a page; keep reading until it is full.
         while len(names) < limit:
-            batch = await self._index.list_repositories(limit, last, contains)
+            batch = await self._index.repositories.list_repositories(limit, last, contains)
             names.extend(await self._pullable(actor, batch))
             if len(batch) < limit:
                 break
@@ -59,18 +56,18 @@ class Repositories:
 
     async def public(self, actor: Actor, repository: RepositoryName) -> bool:
         actor.require(repository, Action.PULL)
-        return repository.value in await self._store.public([repository.value])
+        return repository.value in await self._index.repositories.public([repository.value])
 
     async def set_public(self, actor: Actor, repository: RepositoryName, public: bool) -> None:
         actor.require(repository, Action.ADMIN)
-        before = await self._store.set_public(repository.value, public)
+        before = await self._index.repositories.set_public(repository.value, public)
         if self._audit is not None and before != public:
             await self._audit.record(actor, "repository.visibility", repository.value, public=public, was=before)
 
     async def delete(self, actor: Actor, repository: RepositoryName) -> None:
         """Remove a repository: index first, then its links in storage (blobs stay for garbage collection)."""
         actor.require(repository, Action.ADMIN)
-        if not await self._store.delete_repository(repository.value):
+        if not await self._index.repositories.delete_repository(repository.value):
             raise NameUnknown(f"repository {repository} is not known to this registry")
         if self._storage is not None:
             # Only this repository's own directories: a nested repository (team/app/sub) lives inside them.

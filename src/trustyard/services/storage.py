@@ -107,7 +107,7 @@ class StorageAdmin:
         info = await self._storage.stat(layout.blob_data(digest))
         if info is None:
             return False
-        await self._index.link_blob(repository.value, str(digest), info.size)
+        await self._index.blobs.link_blob(repository.value, str(digest), info.size)
         return True
 
     async def _record(
@@ -126,5 +126,5 @@ class StorageAdmin:
                 report.skipped.append(f"{repository}@{digest}: blob {blob} is not in storage")
                 return False
         record = manifest_record(digest, payload, manifest, blobs)
-        await self._index.put_manifest(repository.value, record, tags)
+        await self._index.manifests.put_manifest(repository.value, record, tags)
         return True

@@ -18,7 +18,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from trustyard.db.index import Index, UploadRow
+from trustyard.db.index import Index
+from trustyard.db.uploads import UploadRow
 from trustyard.errors import BlobUploadInvalid, BlobUploadUnknown, Denied, DigestInvalid, RangeInvalid, SizeInvalid
 from trustyard.oci.digest import Digest, Hasher
 from trustyard.oci.names import RepositoryName
@@ -63,7 +64,9 @@ class Uploads:
         upload_id = str(uuid.uuid4())
         state = await self._storage.start_upload(layout.upload_data(repository, upload_id))
         now = datetime.now(UTC)
-        await self._index.create_upload(UploadRow(upload_id, repository.value, state.key, state.token, [], 0, now))
+        await self._index.uploads.create_upload(
+            UploadRow(upload_id, repository.value, state.key, state.token, [], 0, now)
+        )
         return UploadStatus(upload_id, repository, 0)
 
     async def mount(
@@ -73,7 +76,7 @@ class Uploads:
         actor.require(repository, Action.PUSH)
         if not actor.can(source.value, Action.PULL):
             return None
-        size = await self._index.linked_blob_size(source.value, str(digest))
+        size = await self._index.blobs.linked_blob_size(source.value, str(digest))
         if size is None:
             return None
         await self._link(repository, digest, size)
@@ -118,7 +121,7 @@ class Uploads:
             row = await self._row(repository, upload_id)
         size = row.size
         # Claim the session: of two racing PUTs only one goes on; the other finds no upload.
-        if not await self._index.delete_upload(upload_id):
+        if not await self._index.uploads.delete_upload(upload_id):
             raise BlobUploadUnknown(f"upload {upload_id[:64]!r} was completed or cancelled by another request")
         state = UploadState(row.storage_key, row.token)
         hasher = _running_hash(row)
@@ -158,7 +161,7 @@ class Uploads:
     async def cancel(self, actor: Actor, repository: RepositoryName, upload_id: str) -> None:
         actor.require(repository, Action.PUSH)
         row = await self._row(repository, upload_id)
-        await self._index.delete_upload(upload_id)
+        await self._index.uploads.delete_upload(upload_id)
         await self._storage.abort_upload(UploadState(row.storage_key, row.token))
         await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
 
@@ -170,8 +173,8 @@ class Uploads:
         if actor.name != "system":
             raise Denied("purging uploads is an operator action")
         purged = 0
-        for row in await self._index.stale_uploads(datetime.now(UTC) - older_than):
-            if not await self._index.delete_upload(row.id):
+        for row in await self._index.uploads.stale_uploads(datetime.now(UTC) - older_than):
+            if not await self._index.uploads.delete_upload(row.id):
                 continue  # another worker purged or finished it
             await self._storage.abort_upload(UploadState(row.storage_key, row.token))
             await self._storage.delete_prefix(row.storage_key.rpartition("/")[0])
@@ -190,7 +193,7 @@ class Uploads:
             log.warning("could not remove upload staging %s: %s", upload_dir, exc)
 
     async def _row(self, repository: RepositoryName, upload_id: str) -> UploadRow:
-        row = await self._index.upload(repository.value, upload_id)
+        row = await self._index.uploads.upload(repository.value, upload_id)
         if row is None:
             raise BlobUploadUnknown(f"upload {upload_id[:64]!r} is not in progress in {repository}")
         return row
@@ -228,7 +231,7 @@ class Uploads:
         if hasher is not None and (saved := hasher.state()) is not None:
             piece[HASH_STATE] = base64.b64encode(saved).decode()
         pieces = [*row.parts[: len(parts)], piece]
-        if not await self._index.advance_upload(row.id, row.size, pieces, committed + added):
+        if not await self._index.uploads.advance_upload(row.id, row.size, pieces, committed + added):
             raise RangeInvalid("the upload was advanced by another request at the same time; ask for its status")
         if parked is not None:
             await self._storage.delete(parked.key)
@@ -257,7 +260,7 @@ class Uploads:
 
     async def _link(self, repository: RepositoryName, digest: Digest, size: int) -> None:
         await self._storage.put(layout.layer_link(repository, digest), layout.link_body(digest))
-        await self._index.link_blob(repository.value, str(digest), size)
+        await self._index.blobs.link_blob(repository.value, str(digest), size)
 
 
 @dataclass(frozen=True, slots=True)
