@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from trustyard.db.index import Index
 from trustyard.db.manifests import NewManifest
 
 A = "sha256:" + "a" * 64
@@ -21,3 +22,9 @@ def manifest(digest: str = M, blobs: tuple[str, ...] = (A, B), subject: str | No
         blob_digests=blobs,
         child_digests=(),
     )
+
+
+async def put(index: Index, repository: str, record: NewManifest, tags: list[str]) -> None:
+    """Push a manifest as the service does: reserve its bytes' digest, then record it."""
+    await index.blobs.reserve_blob(record.digest, len(record.payload))
+    await index.manifests.put_manifest(repository, record, tags)

@@ -7,7 +7,9 @@ from trustyard.db.index import Index
 
 
 async def test_blob_links_are_per_repository(index: Index) -> None:
+    await index.blobs.reserve_blob(A, 10)
     await index.blobs.link_blob("team/app", A, 10)
+    await index.blobs.reserve_blob(A, 10)
     await index.blobs.link_blob("team/app", A, 10)  # idempotent
     assert await index.blobs.linked_blob_size("team/app", A) == 10
     assert await index.blobs.linked_blob_size("other", A) is None

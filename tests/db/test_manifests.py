@@ -6,16 +6,18 @@ import asyncio
 
 import pytest
 
-from tests.db.records import A, B, M, N, manifest
+from tests.db.records import A, B, M, N, manifest, put
 from trustyard.db.engine import migrate, open_index
 from trustyard.db.index import Index
 from trustyard.errors import ManifestBlobUnknown
 
 
 async def test_manifest_with_tags_and_lookup(index: Index) -> None:
+    await index.blobs.reserve_blob(A, 1)
     await index.blobs.link_blob("r", A, 1)
+    await index.blobs.reserve_blob(B, 2)
     await index.blobs.link_blob("r", B, 2)
-    await index.manifests.put_manifest("r", manifest(), ["v1", "latest"])
+    await put(index, "r", manifest(), ["v1", "latest"])
     by_tag = await index.manifests.manifest_by_tag("r", "latest")
     assert by_tag is not None
     assert by_tag.digest == M
@@ -29,9 +31,10 @@ async def test_manifest_with_tags_and_lookup(index: Index) -> None:
 
 
 async def test_tag_moves_to_new_manifest(index: Index) -> None:
+    await index.blobs.reserve_blob(A, 1)
     await index.blobs.link_blob("r", A, 1)
-    await index.manifests.put_manifest("r", manifest(M, (A,)), ["v1"])
-    await index.manifests.put_manifest("r", manifest(N, (A,)), ["v1"])
+    await put(index, "r", manifest(M, (A,)), ["v1"])
+    await put(index, "r", manifest(N, (A,)), ["v1"])
     found = await index.manifests.manifest_by_tag("r", "v1")
     assert found is not None
     assert found.digest == N
@@ -39,16 +42,18 @@ async def test_tag_moves_to_new_manifest(index: Index) -> None:
 
 
 async def test_manifest_must_reference_linked_blobs(index: Index) -> None:
+    await index.blobs.reserve_blob(A, 1)
     await index.blobs.link_blob("r", A, 1)
     with pytest.raises(ManifestBlobUnknown):
-        await index.manifests.put_manifest("r", manifest(M, (A, B)), ["v1"])
+        await put(index, "r", manifest(M, (A, B)), ["v1"])
     assert await index.manifests.manifest_by_digest("r", M) is None
     assert await index.manifests.list_tags("r", None, None) == []
 
 
 async def test_delete_manifest_removes_its_tags(index: Index) -> None:
+    await index.blobs.reserve_blob(A, 1)
     await index.blobs.link_blob("r", A, 1)
-    await index.manifests.put_manifest("r", manifest(M, (A,)), ["v1", "v2"])
+    await put(index, "r", manifest(M, (A,)), ["v1", "v2"])
     assert await index.manifests.delete_manifest("r", M) == ["v1", "v2"]
     assert await index.manifests.manifest_by_tag("r", "v1") is None
     with pytest.raises(LookupError):
@@ -57,15 +62,16 @@ async def test_delete_manifest_removes_its_tags(index: Index) -> None:
 
 
 async def test_delete_tag_keeps_manifest(index: Index) -> None:
+    await index.blobs.reserve_blob(A, 1)
     await index.blobs.link_blob("r", A, 1)
-    await index.manifests.put_manifest("r", manifest(M, (A,)), ["v1"])
+    await put(index, "r", manifest(M, (A,)), ["v1"])
     assert await index.manifests.delete_tag("r", "v1") == M
     assert await index.manifests.delete_tag("r", "v1") is None
     assert await index.manifests.manifest_by_digest("r", M) is not None
 
 
 async def test_referrers_filter_by_artifact_type(index: Index) -> None:
-    await index.manifests.put_manifest("r", manifest(M, (), subject=N), [])
+    await put(index, "r", manifest(M, (), subject=N), [])
     rows = await index.manifests.referrers("r", N, None)
     assert [r.digest for r in rows] == [M]
     assert rows[0].annotations == {"k": "v"}
@@ -79,6 +85,8 @@ async def test_concurrent_pushes_of_one_manifest_all_succeed(database_url: str) 
     await migrate(database_url)
     indexes = [open_index(database_url) for _ in range(4)]
     try:
+        await indexes[0].blobs.reserve_blob(A, 1)
+        await indexes[0].blobs.reserve_blob(M, 1)
         await indexes[0].blobs.link_blob("r", A, 1)
         pushes = [
             idx.manifests.put_manifest("r", manifest(M, (A,)), [f"t{n}", "shared"]) for n, idx in enumerate(indexes * 3)

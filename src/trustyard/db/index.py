@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from trustyard.db import tables as t
 from trustyard.db.blobs import BlobStore
 from trustyard.db.database import Database
+from trustyard.db.gc_runs import GcRunStore
+from trustyard.db.leases import LeaseStore
 from trustyard.db.manifests import ManifestStore
 from trustyard.db.repositories import RepositoryStore
 from trustyard.db.uploads import UploadStore
@@ -23,8 +25,10 @@ class Index:
         self.db = db
         self.repositories = RepositoryStore(db)
         self.blobs = BlobStore(db, self.repositories)
-        self.manifests = ManifestStore(db, self.repositories)
+        self.manifests = ManifestStore(db, self.repositories, self.blobs)
         self.uploads = UploadStore(db, self.repositories)
+        self.leases = LeaseStore(db)
+        self.gc_runs = GcRunStore(db)
 
     @property
     def reader(self) -> AsyncEngine:

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, delete, select
+from sqlalchemy import String, and_, bindparam, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from trustyard.db import tables as t
+from trustyard.db.blobs import BlobStore
 from trustyard.db.database import Database, now
 from trustyard.db.repositories import RepositoryStore
 from trustyard.errors import ManifestBlobUnknown
@@ -45,6 +46,13 @@ class NewManifest:
     annotations: dict[str, str] | None
     blob_digests: Sequence[str]
     child_digests: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class UntaggedRow:
+    id: int
+    repository: str
+    digest: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +95,10 @@ def _manifest_row(row: Any) -> ManifestRow:
 
 
 class ManifestStore:
-    def __init__(self, db: Database, repositories: RepositoryStore) -> None:
+    def __init__(self, db: Database, repositories: RepositoryStore, blobs: BlobStore) -> None:
         self._db = db
         self._repositories = repositories
+        self._blobs = blobs
         self._prepare_hot_reads()
 
     def _prepare_hot_reads(self) -> None:
@@ -131,18 +140,26 @@ class ManifestStore:
         self, repository: str, manifest: NewManifest, tags: Sequence[str], pushed_by: str | None = None
     ) -> None:
         """Record a manifest (bytes already in storage), its references and tags (pushed by ``pushed_by``),
-        in one transaction."""
-        try:
-            await self._put_manifest(repository, manifest, tags, pushed_by)
-        except IntegrityError:
-            # The foreign key to repository_blobs: a blob was unlinked between the caller's check and now.
-            raise ManifestBlobUnknown("a blob this manifest references was deleted while it was pushed") from None
+        in one transaction. The caller reserved the manifest's digest (``BlobStore.reserve_blob``) before
+        writing its bytes."""
+        for attempt in range(2):
+            try:
+                await self._put_manifest(repository, manifest, tags, pushed_by)
+                return
+            except IntegrityError:
+                # Either garbage collection deleted this (untagged) manifest between our insert-or-find and the
+                # tag: the second attempt inserts it again; or a blob it references was unlinked meanwhile.
+                if attempt:
+                    raise ManifestBlobUnknown(
+                        "a blob this manifest references was deleted while it was pushed"
+                    ) from None
 
     async def _put_manifest(
         self, repository: str, manifest: NewManifest, tags: Sequence[str], pushed_by: str | None
     ) -> None:
         async with self._db.writer.begin() as conn:
             repository_id = await self._repositories.ensure(conn, repository)
+            await self._blobs.touch(conn, manifest.digest)
             manifest_id = await self._insert_manifest(conn, repository_id, manifest)
             at = now()
             for tag in tags:
@@ -325,3 +342,56 @@ class ManifestStore:
             .order_by(t.tags.c.name)
         )
         return await self._db.scalars(query)
+
+    # Garbage collection (--untagged)
+
+    async def untagged_manifests(self, cutoff: datetime, after: int, limit: int) -> list[UntaggedRow]:
+        """Manifests (ids after ``after``) with no tag, pushed before ``cutoff``, that no image index of their
+        repository lists and that are not attached (``subject``) to a manifest still in the repository."""
+        child = t.manifest_children.alias("child")
+        parent = t.manifests.alias("parent")
+        subject = t.manifests.alias("subject")
+        listed = (
+            exists()
+            .select_from(child.join(parent, parent.c.id == child.c.manifest_id))
+            .where(child.c.child_digest == t.manifests.c.digest, parent.c.repository_id == t.manifests.c.repository_id)
+        )
+        attached = exists().where(
+            subject.c.repository_id == t.manifests.c.repository_id, subject.c.digest == t.manifests.c.subject_digest
+        )
+        query = (
+            select(t.manifests.c.id, t.repositories.c.name, t.manifests.c.digest)
+            .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
+            .where(
+                t.manifests.c.id > after,
+                t.manifests.c.created_at < cutoff,
+                ~exists().where(t.tags.c.manifest_id == t.manifests.c.id),
+                ~listed,
+                ~attached,
+            )
+            .order_by(t.manifests.c.id)
+            .limit(limit)
+        )
+        return [UntaggedRow(r.id, r.name, r.digest) for r in await self._db.rows(query)]
+
+    async def delete_untagged(self, row: UntaggedRow, cutoff: datetime) -> bool:
+        """Delete the manifest if, under its blob row's lock, it is still untagged, unlisted and untouched
+        since ``cutoff`` (a push of the same bytes touches that row before writing files); False otherwise."""
+        async with self._db.writer.begin() as conn:
+            if not await self._blobs.untouched_since(conn, row.digest, cutoff):
+                return False
+            if await conn.scalar(select(t.tags.c.name).where(t.tags.c.manifest_id == row.id).limit(1)) is not None:
+                return False
+            listed = (
+                select(t.manifest_children.c.manifest_id)
+                .join(t.manifests, t.manifests.c.id == t.manifest_children.c.manifest_id)
+                .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
+                .where(t.manifest_children.c.child_digest == row.digest, t.repositories.c.name == row.repository)
+                .limit(1)
+            )
+            if await conn.scalar(listed) is not None:
+                return False
+            await conn.execute(delete(t.manifest_blobs).where(t.manifest_blobs.c.manifest_id == row.id))
+            await conn.execute(delete(t.manifest_children).where(t.manifest_children.c.manifest_id == row.id))
+            result = await conn.execute(delete(t.manifests).where(t.manifests.c.id == row.id))
+            return bool(result.rowcount)

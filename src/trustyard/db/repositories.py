@@ -57,6 +57,16 @@ class RepositoryStore:
             query = query.where(t.repositories.c.name.contains(contains, autoescape=True))
         return await self._db.scalars(query)
 
+    async def names(self, after: str, limit: int) -> list[str]:
+        """Every repository name after ``after`` (with or without manifests), a page at a time."""
+        query = (
+            select(t.repositories.c.name)
+            .where(t.repositories.c.name > after)
+            .order_by(t.repositories.c.name)
+            .limit(limit)
+        )
+        return await self._db.scalars(query)
+
     async def public(self, names: Iterable[str]) -> set[str]:
         """Which of ``names`` are public."""
         wanted = list(names)

@@ -17,6 +17,7 @@ from trustyard.db.settings import RuntimeSettings
 from trustyard.services.accounts import Accounts
 from trustyard.services.audit import Audit
 from trustyard.services.blobs import Blobs
+from trustyard.services.gc import GarbageCollector, collector_id
 from trustyard.services.manifests import Manifests
 from trustyard.services.referrers import Referrers
 from trustyard.services.repositories import Repositories
@@ -43,6 +44,7 @@ class Services:
     tokens: Tokens
     audit: Audit
     settings: Settings
+    gc: GarbageCollector
 
     @classmethod
     def create(
@@ -71,9 +73,10 @@ class Services:
             storage_admin,
             audit,
         )
+        uploads = Uploads(index, storage)
         return cls(
             blobs=Blobs(index, storage, audit),
-            uploads=Uploads(index, storage),
+            uploads=uploads,
             manifests=Manifests(index, storage, audit),
             tags=Tags(index),
             repositories=Repositories(index, storage, audit, accounts.pullable),
@@ -83,4 +86,5 @@ class Services:
             tokens=Tokens(authority or ephemeral_authority(), account_store, repository_store, accounts, audit),
             audit=audit,
             settings=settings,
+            gc=GarbageCollector(index, storage, uploads, audit, collector_id()),
         )

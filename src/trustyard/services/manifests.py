@@ -120,6 +120,8 @@ class Manifests:
             )
 
     async def _store(self, repository: RepositoryName, digest: Digest, payload: bytes, tags: Sequence[str]) -> None:
+        # Reserve first: garbage collection then leaves these bytes and links alone for the grace window.
+        await self._index.blobs.reserve_blob(str(digest), len(payload))
         blob_key = layout.blob_data(digest)
         existing = await self._storage.stat(blob_key)
         if existing is None or existing.size != len(payload):

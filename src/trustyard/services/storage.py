@@ -107,6 +107,7 @@ class StorageAdmin:
         info = await self._storage.stat(layout.blob_data(digest))
         if info is None:
             return False
+        await self._index.blobs.reserve_blob(str(digest), info.size)
         await self._index.blobs.link_blob(repository.value, str(digest), info.size)
         return True
 
@@ -126,5 +127,6 @@ class StorageAdmin:
                 report.skipped.append(f"{repository}@{digest}: blob {blob} is not in storage")
                 return False
         record = manifest_record(digest, payload, manifest, blobs)
+        await self._index.blobs.reserve_blob(str(digest), len(payload))
         await self._index.manifests.put_manifest(repository.value, record, tags)
         return True

@@ -77,7 +77,8 @@ class Uploads:
         if not actor.can(source.value, Action.PULL):
             return None
         size = await self._index.blobs.linked_blob_size(source.value, str(digest))
-        if size is None:
+        # Touch before writing the link file, so garbage collection keeps the blob (or we fall back).
+        if size is None or not await self._index.blobs.touch_blob(str(digest)):
             return None
         await self._link(repository, digest, size)
         return BlobInfo(digest, size)
@@ -252,6 +253,8 @@ class Uploads:
             )
 
     async def _publish(self, repository: RepositoryName, digest: Digest, staged_key: str, size: int) -> None:
+        # Reserve first: garbage collection then leaves the blob's bytes alone (or has finished deleting them).
+        await self._index.blobs.reserve_blob(str(digest), size)
         blob_key = layout.blob_data(digest)
         existing = await self._storage.stat(blob_key)
         if existing is None or existing.size != size:

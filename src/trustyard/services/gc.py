@@ -1,0 +1,382 @@
+"""Online garbage collection: what nothing references any more is deleted from storage and the index while
+pushes, pulls and deletes go on.
+
+A run, holding the ``gc`` lease (one collector across all workers and nodes), goes through phases:
+
+1. finish blobs a collector that died mid-way had tombstoned;
+2. with ``untagged``: manifests without a tag that no index lists and nothing is attached to;
+3. repository links made before the grace window that no manifest of their repository uses;
+4. blobs with no link and no manifest, untouched for the grace window: tombstone, delete bytes, forget;
+5. bytes in storage the index never knew (a crash between writing and recording), older than the window;
+6. upload sessions past their expiry and staging directories without a session.
+
+Candidates are read from the index a page at a time, and every deletion is re-checked in SQL under the lock
+of the blob's row, which every push touches before writing a file that names the blob: the protocol, and
+the race it closes, are in docs/architecture.md, "Online garbage collection".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from trustyard.db.blobs import LinkRow
+from trustyard.db.gc_runs import GcRunRow
+from trustyard.db.index import Index
+from trustyard.db.manifests import UntaggedRow
+from trustyard.errors import AlreadyExists, InvalidRequest, StorageUnavailable
+from trustyard.oci.digest import Digest
+from trustyard.oci.names import RepositoryName
+from trustyard.services.actor import Actor
+from trustyard.services.audit import Audit
+from trustyard.services.uploads import Uploads
+from trustyard.storage import layout
+from trustyard.storage.driver import StorageDriver
+
+__all__ = ["GarbageCollector", "GcOptions", "GcReport", "GcRunRow", "GcStatus", "parse_duration"]
+
+log = logging.getLogger("trustyard.gc")
+
+LEASE = "gc"
+#: The collector renews its lease after every page; a lease not renewed for this long is free again.
+LEASE_TTL = timedelta(minutes=2)
+#: Harbor's window for fresh uploads: a blob pushed or linked within it is never collected.
+DEFAULT_GRACE = timedelta(hours=2)
+#: Upload sessions idle this long are expired (Distribution's uploadpurging default age).
+UPLOAD_EXPIRY = timedelta(days=7)
+PAGE = 500
+
+#: Called with the phase's name and how many items it has looked at so far.
+Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class GcOptions:
+    dry_run: bool = False
+    untagged: bool = False
+    grace: timedelta = DEFAULT_GRACE
+    upload_expiry: timedelta = UPLOAD_EXPIRY
+
+
+@dataclass(slots=True)
+class GcReport:
+    """What a run removed (a dry run: would remove)."""
+
+    blobs: int = 0
+    bytes_freed: int = 0
+    manifests: int = 0
+    links: int = 0
+    uploads: int = 0
+    orphans: int = 0  # stored bytes the index never knew, and staging left by crashes
+    seconds: float = 0.0
+    removed: list[str] = field(default_factory=list)  # the first few things removed, for people to see
+
+    def note(self, what: str) -> None:
+        if len(self.removed) < 50:
+            self.removed.append(what)
+
+
+@dataclass(frozen=True, slots=True)
+class GcStatus:
+    running: bool
+    holder: str | None
+    runs: list[GcRunRow]
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+)([smhd])")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``30m``, ``2h``, ``7d``, ``1h30m`` (or plain seconds) as a timedelta; refuses anything else."""
+    cleaned = text.strip().lower()
+    if cleaned.isdigit():
+        return timedelta(seconds=int(cleaned))
+    pieces = _DURATION.findall(cleaned)
+    if not cleaned or "".join(n + u for n, u in pieces) != cleaned:
+        raise InvalidRequest(f"{text!r} is not a duration: write it like 90s, 30m, 2h, 7d or 1h30m")
+    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in pieces))
+
+
+def collector_id() -> str:
+    """Who holds the lease: host and pid (so a rerun on the same host can tell a dead holder) and a nonce."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class GarbageCollector:
+    def __init__(self, index: Index, storage: StorageDriver, uploads: Uploads, audit: Audit, holder: str) -> None:
+        self._index = index
+        self._storage = storage
+        self._uploads = uploads
+        self._audit = audit
+        self._holder = holder
+
+    async def status(self, actor: Actor, limit: int = 20) -> GcStatus:
+        actor.require_admin()
+        lease = await self._index.leases.current(LEASE)
+        runs = await self._index.gc_runs.recent(limit)
+        return GcStatus(lease is not None, lease.holder if lease else None, runs)
+
+    async def run(self, actor: Actor, options: GcOptions, progress: Progress | None = None) -> GcRunRow:
+        """One collection; raises ``AlreadyExists`` when another collector holds the lease."""
+        actor.require_admin()
+        await self._acquire()
+        try:
+            await self._index.gc_runs.interrupt_running()
+            grace = int(options.grace.total_seconds())
+            run_id = await self._index.gc_runs.start(actor.name, options.dry_run, options.untagged, grace)
+            report = GcReport()
+            started = time.monotonic()
+            try:
+                await _Sweep(
+                    self._index, self._storage, self._uploads, self.renew, options, report, progress or _quiet
+                ).run()
+            except BaseException as exc:
+                report.seconds = round(time.monotonic() - started, 3)
+                await self._index.gc_runs.finish(run_id, "failed", _summary(report), f"{exc}"[:2000] or repr(exc))
+                log.error("gc run %d failed after %.1fs: %s (%s)", run_id, report.seconds, exc, _summary(report))
+                raise
+            report.seconds = round(time.monotonic() - started, 3)
+            await self._index.gc_runs.finish(run_id, "succeeded", _summary(report))
+            log.info(
+                "gc run %d %s", run_id, " ".join(f"{k}={v}" for k, v in _summary(report).items() if k != "removed")
+            )
+            if not options.dry_run:
+                await self._audit.record(actor, "gc.run", "registry", **_summary(report, removed=False))
+            return await self._index.gc_runs.get(run_id)
+        finally:
+            await self._index.leases.release(LEASE, self._holder)
+
+    async def _acquire(self) -> None:
+        leases = self._index.leases
+        if await leases.acquire(LEASE, self._holder, LEASE_TTL):
+            return
+        current = await leases.current(LEASE)
+        if current is None and await leases.acquire(LEASE, self._holder, LEASE_TTL):
+            return
+        dead = current is not None and _dead_here(current.holder)
+        if current is not None and dead and await leases.take_over(LEASE, current.holder, self._holder, LEASE_TTL):
+            log.warning("gc: took the lease over from %s, which is no longer running", current.holder)
+            return
+        holder = current.holder if current else "another collector"
+        raise AlreadyExists(f"garbage collection is already running ({holder}); wait for it to finish")
+
+    async def renew(self) -> None:
+        if not await self._index.leases.renew(LEASE, self._holder, LEASE_TTL):
+            raise StorageUnavailable("garbage collection lost its lease (another collector took over); stopped")
+
+
+def _dead_here(holder: str) -> bool:
+    """Whether ``holder`` was a process on this host that is gone (killed or crashed)."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _quiet(_phase: str, _done: int) -> None:
+    pass
+
+
+def _summary(report: GcReport, *, removed: bool = True) -> dict[str, object]:
+    out = asdict(report)
+    if not removed:
+        out.pop("removed")
+    return out
+
+
+class _Sweep:
+    """The phases of one run (see the module docstring), sharing its options, report and progress."""
+
+    def __init__(
+        self,
+        index: Index,
+        storage: StorageDriver,
+        upload_sessions: Uploads,
+        renew: Callable[[], Awaitable[None]],
+        options: GcOptions,
+        report: GcReport,
+        progress: Progress,
+    ) -> None:
+        self.index = index
+        self.storage = storage
+        self.upload_sessions = upload_sessions
+        self.renew = renew
+        self.options = options
+        self.report = report
+        self.progress = progress
+        self.cutoff = datetime.now(UTC) - options.grace
+        self.dry = options.dry_run
+
+    async def run(self) -> None:
+        if not self.dry:
+            await self.tombstoned()
+        if self.options.untagged:
+            await self.untagged()
+        await self.links()
+        await self.blobs()
+        await self.orphans()
+        await self.uploads()
+
+    async def tombstoned(self) -> None:
+        """Blobs tombstoned by a collector that died between marking and forgetting them."""
+        done = 0
+        while rows := await self.index.blobs.tombstoned_blobs(PAGE):
+            await self._delete_bytes([(r.digest, r.size) for r in rows])
+            await self.index.blobs.forget_blobs([r.digest for r in rows])
+            done += len(rows)
+            self.progress("resume", done)
+            await self.renew()
+
+    async def untagged(self) -> None:
+        after, done = 0, 0
+        while rows := await self.index.manifests.untagged_manifests(self.cutoff, after, PAGE):
+            for row in rows:
+                if self.dry or await self._delete_untagged(row):
+                    self.report.manifests += 1
+                    self.report.note(f"manifest {row.repository}@{row.digest}")
+            after, done = rows[-1].id, done + len(rows)
+            self.progress("untagged manifests", done)
+            await self.renew()
+
+    async def _delete_untagged(self, row: UntaggedRow) -> bool:
+        # Storage first, then the index under the blob row's lock; a push that touched the row since the
+        # cutoff may have written the link file just before we deleted it: put it back.
+        link = layout.revision_link(RepositoryName(row.repository), Digest.parse(row.digest))
+        await self.storage.delete(link)
+        if await self.index.manifests.delete_untagged(row, self.cutoff):
+            return True
+        await self.storage.put(link, layout.link_body(Digest.parse(row.digest)))
+        return False
+
+    async def links(self) -> None:
+        after: tuple[int, str] = (0, "")
+        done = 0
+        while rows := await self.index.blobs.stale_links(self.cutoff, after, PAGE):
+            for row in rows:
+                if self.dry or await self._remove_link(row):
+                    self.report.links += 1
+            last = rows[-1]
+            after, done = (last.repository_id, last.digest), done + len(rows)
+            self.progress("unused links", done)
+            await self.renew()
+
+    async def _remove_link(self, row: LinkRow) -> bool:
+        link = layout.layer_link(RepositoryName(row.repository), Digest.parse(row.digest))
+        await self.storage.delete(link)  # storage first; restored below if a push touched the blob meanwhile
+        if await self.index.blobs.remove_stale_link(row, self.cutoff):
+            return True
+        await self.storage.put(link, layout.link_body(Digest.parse(row.digest)))
+        return False
+
+    async def blobs(self) -> None:
+        after, done = "", 0
+        while rows := await self.index.blobs.collectable_blobs(self.cutoff, after, PAGE, stale_links=self.dry):
+            if self.dry:
+                marked = rows
+            else:
+                marked = await self.index.blobs.tombstone_blobs([r.digest for r in rows], self.cutoff)
+                await self._delete_bytes([(r.digest, r.size) for r in marked])
+                await self.index.blobs.forget_blobs([r.digest for r in marked])
+            for row in marked:
+                self.report.blobs += 1
+                self.report.bytes_freed += row.size
+                self.report.note(f"blob {row.digest}")
+            after, done = rows[-1].digest, done + len(rows)
+            self.progress("blobs", done)
+            await self.renew()
+
+    async def _delete_bytes(self, blobs: list[tuple[str, int]]) -> None:
+        for digest, _size in blobs:
+            await self.storage.delete(layout.blob_data(Digest.parse(digest)))
+
+    async def orphans(self) -> None:
+        """Bytes under blobs/ without a row: a push that died between writing and recording them."""
+        batch: list[str] = []
+        done = 0
+        async for key in self.storage.list(layout.BLOBS):
+            digest = layout.blob_of(key)
+            if digest is None:
+                continue
+            batch.append(str(digest))
+            if len(batch) >= PAGE:
+                done += await self._orphan_batch(batch)
+                batch = []
+                self.progress("storage scan", done)
+                await self.renew()
+        done += await self._orphan_batch(batch)
+        self.progress("storage scan", done)
+
+    async def _orphan_batch(self, digests: list[str]) -> int:
+        known = await self.index.blobs.known_blobs(digests)
+        for text in digests:
+            if text in known:
+                continue
+            digest = Digest.parse(text)
+            info = await self.storage.stat(layout.blob_data(digest))
+            if info is None or info.modified >= self.cutoff.timestamp():
+                continue  # gone already, or written within the window (a push about to record it)
+            if self.dry:
+                self._orphan_found(text, info.size)
+                continue
+            if not await self.index.blobs.claim_orphan(text, info.size):
+                continue
+            await self.storage.delete(layout.blob_data(digest))
+            await self.index.blobs.forget_blobs([text])
+            self._orphan_found(text, info.size)
+        return len(digests)
+
+    def _orphan_found(self, digest: str, size: int) -> None:
+        self.report.orphans += 1
+        self.report.bytes_freed += size
+        self.report.note(f"unrecorded bytes {digest}")
+
+    async def uploads(self) -> None:
+        expired = await self.index.uploads.stale_uploads(datetime.now(UTC) - self.options.upload_expiry)
+        if self.dry:
+            self.report.uploads += len(expired)
+        else:
+            self.report.uploads += await self.upload_sessions.purge(Actor.system(), self.options.upload_expiry)
+        self.progress("upload sessions", len(expired))
+        names_after, done = "", 0
+        while names := await self.index.repositories.names(names_after, PAGE):
+            for name in names:
+                await self._staging(name)
+            names_after, done = names[-1], done + len(names)
+            self.progress("upload staging", done)
+            await self.renew()
+
+    async def _staging(self, repository: str) -> None:
+        """Staging directories of ``repository`` without a session, untouched for the window: monolithic
+        uploads and completions that died half-way."""
+        newest: dict[str, float] = {}
+        prefixes: dict[str, str] = {}
+        async for key in self.storage.list(f"{layout.REPOSITORIES}/{repository}/_uploads"):
+            found = layout.upload_of(key)
+            if found is None or found.repository != repository:
+                continue
+            info = await self.storage.stat(key)
+            modified = info.modified if info else 0.0
+            newest[found.upload_id] = max(newest.get(found.upload_id, 0.0), modified)
+            prefixes[found.upload_id] = found.prefix
+        for upload_id, modified in newest.items():
+            if modified >= self.cutoff.timestamp() or await self.index.uploads.upload(repository, upload_id):
+                continue
+            if not self.dry:
+                await self.storage.delete_prefix(prefixes[upload_id])
+            self.report.orphans += 1
+            self.report.note(f"upload staging {repository}/{upload_id}")
