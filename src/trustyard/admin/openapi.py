@@ -72,6 +72,26 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         detail={"type": "object"},
     ),
     "AuditEvents": _list("events", "AuditEvent"),
+    "GcOptions": _object(
+        dry_run=BOOLEAN,
+        untagged={**BOOLEAN, "description": "also manifests no tag points at"},
+        grace={**STRING, "description": "keep what was pushed within this window: 90s, 30m, 2h, 7d (default 2h)"},
+    ),
+    "GcRun": _object(
+        ["id", "status"],
+        id=INTEGER,
+        status={**STRING, "enum": ["running", "succeeded", "failed", "interrupted"]},
+        started_at=TIME,
+        finished_at=TIME,
+        started_by=STRING,
+        dry_run=BOOLEAN,
+        untagged=BOOLEAN,
+        grace_seconds=INTEGER,
+        report={"type": "object", "description": "blobs, manifests, links, uploads, orphans, bytes_freed, seconds"},
+        error=STRING,
+    ),
+    "GcRuns": _list("runs", "GcRun"),
+    "GcStatus": _object(["running"], running=BOOLEAN, holder=STRING, last_run={"$ref": "#/components/schemas/GcRun"}),
     "Error": _object(["error"], error=_object(["code", "message"], code=STRING, message=STRING)),
 }
 

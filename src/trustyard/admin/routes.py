@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from trustyard.admin import accounts, audit, grants, openapi, repositories, settings
+from trustyard.admin import accounts, audit, gc, grants, openapi, repositories, settings
 from trustyard.admin.openapi import Endpoint
 
 PREFIX = "/api/v1"
@@ -64,6 +64,19 @@ ENDPOINTS = [
         "Probe and save the storage backend; every worker switches to it (admin)",
         body="StorageSettings",
     ),
+    Endpoint(
+        "POST",
+        "/gc",
+        gc.start_run,
+        "Start a garbage collection in the background (admin)",
+        body="GcOptions",
+        response="GcRun",
+    ),
+    Endpoint(
+        "GET", "/gc", gc.get_status, "Whether a collection is running, and the last run (admin)", response="GcStatus"
+    ),
+    Endpoint("GET", "/gc/runs", gc.list_runs, "Past collections, newest first (?limit=, admin)", response="GcRuns"),
+    Endpoint("GET", "/gc/runs/{run:int}", gc.get_run, "One collection run (admin)", response="GcRun"),
     Endpoint(
         "POST",
         "/settings/storage/test",

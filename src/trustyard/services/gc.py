@@ -17,6 +17,7 @@ the race it closes, are in docs/architecture.md, "Online garbage collection".
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -117,6 +118,7 @@ class GarbageCollector:
         self._uploads = uploads
         self._audit = audit
         self._holder = holder
+        self._tasks: set[asyncio.Task[GcRunRow]] = set()  # runs started in the background (kept referenced)
 
     async def status(self, actor: Actor, limit: int = 20) -> GcStatus:
         actor.require_admin()
@@ -125,29 +127,51 @@ class GarbageCollector:
         return GcStatus(lease is not None, lease.holder if lease else None, runs)
 
     async def run(self, actor: Actor, options: GcOptions, progress: Progress | None = None) -> GcRunRow:
-        """One collection; raises ``AlreadyExists`` when another collector holds the lease."""
+        """One collection, to the end; raises ``AlreadyExists`` when another collector holds the lease."""
+        run_id = await self._begin(actor, options)
+        return await self._execute(actor, run_id, options, progress or _quiet)
+
+    async def start(self, actor: Actor, options: GcOptions) -> GcRunRow:
+        """Begin a collection in the background of this process (the admin API, the web UI, the schedule);
+        returns its run, still running. Raises ``AlreadyExists`` when another collector holds the lease."""
+        run_id = await self._begin(actor, options)
+        task = asyncio.create_task(self._execute(actor, run_id, options, _quiet))
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return await self._index.gc_runs.get(run_id)
+
+    def _finished(self, task: asyncio.Task[GcRunRow]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: _execute has logged it and recorded it in the run
+
+    async def _begin(self, actor: Actor, options: GcOptions) -> int:
         actor.require_admin()
         await self._acquire()
         try:
             await self._index.gc_runs.interrupt_running()
             grace = int(options.grace.total_seconds())
-            run_id = await self._index.gc_runs.start(actor.name, options.dry_run, options.untagged, grace)
-            report = GcReport()
-            started = time.monotonic()
+            return await self._index.gc_runs.start(actor.name, options.dry_run, options.untagged, grace)
+        except BaseException:
+            await self._index.leases.release(LEASE, self._holder)
+            raise
+
+    async def _execute(self, actor: Actor, run_id: int, options: GcOptions, progress: Progress) -> GcRunRow:
+        report = GcReport()
+        started = time.monotonic()
+        try:
+            sweep = _Sweep(self._index, self._storage, self._uploads, self.renew, options, report, progress)
             try:
-                await _Sweep(
-                    self._index, self._storage, self._uploads, self.renew, options, report, progress or _quiet
-                ).run()
+                await sweep.run()
             except BaseException as exc:
                 report.seconds = round(time.monotonic() - started, 3)
                 await self._index.gc_runs.finish(run_id, "failed", _summary(report), f"{exc}"[:2000] or repr(exc))
-                log.error("gc run %d failed after %.1fs: %s (%s)", run_id, report.seconds, exc, _summary(report))
+                log.error("gc run %d failed after %.1fs: %s", run_id, report.seconds, exc)
                 raise
             report.seconds = round(time.monotonic() - started, 3)
             await self._index.gc_runs.finish(run_id, "succeeded", _summary(report))
-            log.info(
-                "gc run %d %s", run_id, " ".join(f"{k}={v}" for k, v in _summary(report).items() if k != "removed")
-            )
+            metrics = " ".join(f"{k}={v}" for k, v in _summary(report, removed=False).items())
+            log.info("gc run %d%s %s", run_id, " (dry run)" if options.dry_run else "", metrics)
             if not options.dry_run:
                 await self._audit.record(actor, "gc.run", "registry", **_summary(report, removed=False))
             return await self._index.gc_runs.get(run_id)
