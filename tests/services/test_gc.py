@@ -198,12 +198,24 @@ async def test_a_push_waits_for_a_tombstone_then_writes_again(env: tuple[Service
     digest = await push_blob(services, data)
     await index.blobs.unlink_blob(APP.value, str(digest))
     await index.blobs.tombstone_blobs([str(digest)], datetime.now(UTC) + timedelta(seconds=5))
+    assert await index.leases.acquire(LEASE, "elsewhere:1:x", timedelta(minutes=1))  # a live collector
     push = asyncio.create_task(push_blob(services, data, RepositoryName.parse("other")))
     await asyncio.sleep(0.2)
     assert not push.done()  # waiting for the collector to finish with the blob
     await driver.delete(layout.blob_data(digest))  # what the collector does next
     await index.blobs.forget_blobs([str(digest)])
     await push
+    assert await driver.get(layout.blob_data(digest)) == data
+    assert await index.blobs.linked_blob_size("other", str(digest)) == len(data)
+
+
+async def test_a_push_finishes_a_dead_collectors_tombstone(env: tuple[Services, Index, MemoryDriver]) -> None:
+    services, index, driver = env
+    data = b"tombstoned by a collector that was killed"
+    digest = await push_blob(services, data)
+    await index.blobs.unlink_blob(APP.value, str(digest))
+    await index.blobs.tombstone_blobs([str(digest)], datetime.now(UTC) + timedelta(seconds=5))
+    await push_blob(services, data, RepositoryName.parse("other"))  # no collector holds the lease
     assert await driver.get(layout.blob_data(digest)) == data
     assert await index.blobs.linked_blob_size("other", str(digest)) == len(data)
 

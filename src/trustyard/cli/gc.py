@@ -48,6 +48,7 @@ def gc(
 ) -> None:
     """Garbage collection: delete blobs, manifests and uploads nothing references, while the registry serves."""
     if ctx.invoked_subcommand is not None:
+        ctx.obj = (config_file, data_dir)  # `trustyard gc --data-dir D history` reads D too
         return
     options = GcOptions(dry_run=dry_run, untagged=untagged, grace=DEFAULT_GRACE if grace is None else grace)
     console = Console(stderr=True)
@@ -95,8 +96,11 @@ def _bytes(size: int) -> str:
 @CONFIG
 @DATA_DIR
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
-def history(config_file: Path | None, data_dir: Path | None, limit: int) -> None:
+@click.pass_context
+def history(ctx: click.Context, config_file: Path | None, data_dir: Path | None, limit: int) -> None:
     """Past runs, newest first, with what each removed (JSON)."""
+    given_config, given_data = ctx.obj or (None, None)
+    config_file, data_dir = config_file or given_config, data_dir or given_data
     status = run(config_file, data_dir, lambda services, actor: services.gc.status(actor, limit))
     show(
         {

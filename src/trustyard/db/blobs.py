@@ -8,7 +8,6 @@ reference: the protocol is in docs/architecture.md, "Online garbage collection".
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,9 +21,6 @@ from trustyard.db import tables as t
 from trustyard.db.database import Database, now
 from trustyard.db.repositories import RepositoryStore
 from trustyard.errors import BlobCollected
-
-#: How long a push waits for the collector to finish deleting a blob it wants to write again.
-TOMBSTONE_WAIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,20 +49,10 @@ class BlobStore:
             .where(t.repositories.c.name == repository, t.blobs.c.digest == digest)
         )
 
-    async def reserve_blob(self, digest: str, size: int) -> None:
+    async def reserve_blob(self, digest: str, size: int) -> bool:
         """Announce that a push is about to write ``digest``'s bytes: the collector leaves the blob alone for
-        the grace window from now. When the collector is deleting the blob at this moment, wait until it is
-        done (its bytes are gone then, and the caller writes them again)."""
-        deadline = asyncio.get_running_loop().time() + TOMBSTONE_WAIT_SECONDS
-        while not await self._reserve(digest, size):
-            if asyncio.get_running_loop().time() > deadline:
-                raise BlobCollected(
-                    f"blob {digest} is being deleted by garbage collection (a collector may have died mid-way: "
-                    "run `trustyard gc` to finish); push it again"
-                )
-            await asyncio.sleep(0.05)
-
-    async def _reserve(self, digest: str, size: int) -> bool:
+        the grace window from now. False when the collector is deleting the blob at this moment (see
+        ``services/reservations.py`` for what a push does then)."""
         at = now()
         statement = (
             self._db.upsert(t.blobs)

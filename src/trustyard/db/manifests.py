@@ -151,7 +151,8 @@ class ManifestStore:
                 # tag: the second attempt inserts it again; or a blob it references was unlinked meanwhile.
                 if attempt:
                     raise ManifestBlobUnknown(
-                        "a blob this manifest references was deleted while it was pushed"
+                        "a blob this manifest references was unlinked while the manifest was pushed (deleted, or "
+                        "garbage-collected: it was pushed longer ago than the grace window); push it again"
                     ) from None
 
     async def _put_manifest(

@@ -37,6 +37,7 @@ from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Actor
 from trustyard.services.audit import Audit
+from trustyard.services.reservations import LEASE, dead_here
 from trustyard.services.uploads import Uploads
 from trustyard.storage import layout
 from trustyard.storage.driver import StorageDriver
@@ -45,7 +46,6 @@ __all__ = ["GarbageCollector", "GcOptions", "GcReport", "GcRunRow", "GcStatus", 
 
 log = logging.getLogger("trustyard.gc")
 
-LEASE = "gc"
 #: The collector renews its lease after every page; a lease not renewed for this long is free again.
 LEASE_TTL = timedelta(minutes=2)
 #: Harbor's window for fresh uploads: a blob pushed or linked within it is never collected.
@@ -185,7 +185,7 @@ class GarbageCollector:
         current = await leases.current(LEASE)
         if current is None and await leases.acquire(LEASE, self._holder, LEASE_TTL):
             return
-        dead = current is not None and _dead_here(current.holder)
+        dead = current is not None and dead_here(current.holder)
         if current is not None and dead and await leases.take_over(LEASE, current.holder, self._holder, LEASE_TTL):
             log.warning("gc: took the lease over from %s, which is no longer running", current.holder)
             return
@@ -195,21 +195,6 @@ class GarbageCollector:
     async def renew(self) -> None:
         if not await self._index.leases.renew(LEASE, self._holder, LEASE_TTL):
             raise StorageUnavailable("garbage collection lost its lease (another collector took over); stopped")
-
-
-def _dead_here(holder: str) -> bool:
-    """Whether ``holder`` was a process on this host that is gone (killed or crashed)."""
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def _quiet(_phase: str, _done: int) -> None:
@@ -314,6 +299,7 @@ class _Sweep:
                 marked = rows
             else:
                 marked = await self.index.blobs.tombstone_blobs([r.digest for r in rows], self.cutoff)
+                await self.renew()  # still the collector? (a push finishes tombstones of a dead one itself)
                 await self._delete_bytes([(r.digest, r.size) for r in marked])
                 await self.index.blobs.forget_blobs([r.digest for r in marked])
             for row in marked:

@@ -18,6 +18,7 @@ from trustyard.oci.manifest import Descriptor, Manifest, parse_manifest
 from trustyard.oci.names import Reference, RepositoryName, Tag
 from trustyard.services.actor import Action, Actor
 from trustyard.services.audit import Audit
+from trustyard.services.reservations import reserve
 from trustyard.storage import layout
 from trustyard.storage.driver import StorageDriver
 
@@ -121,7 +122,7 @@ class Manifests:
 
     async def _store(self, repository: RepositoryName, digest: Digest, payload: bytes, tags: Sequence[str]) -> None:
         # Reserve first: garbage collection then leaves these bytes and links alone for the grace window.
-        await self._index.blobs.reserve_blob(str(digest), len(payload))
+        await reserve(self._index, self._storage, digest, len(payload))
         blob_key = layout.blob_data(digest)
         existing = await self._storage.stat(blob_key)
         if existing is None or existing.size != len(payload):

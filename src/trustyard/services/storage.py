@@ -107,7 +107,8 @@ class StorageAdmin:
         info = await self._storage.stat(layout.blob_data(digest))
         if info is None:
             return False
-        await self._index.blobs.reserve_blob(str(digest), info.size)
+        if not await self._index.blobs.reserve_blob(str(digest), info.size):
+            return False  # garbage collection is deleting it
         await self._index.blobs.link_blob(repository.value, str(digest), info.size)
         return True
 
@@ -127,6 +128,8 @@ class StorageAdmin:
                 report.skipped.append(f"{repository}@{digest}: blob {blob} is not in storage")
                 return False
         record = manifest_record(digest, payload, manifest, blobs)
-        await self._index.blobs.reserve_blob(str(digest), len(payload))
+        if not await self._index.blobs.reserve_blob(str(digest), len(payload)):
+            report.skipped.append(f"{repository}@{digest}: being deleted by garbage collection")
+            return False
         await self._index.manifests.put_manifest(repository.value, record, tags)
         return True

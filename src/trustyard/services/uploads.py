@@ -25,6 +25,7 @@ from trustyard.oci.digest import Digest, Hasher
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
 from trustyard.services.blobs import BlobInfo
+from trustyard.services.reservations import reserve
 from trustyard.storage import layout
 from trustyard.storage.driver import Part, StorageDriver, UploadState
 
@@ -254,7 +255,7 @@ class Uploads:
 
     async def _publish(self, repository: RepositoryName, digest: Digest, staged_key: str, size: int) -> None:
         # Reserve first: garbage collection then leaves the blob's bytes alone (or has finished deleting them).
-        await self._index.blobs.reserve_blob(str(digest), size)
+        await reserve(self._index, self._storage, digest, size)
         blob_key = layout.blob_data(digest)
         existing = await self._storage.stat(blob_key)
         if existing is None or existing.size != size:
