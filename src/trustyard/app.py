@@ -37,6 +37,7 @@ from trustyard.registry import errors as registry_errors
 from trustyard.registry.routes import routes as registry_routes
 from trustyard.services import Services
 from trustyard.services.actor import Actor
+from trustyard.services.gc import GcSchedule
 from trustyard.services.settings import StartupStorage
 from trustyard.storage.factory import build_driver
 from trustyard.storage.switchable import SwitchableDriver
@@ -58,6 +59,8 @@ SETTINGS_POLL_SECONDS = 2.0
 #: Upload sessions idle this long are cancelled (Distribution's uploadpurging default age), checked hourly.
 UPLOAD_PURGE_AGE = timedelta(days=7)
 UPLOAD_PURGE_INTERVAL = timedelta(hours=1)
+#: How often each worker looks whether a scheduled garbage collection is due.
+GC_SCHEDULE_CHECK_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     driver = SwitchableDriver(build_driver(settings.storage, settings.default_storage_root))
     authority = token_authority(settings) if settings.token_key_path.exists() else None
     try:
-        services = Services.create(index, driver, authority, startup, secret_box(settings))
+        schedule = GcSchedule.parse(settings.gc_every, settings.gc_untagged, settings.gc_grace)
+        services = Services.create(index, driver, authority, startup, secret_box(settings), schedule)
         await services.settings.refresh()
         yield services
     finally:
@@ -146,13 +150,17 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 
 
 async def _maintain(services: Services) -> None:
-    """Per worker: pick up storage settings saved elsewhere, and purge upload sessions clients abandoned."""
-    last_purge = 0.0
+    """Per worker: pick up storage settings saved elsewhere, purge upload sessions clients abandoned, and start
+    scheduled garbage collection when it is due (the lease lets one worker of one node run it)."""
+    last_purge = last_schedule = 0.0
     while True:
         await asyncio.sleep(SETTINGS_POLL_SECONDS)
         try:
             await services.settings.refresh()
             now = time.monotonic()
+            if now - last_schedule > GC_SCHEDULE_CHECK_SECONDS:
+                last_schedule = now
+                await services.gc.run_if_due()
             if now - last_purge > UPLOAD_PURGE_INTERVAL.total_seconds():
                 last_purge = now
                 await services.uploads.purge(Actor.system(), UPLOAD_PURGE_AGE)

@@ -64,3 +64,18 @@ async def test_bad_options(client: httpx.AsyncClient, body: dict[str, object], w
 
 async def test_only_administrators(client: httpx.AsyncClient) -> None:
     assert (await client.post("/api/v1/gc", json={})).status_code == 401
+
+
+async def test_schedule_round_trip(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/v1/gc/schedule", auth=ADMIN)).json() == {
+        "every": "off",
+        "untagged": False,
+        "grace": "2h",
+        "source": "config",
+    }
+    saved = await client.put("/api/v1/gc/schedule", json={"every": "1d", "untagged": True}, auth=ADMIN)
+    assert saved.status_code == 200, saved.text
+    assert saved.json() == {"every": "1d", "untagged": True, "grace": "2h", "source": "runtime"}
+    too_often = await client.put("/api/v1/gc/schedule", json={"every": "10s"}, auth=ADMIN)
+    assert too_often.status_code == 400
+    assert "at most every 5m" in too_often.text

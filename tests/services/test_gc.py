@@ -20,7 +20,8 @@ from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName, Tag
 from trustyard.services import Services
 from trustyard.services.actor import Actor
-from trustyard.services.gc import LEASE, GcOptions
+from trustyard.services.gc import GcOptions, GcSchedule
+from trustyard.services.reservations import LEASE
 from trustyard.storage import layout
 from trustyard.storage.memory import MemoryDriver
 
@@ -259,3 +260,19 @@ async def test_unrecorded_bytes_and_abandoned_staging_are_collected(env: tuple[S
     expired = await services.gc.run(SYSTEM, GcOptions(grace=NOW.grace, upload_expiry=timedelta(seconds=-5)))
     assert expired.report["uploads"] == 1
     assert await index.uploads.upload(APP.value, live.id) is None
+
+
+async def test_a_scheduled_run_starts_when_due_and_only_then(env: tuple[Services, Index, MemoryDriver]) -> None:
+    services, index, _driver = env
+    assert await services.gc.run_if_due() is None  # off by default
+    await services.gc.set_schedule(SYSTEM, GcSchedule.parse("1h", False, "2h"))
+    started = await services.gc.run_if_due()  # never ran: due
+    assert started is not None
+    for _ in range(200):  # it runs in the background; a bound, not a timing assumption
+        if (await index.gc_runs.get(started.id)).status != "running":
+            break
+        await asyncio.sleep(0.05)
+    assert (await index.gc_runs.get(started.id)).status == "succeeded"
+    assert await services.gc.run_if_due() is None  # ran within the hour
+    schedule = await services.gc.schedule(SYSTEM)
+    assert (schedule.every, schedule.source) == (timedelta(hours=1), "runtime")

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from trustyard.admin.http import actor, body, field, render, services, when
 from trustyard.errors import InvalidRequest
-from trustyard.services.gc import DEFAULT_GRACE, GcOptions, GcRunRow, parse_duration
+from trustyard.services.gc import DEFAULT_GRACE, GcOptions, GcRunRow, GcSchedule, parse_duration
 
 MAX_RUNS = 100
 
@@ -65,3 +65,19 @@ def run_document(run: GcRunRow) -> dict[str, Any]:
         "report": run.report,
         "error": run.error,
     }
+
+
+async def get_schedule(request: Request) -> Response:
+    return render((await services(request).gc.schedule(await actor(request))).document())
+
+
+async def put_schedule(request: Request) -> Response:
+    """``{"every": "24h" | "off", "untagged": false, "grace": "2h"}``; every worker follows it within a minute."""
+    data = await body(request)
+    schedule = GcSchedule.parse(
+        field(data, "every", str),
+        bool(field(data, "untagged", bool, required=False)),
+        field(data, "grace", str, required=False) or "2h",
+    )
+    saved = await services(request).gc.set_schedule(await actor(request), schedule)
+    return render(saved.document())

@@ -91,6 +91,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         error=STRING,
     ),
     "GcRuns": _list("runs", "GcRun"),
+    "GcSchedule": _object(
+        ["every"],
+        every={**STRING, "description": "24h, 7d (at least 5m), or off"},
+        untagged=BOOLEAN,
+        grace={**STRING, "description": "90s, 30m, 2h, 7d (default 2h)"},
+        source={**STRING, "enum": ["config", "runtime"], "readOnly": True},
+    ),
     "GcStatus": _object(["running"], running=BOOLEAN, holder=STRING, last_run={"$ref": "#/components/schemas/GcRun"}),
     "Error": _object(["error"], error=_object(["code", "message"], code=STRING, message=STRING)),
 }

@@ -78,6 +78,17 @@ ENDPOINTS = [
     Endpoint("GET", "/gc/runs", gc.list_runs, "Past collections, newest first (?limit=, admin)", response="GcRuns"),
     Endpoint("GET", "/gc/runs/{run:int}", gc.get_run, "One collection run (admin)", response="GcRun"),
     Endpoint(
+        "GET", "/gc/schedule", gc.get_schedule, "How often collection runs by itself (admin)", response="GcSchedule"
+    ),
+    Endpoint(
+        "PUT",
+        "/gc/schedule",
+        gc.put_schedule,
+        "Set the collection schedule (admin)",
+        body="GcSchedule",
+        response="GcSchedule",
+    ),
+    Endpoint(
         "POST",
         "/settings/storage/test",
         settings.test_storage,

@@ -17,7 +17,7 @@ from trustyard.db.settings import RuntimeSettings
 from trustyard.services.accounts import Accounts
 from trustyard.services.audit import Audit
 from trustyard.services.blobs import Blobs
-from trustyard.services.gc import GarbageCollector, collector_id
+from trustyard.services.gc import GarbageCollector, GcSchedule, collector_id
 from trustyard.services.manifests import Manifests
 from trustyard.services.referrers import Referrers
 from trustyard.services.repositories import Repositories
@@ -54,10 +54,12 @@ class Services:
         authority: TokenAuthority | None = None,
         startup: StartupStorage | None = None,
         box: SecretBox | None = None,
+        gc_schedule: GcSchedule | None = None,
     ) -> Services:
         """``authority`` signs registry tokens; without one (tests, one-off commands) a throwaway key does.
         ``startup`` is the storage the process started with (runtime settings may replace it, see
-        services/settings.py) and ``box`` seals saved secrets; tests may leave both out."""
+        services/settings.py) and ``box`` seals saved secrets; ``gc_schedule`` is the configured collection
+        schedule (default: off). Tests may leave these out."""
         storage = storage if isinstance(storage, SwitchableDriver) else SwitchableDriver(storage)
         audit = Audit(AuditStore(index.reader, index.writer))
         account_store = AccountStore(index.reader, index.writer)
@@ -86,5 +88,13 @@ class Services:
             tokens=Tokens(authority or ephemeral_authority(), account_store, repository_store, accounts, audit),
             audit=audit,
             settings=settings,
-            gc=GarbageCollector(index, storage, uploads, audit, collector_id()),
+            gc=GarbageCollector(
+                index,
+                storage,
+                uploads,
+                audit,
+                collector_id(),
+                RuntimeSettings(index.reader, index.writer),
+                gc_schedule or GcSchedule(None),
+            ),
         )

@@ -18,6 +18,7 @@ the race it closes, are in docs/architecture.md, "Online garbage collection".
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -32,6 +33,7 @@ from trustyard.db.blobs import LinkRow
 from trustyard.db.gc_runs import GcRunRow
 from trustyard.db.index import Index
 from trustyard.db.manifests import UntaggedRow
+from trustyard.db.settings import RuntimeSettings
 from trustyard.errors import AlreadyExists, InvalidRequest, StorageUnavailable
 from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName
@@ -42,7 +44,7 @@ from trustyard.services.uploads import Uploads
 from trustyard.storage import layout
 from trustyard.storage.driver import StorageDriver
 
-__all__ = ["GarbageCollector", "GcOptions", "GcReport", "GcRunRow", "GcStatus", "parse_duration"]
+__all__ = ["GarbageCollector", "GcOptions", "GcReport", "GcRunRow", "GcSchedule", "GcStatus", "parse_duration"]
 
 log = logging.getLogger("trustyard.gc")
 
@@ -53,6 +55,10 @@ DEFAULT_GRACE = timedelta(hours=2)
 #: Upload sessions idle this long are expired (Distribution's uploadpurging default age).
 UPLOAD_EXPIRY = timedelta(days=7)
 PAGE = 500
+#: Scheduled runs are at least this far apart.
+MIN_INTERVAL = timedelta(minutes=5)
+#: The runtime setting holding the schedule saved in the web UI or the admin API.
+SCHEDULE = "gc_schedule"
 
 #: Called with the phase's name and how many items it has looked at so far.
 Progress = Callable[[str, int], None]
@@ -85,6 +91,43 @@ class GcReport:
 
 
 @dataclass(frozen=True, slots=True)
+class GcSchedule:
+    """How often collection runs by itself (None: never) and with which options; ``source`` says where the
+    schedule comes from ("config" until someone saves one, then "runtime")."""
+
+    every: timedelta | None
+    untagged: bool = False
+    grace: timedelta = DEFAULT_GRACE
+    source: str = "config"
+
+    @classmethod
+    def parse(cls, every: str, untagged: bool, grace: str, source: str = "config") -> GcSchedule:
+        interval = None if every.strip().lower() in ("", "off", "never") else parse_duration(every)
+        if interval is not None and interval < MIN_INTERVAL:
+            raise InvalidRequest(f"collect at most every {_text(MIN_INTERVAL)}: {every!r} is too often")
+        return cls(interval, untagged, parse_duration(grace), source)
+
+    def document(self) -> dict[str, object]:
+        return {
+            "every": _text(self.every) if self.every else "off",
+            "untagged": self.untagged,
+            "grace": _text(self.grace),
+            "source": self.source,
+        }
+
+    def options(self) -> GcOptions:
+        return GcOptions(untagged=self.untagged, grace=self.grace)
+
+
+def _text(interval: timedelta) -> str:
+    seconds = int(interval.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True, slots=True)
 class GcStatus:
     running: bool
     holder: str | None
@@ -112,12 +155,23 @@ def collector_id() -> str:
 
 
 class GarbageCollector:
-    def __init__(self, index: Index, storage: StorageDriver, uploads: Uploads, audit: Audit, holder: str) -> None:
+    def __init__(
+        self,
+        index: Index,
+        storage: StorageDriver,
+        uploads: Uploads,
+        audit: Audit,
+        holder: str,
+        runtime: RuntimeSettings,
+        configured: GcSchedule,
+    ) -> None:
         self._index = index
         self._storage = storage
         self._uploads = uploads
         self._audit = audit
         self._holder = holder
+        self._runtime = runtime
+        self._configured = configured
         self._tasks: set[asyncio.Task[GcRunRow]] = set()  # runs started in the background (kept referenced)
 
     async def status(self, actor: Actor, limit: int = 20) -> GcStatus:
@@ -125,6 +179,39 @@ class GarbageCollector:
         lease = await self._index.leases.current(LEASE)
         runs = await self._index.gc_runs.recent(limit)
         return GcStatus(lease is not None, lease.holder if lease else None, runs)
+
+    async def schedule(self, actor: Actor) -> GcSchedule:
+        actor.require_admin()
+        return await self._schedule()
+
+    async def _schedule(self) -> GcSchedule:
+        stored = await self._runtime.get(SCHEDULE)
+        if stored is None:
+            return self._configured
+        value = json.loads(stored.value)
+        return GcSchedule.parse(value["every"], bool(value["untagged"]), value["grace"], "runtime")
+
+    async def set_schedule(self, actor: Actor, schedule: GcSchedule) -> GcSchedule:
+        actor.require_admin()
+        document = schedule.document()
+        document.pop("source")
+        await self._runtime.put(SCHEDULE, json.dumps(document), actor.name)
+        await self._audit.record(actor, "settings.gc", "registry", **document)
+        return await self._schedule()
+
+    async def run_if_due(self) -> GcRunRow | None:
+        """Start a scheduled run when the last (non-dry) run began longer ago than the schedule's interval.
+        Every worker calls this; the lease lets one of them run it."""
+        schedule = await self._schedule()
+        if schedule.every is None:
+            return None
+        last = next((r for r in await self._index.gc_runs.recent(20) if not r.dry_run), None)
+        if last is not None and _aware(last.started_at) + schedule.every > datetime.now(UTC):
+            return None
+        try:
+            return await self.start(Actor.system(), schedule.options())
+        except AlreadyExists:
+            return None
 
     async def run(self, actor: Actor, options: GcOptions, progress: Progress | None = None) -> GcRunRow:
         """One collection, to the end; raises ``AlreadyExists`` when another collector holds the lease."""
@@ -195,6 +282,10 @@ class GarbageCollector:
     async def renew(self) -> None:
         if not await self._index.leases.renew(LEASE, self._holder, LEASE_TTL):
             raise StorageUnavailable("garbage collection lost its lease (another collector took over); stopped")
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _quiet(_phase: str, _done: int) -> None:

@@ -37,6 +37,8 @@ ACTIONS = [
     "repository.visibility",
     "repository.delete",
     "settings.storage",
+    "settings.gc",
+    "gc.run",
 ]
 
 
