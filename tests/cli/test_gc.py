@@ -22,7 +22,7 @@ def test_collects_unrecorded_bytes_and_shows_history(tmp_path: Path) -> None:
     data = tmp_path / "data"
     code, out = invoke("--data-dir", str(data))  # creates the data dir and the (empty) index
     assert code == 0, out
-    assert "removed 0 blobs" in out
+    assert "removed 0 expired tags, 0 blobs" in out
     # Bytes a push wrote but never recorded (it died): collected once older than the grace window.
     root = load_settings(None, data_dir=data).default_storage_root
     orphan = root / layout.blob_data(Digest.of(b"orphan"))

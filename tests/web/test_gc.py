@@ -42,3 +42,18 @@ async def test_run_dry_run_schedule_and_history(admin: Browser) -> None:
     assert "Saved: collection runs by itself every 1d." in text
     assert 'id="schedule-every" name="every" value="1d"' in text
     assert 'name="grace" value="3h"' in text
+
+
+async def test_tag_policies_on_the_page(admin: Browser) -> None:
+    await admin.get("/admin/gc")
+    saved = await admin.post("/admin/gc/policies", {"pattern": "team/*", "immutable": "on", "keep_last": "3"})
+    assert saved.status_code == 303
+    page = (await admin.get("/admin/gc")).text
+    assert "Saved the tag policy of team/*." in page
+    assert "<code>team/*</code>" in page
+    bad = await admin.post("/admin/gc/policies", {"pattern": "Team"})
+    assert bad.status_code == 400
+    assert "is not a repository pattern" in bad.text
+    deleted = await admin.post("/admin/gc/policies/delete", {"pattern": "team/*"})
+    assert deleted.status_code == 303
+    assert "Deleted the tag policy of team/*." in (await admin.get("/admin/gc")).text

@@ -91,6 +91,24 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         error=STRING,
     ),
     "GcRuns": _list("runs", "GcRun"),
+    "Policy": _object(
+        ["pattern"],
+        pattern={**STRING, "description": "team/app, team/* (one level), team/** (any depth), ** (all)"},
+        immutable={**BOOLEAN, "description": "tags never move and are never deleted"},
+        keep_last={**INTEGER, "description": "retention: keep the newest N tags"},
+        keep_days={**INTEGER, "description": "retention: keep tags pushed within D days"},
+        keep_tags={**STRING, "description": "retention: keep tags matching this glob (v*)"},
+        updated_at=TIME,
+        updated_by=STRING,
+    ),
+    "Policies": _list("policies", "Policy"),
+    "RetentionPlan": _object(
+        ["expired"],
+        expired={
+            "type": "array",
+            "items": _object(["repository", "tag"], repository=STRING, tag=STRING, pushed_at=TIME),
+        },
+    ),
     "GcSchedule": _object(
         ["every"],
         every={**STRING, "description": "24h, 7d (at least 5m), or off"},

@@ -76,7 +76,8 @@ def summary(run_row: GcRunRow) -> str:
     verb = "would remove" if run_row.dry_run else "removed"
     return (
         f"gc run {run_row.id} {run_row.status}{' (dry run)' if run_row.dry_run else ''}: {verb} "
-        f"{r.get('blobs', 0):,} blobs, {r.get('manifests', 0):,} manifests, {r.get('uploads', 0):,} upload sessions, "
+        f"{r.get('tags', 0):,} expired tags, {r.get('blobs', 0):,} blobs, {r.get('manifests', 0):,} manifests, "
+        f"{r.get('uploads', 0):,} upload sessions, "
         f"{r.get('links', 0):,} unused links, {r.get('orphans', 0):,} unrecorded leftovers; "
         f"{_bytes(int(r.get('bytes_freed', 0)))} {'to free' if run_row.dry_run else 'freed'} "
         f"in {float(r.get('seconds', 0)):.1f}s"

@@ -13,7 +13,7 @@ import click
 
 from trustyard import __version__
 from trustyard.app import WORKER_SETTINGS_ENV, Startup, open_services, prepare
-from trustyard.cli import accounts, gc, storage
+from trustyard.cli import accounts, gc, policies, storage
 from trustyard.config import Settings, load_settings
 from trustyard.errors import TrustyardError
 from trustyard.services.actor import Actor
@@ -149,5 +149,5 @@ def _run(coroutine: Any) -> Any:
         sys.exit(1)
 
 
-for _command in (*accounts.COMMANDS, storage.storage, gc.gc):
+for _command in (*accounts.COMMANDS, storage.storage, gc.gc, policies.policy):
     main.add_command(_command)

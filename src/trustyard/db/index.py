@@ -16,6 +16,7 @@ from trustyard.db.database import Database
 from trustyard.db.gc_runs import GcRunStore
 from trustyard.db.leases import LeaseStore
 from trustyard.db.manifests import ManifestStore
+from trustyard.db.policies import PolicyStore
 from trustyard.db.repositories import RepositoryStore
 from trustyard.db.uploads import UploadStore
 
@@ -29,6 +30,7 @@ class Index:
         self.uploads = UploadStore(db, self.repositories)
         self.leases = LeaseStore(db)
         self.gc_runs = GcRunStore(db)
+        self.policies = PolicyStore(db)
 
     @property
     def reader(self) -> AsyncEngine:

@@ -49,6 +49,12 @@ class NewManifest:
 
 
 @dataclass(frozen=True, slots=True)
+class TagAge:
+    name: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class UntaggedRow:
     id: int
     repository: str
@@ -343,6 +349,16 @@ class ManifestStore:
             .order_by(t.tags.c.name)
         )
         return await self._db.scalars(query)
+
+    async def tags_by_age(self, repository: str) -> list[TagAge]:
+        """The repository's tags, newest push first (retention decides on these)."""
+        query = (
+            select(t.tags.c.name, t.tags.c.updated_at)
+            .join(t.repositories, t.repositories.c.id == t.tags.c.repository_id)
+            .where(t.repositories.c.name == repository)
+            .order_by(t.tags.c.updated_at.desc(), t.tags.c.name)
+        )
+        return [TagAge(r.name, r.updated_at) for r in await self._db.rows(query)]
 
     # Garbage collection (--untagged)
 

@@ -248,3 +248,17 @@ gc_runs = Table(
     Column("error", Text),
     Index("ix_gc_runs_started_at", "started_at"),
 )
+
+# Tag policies per repository pattern (migration 0006).
+
+tag_policies = Table(
+    "tag_policies",
+    metadata,
+    Column("pattern", String(255), primary_key=True),  # team/app, team/*, team/**, **
+    Column("immutable", Boolean, nullable=False),  # tags, once pushed, never move and are never deleted
+    Column("keep_last", Integer),  # retention: keep the newest N tags ...
+    Column("keep_days", Integer),  # ... and those pushed within D days ...
+    Column("keep_tags", String(255)),  # ... and those matching this glob; the rest go before collection
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(64), nullable=False),
+)

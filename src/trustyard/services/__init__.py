@@ -19,8 +19,10 @@ from trustyard.services.audit import Audit
 from trustyard.services.blobs import Blobs
 from trustyard.services.gc import GarbageCollector, GcSchedule, collector_id
 from trustyard.services.manifests import Manifests
+from trustyard.services.policies import TagPolicies
 from trustyard.services.referrers import Referrers
 from trustyard.services.repositories import Repositories
+from trustyard.services.retention import Retention
 from trustyard.services.settings import Settings, StartupStorage
 from trustyard.services.storage import StorageAdmin
 from trustyard.services.tags import Tags
@@ -44,6 +46,7 @@ class Services:
     tokens: Tokens
     audit: Audit
     settings: Settings
+    policies: TagPolicies
     gc: GarbageCollector
 
     @classmethod
@@ -76,10 +79,12 @@ class Services:
             audit,
         )
         uploads = Uploads(index, storage)
+        policies = TagPolicies(index, audit)
+        manifests = Manifests(index, storage, policies, audit)
         return cls(
             blobs=Blobs(index, storage, audit),
             uploads=uploads,
-            manifests=Manifests(index, storage, audit),
+            manifests=manifests,
             tags=Tags(index),
             repositories=Repositories(index, storage, audit, accounts.pullable),
             referrers=Referrers(index),
@@ -88,10 +93,12 @@ class Services:
             tokens=Tokens(authority or ephemeral_authority(), account_store, repository_store, accounts, audit),
             audit=audit,
             settings=settings,
+            policies=policies,
             gc=GarbageCollector(
                 index,
                 storage,
                 uploads,
+                Retention(index, policies, manifests),
                 audit,
                 collector_id(),
                 RuntimeSettings(index.reader, index.writer),

@@ -40,6 +40,7 @@ from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Actor
 from trustyard.services.audit import Audit
 from trustyard.services.reservations import LEASE, dead_here
+from trustyard.services.retention import Expired, Retention
 from trustyard.services.uploads import Uploads
 from trustyard.storage import layout
 from trustyard.storage.driver import StorageDriver
@@ -78,6 +79,7 @@ class GcReport:
 
     blobs: int = 0
     bytes_freed: int = 0
+    tags: int = 0  # removed by retention
     manifests: int = 0
     links: int = 0
     uploads: int = 0
@@ -160,6 +162,7 @@ class GarbageCollector:
         index: Index,
         storage: StorageDriver,
         uploads: Uploads,
+        retention: Retention,
         audit: Audit,
         holder: str,
         runtime: RuntimeSettings,
@@ -168,6 +171,7 @@ class GarbageCollector:
         self._index = index
         self._storage = storage
         self._uploads = uploads
+        self._retention = retention
         self._audit = audit
         self._holder = holder
         self._runtime = runtime
@@ -249,6 +253,7 @@ class GarbageCollector:
         try:
             sweep = _Sweep(self._index, self._storage, self._uploads, self.renew, options, report, progress)
             try:
+                await self._retain(actor, options, report)
                 await sweep.run()
             except BaseException as exc:
                 report.seconds = round(time.monotonic() - started, 3)
@@ -264,6 +269,17 @@ class GarbageCollector:
             return await self._index.gc_runs.get(run_id)
         finally:
             await self._index.leases.release(LEASE, self._holder)
+
+    async def retention_plan(self, actor: Actor) -> list[Expired]:
+        """The tags the next run's retention would remove."""
+        return await self._retention.plan(actor)
+
+    async def _retain(self, actor: Actor, options: GcOptions, report: GcReport) -> None:
+        """Retention first: the tags it removes free what only they used, in this very run."""
+        expired = await (self._retention.plan(actor) if options.dry_run else self._retention.apply(actor))
+        report.tags += len(expired)
+        for item in expired:
+            report.note(f"tag {item.repository}:{item.tag}")
 
     async def _acquire(self) -> None:
         leases = self._index.leases

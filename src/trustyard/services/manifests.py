@@ -18,6 +18,7 @@ from trustyard.oci.manifest import Descriptor, Manifest, parse_manifest
 from trustyard.oci.names import Reference, RepositoryName, Tag
 from trustyard.services.actor import Action, Actor
 from trustyard.services.audit import Audit
+from trustyard.services.policies import TagPolicies
 from trustyard.services.reservations import reserve
 from trustyard.storage import layout
 from trustyard.storage.driver import StorageDriver
@@ -41,9 +42,10 @@ class PushedManifest:
 
 
 class Manifests:
-    def __init__(self, index: Index, storage: StorageDriver, audit: Audit | None = None) -> None:
+    def __init__(self, index: Index, storage: StorageDriver, policies: TagPolicies, audit: Audit | None = None) -> None:
         self._index = index
         self._storage = storage
+        self._policies = policies
         self._audit = audit
 
     async def get(self, actor: Actor, repository: RepositoryName, reference: Reference) -> ManifestRow:
@@ -73,6 +75,7 @@ class Manifests:
         await self._check_references(repository, manifest)
         named = [reference] if isinstance(reference, Tag) else []
         tags = tuple(dict.fromkeys(t.value for t in [*named, *extra_tags]))
+        await self._policies.check_push(repository.value, list(tags), str(digest))
         await self._store(repository, digest, payload, tags)
         record = manifest_record(digest, payload, manifest, [d.digest for d in _checked_blobs(manifest)])
         await self._index.manifests.put_manifest(
@@ -90,10 +93,14 @@ class Manifests:
 
     async def _delete(self, repository: RepositoryName, reference: Reference) -> None:
         if isinstance(reference, Tag):
+            await self._policies.check_delete(repository.value, [reference.value])
             if await self._index.manifests.delete_tag(repository.value, reference.value) is None:
                 raise ManifestUnknown(f"tag {reference} is not in repository {repository}")
             await self._storage.delete_prefix(layout.tag_dir(repository, reference))
             return
+        await self._policies.check_delete(
+            repository.value, await self._index.manifests.tags_of(repository.value, str(reference))
+        )
         try:
             removed_tags = await self._index.manifests.delete_manifest(repository.value, str(reference))
         except LookupError:

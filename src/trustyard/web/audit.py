@@ -39,6 +39,8 @@ ACTIONS = [
     "settings.storage",
     "settings.gc",
     "gc.run",
+    "policy.put",
+    "policy.delete",
 ]
 
 

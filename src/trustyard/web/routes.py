@@ -47,6 +47,8 @@ PAGES: list[tuple[str, Handler, list[str]]] = [
     ("/admin/gc", gc.gc_page, GET),
     ("/admin/gc/run", gc.start_run, POST),
     ("/admin/gc/schedule", gc.save_schedule, POST),
+    ("/admin/gc/policies", gc.save_policy, POST),
+    ("/admin/gc/policies/delete", gc.delete_policy, POST),
     ("/settings/storage", settings.storage_page, GET),
     ("/settings/storage", settings.save_storage, POST),
     ("/settings/storage/upload", settings.upload_storage, POST),
