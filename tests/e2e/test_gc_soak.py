@@ -45,7 +45,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.trustyard_only(reason="garbage colle
 CLIENTS = 16
 SOAK_SECONDS = float(os.environ.get("TRUSTYARD_SOAK_SECONDS", "30"))  # per backend: ~2 minutes in all
 #: The collector's grace window: seconds, yet longer than one image push takes here (object stores are slower).
-GRACE = {"filesystem": "3s", "swift": "15s"}
+GRACE = {"filesystem": "10s", "swift": "20s"}
 SHARED = [random.Random(7000 + i).randbytes(8 << 10) for i in range(4)]
 
 

@@ -257,27 +257,44 @@ class BlobStore:
         touched = await conn.scalar(select(t.blobs.c.touched_at).where(t.blobs.c.digest == digest).with_for_update())
         return touched is None or _aware(touched) < cutoff
 
-    async def remove_stale_link(self, link: LinkRow, cutoff: datetime) -> bool:
-        """Delete the link if it is still stale: its blob untouched and the link not made again since
-        ``cutoff``, and unused. A manifest inserted concurrently that uses it makes the foreign key refuse the
-        delete: then it stays."""
+    async def remove_stale_links(self, links: Sequence[LinkRow], cutoff: datetime) -> set[tuple[int, str]]:
+        """Delete those of ``links`` still stale: their blob untouched and the link not made again since
+        ``cutoff``, and unused; returns the (repository id, digest) of those deleted. One transaction holding
+        the blob rows' locks; a manifest inserted concurrently that uses a link makes the foreign key refuse
+        its delete: then the page is retried link by link and that link stays."""
+        try:
+            return await self._remove_stale(links, cutoff)
+        except IntegrityError:
+            removed: set[tuple[int, str]] = set()
+            for link in links:
+                try:
+                    removed |= await self._remove_stale([link], cutoff)
+                except IntegrityError:
+                    continue
+            return removed
+
+    async def _remove_stale(self, links: Sequence[LinkRow], cutoff: datetime) -> set[tuple[int, str]]:
         used = exists().where(
             t.manifest_blobs.c.repository_id == t.repository_blobs.c.repository_id,
             t.manifest_blobs.c.digest == t.repository_blobs.c.digest,
         )
-        statement = delete(t.repository_blobs).where(
-            t.repository_blobs.c.repository_id == link.repository_id,
-            t.repository_blobs.c.digest == link.digest,
-            t.repository_blobs.c.created_at < cutoff,
-            ~used,
-        )
-        try:
-            async with self._db.writer.begin() as conn:
-                if not await self.untouched_since(conn, link.digest, cutoff):
-                    return False
-                return bool((await conn.execute(statement)).rowcount)
-        except IntegrityError:
-            return False
+        removed = set()
+        async with self._db.writer.begin() as conn:
+            digests = sorted({link.digest for link in links})
+            locked = select(t.blobs.c.digest, t.blobs.c.touched_at).where(t.blobs.c.digest.in_(digests))
+            fresh = {r.digest for r in await conn.execute(locked.with_for_update()) if _aware(r.touched_at) >= cutoff}
+            for link in links:
+                if link.digest in fresh:
+                    continue
+                statement = delete(t.repository_blobs).where(
+                    t.repository_blobs.c.repository_id == link.repository_id,
+                    t.repository_blobs.c.digest == link.digest,
+                    t.repository_blobs.c.created_at < cutoff,
+                    ~used,
+                )
+                if (await conn.execute(statement)).rowcount:
+                    removed.add((link.repository_id, link.digest))
+        return removed
 
 
 def _aware(at: datetime) -> datetime:

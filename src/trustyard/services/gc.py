@@ -25,7 +25,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -56,6 +56,7 @@ DEFAULT_GRACE = timedelta(hours=2)
 #: Upload sessions idle this long are expired (Distribution's uploadpurging default age).
 UPLOAD_EXPIRY = timedelta(days=7)
 PAGE = 500
+STAGING_AGE = timedelta(hours=1)
 #: Scheduled runs are at least this far apart.
 MIN_INTERVAL = timedelta(minutes=5)
 #: The runtime setting holding the schedule saved in the web UI or the admin API.
@@ -71,6 +72,9 @@ class GcOptions:
     untagged: bool = False
     grace: timedelta = DEFAULT_GRACE
     upload_expiry: timedelta = UPLOAD_EXPIRY
+    #: Upload staging without a session is left this long: a completing upload has given up its session
+    #: row (its claim) while it assembles, hashes and moves the bytes, which can take minutes for huge blobs.
+    staging_age: timedelta = STAGING_AGE
 
 
 @dataclass(slots=True)
@@ -300,6 +304,25 @@ class GarbageCollector:
             raise StorageUnavailable("garbage collection lost its lease (another collector took over); stopped")
 
 
+#: Storage deletes in flight at once: object stores answer each in milliseconds, so a page goes in parallel.
+PARALLEL_DELETES = 16
+
+
+async def _each(delete: Callable[[str], Awaitable[None]], keys: Iterable[str]) -> None:
+    """``delete`` every key, ``PARALLEL_DELETES`` at a time."""
+    gate = asyncio.Semaphore(PARALLEL_DELETES)
+
+    async def one(key: str) -> None:
+        async with gate:
+            await delete(key)
+
+    await asyncio.gather(*(one(key) for key in keys))
+
+
+def _layer_link(row: LinkRow) -> str:
+    return layout.layer_link(RepositoryName(row.repository), Digest.parse(row.digest))
+
+
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
@@ -383,21 +406,24 @@ class _Sweep:
         after: tuple[int, str] = (0, "")
         done = 0
         while rows := await self.index.blobs.stale_links(self.cutoff, after, PAGE):
-            for row in rows:
-                if self.dry or await self._remove_link(row):
-                    self.report.links += 1
+            self.report.links += len(rows) if self.dry else await self._remove_links(rows)
             last = rows[-1]
             after, done = (last.repository_id, last.digest), done + len(rows)
             self.progress("unused links", done)
             await self.renew()
 
-    async def _remove_link(self, row: LinkRow) -> bool:
-        link = layout.layer_link(RepositoryName(row.repository), Digest.parse(row.digest))
-        await self.storage.delete(link)  # storage first; restored below if a push touched the blob meanwhile
-        if await self.index.blobs.remove_stale_link(row, self.cutoff):
-            return True
-        await self.storage.put(link, layout.link_body(Digest.parse(row.digest)))
-        return False
+    async def _remove_links(self, rows: list[LinkRow]) -> int:
+        # Storage first, then the index under the blob rows' locks; a link whose blob a push touched since the
+        # cutoff may have had its file written just before we deleted it: put those back.
+        files = {(r.repository_id, r.digest): _layer_link(r) for r in rows}
+        await _each(self.storage.delete, files.values())
+        removed = await self.index.blobs.remove_stale_links(rows, self.cutoff)
+        kept = [
+            (files[(r.repository_id, r.digest)], r.digest) for r in rows if (r.repository_id, r.digest) not in removed
+        ]
+        for key, digest in kept:
+            await self.storage.put(key, layout.link_body(Digest.parse(digest)))
+        return len(removed)
 
     async def blobs(self) -> None:
         after, done = "", 0
@@ -418,8 +444,7 @@ class _Sweep:
             await self.renew()
 
     async def _delete_bytes(self, blobs: list[tuple[str, int]]) -> None:
-        for digest, _size in blobs:
-            await self.storage.delete(layout.blob_data(Digest.parse(digest)))
+        await _each(self.storage.delete, [layout.blob_data(Digest.parse(digest)) for digest, _size in blobs])
 
     async def orphans(self) -> None:
         """Bytes under blobs/ without a row: a push that died between writing and recording them."""
@@ -490,8 +515,9 @@ class _Sweep:
             modified = info.modified if info else 0.0
             newest[found.upload_id] = max(newest.get(found.upload_id, 0.0), modified)
             prefixes[found.upload_id] = found.prefix
+        cutoff = (datetime.now(UTC) - self.options.staging_age).timestamp()
         for upload_id, modified in newest.items():
-            if modified >= self.cutoff.timestamp() or await self.index.uploads.upload(repository, upload_id):
+            if modified >= cutoff or await self.index.uploads.upload(repository, upload_id):
                 continue
             if not self.dry:
                 await self.storage.delete_prefix(prefixes[upload_id])
