@@ -261,6 +261,14 @@ async def test_unrecorded_bytes_and_abandoned_staging_are_collected(env: tuple[S
     assert layout.upload_data(APP, "dead-upload") not in driver.store.objects
     assert run.report["orphans"] == 1
     assert await index.uploads.upload(APP.value, live.id) is not None  # a session, not yet expired
+    abandoned = await driver.start_upload(layout.upload_data(APP, "claimed-then-crashed"))  # no session row
+    run = await services.gc.run(SYSTEM, NOW)
+    assert abandoned.token in driver.store.uploads  # begun within the staging age
+    assert live.id in {r.id for r in await index.uploads.stale_uploads(datetime.now(UTC) + timedelta(seconds=5))}
+    run = await services.gc.run(SYSTEM, replace(NOW, staging_age=timedelta(seconds=-5)))
+    assert abandoned.token not in driver.store.uploads  # aborted: no session names it
+    assert run.report["orphans"] == 1
+    assert await index.uploads.upload(APP.value, live.id) is not None  # its driver upload has a session
     expired = await services.gc.run(SYSTEM, GcOptions(grace=NOW.grace, upload_expiry=timedelta(seconds=-5)))
     assert expired.report["uploads"] == 1
     assert await index.uploads.upload(APP.value, live.id) is None

@@ -81,6 +81,12 @@ class UploadStore:
             result = await conn.execute(delete(t.uploads).where(t.uploads.c.id == upload_id))
             return bool(result.rowcount)
 
+    async def tokens_in_use(self, tokens: list[str]) -> set[str]:
+        """Which of the drivers' upload ``tokens`` a session still names."""
+        if not tokens:
+            return set()
+        return set(await self._db.scalars(select(t.uploads.c.token).where(t.uploads.c.token.in_(tokens))))
+
     async def stale_uploads(self, older_than: datetime) -> list[UploadRow]:
         query = (
             select(t.uploads, t.repositories.c.name)

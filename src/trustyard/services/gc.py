@@ -43,7 +43,7 @@ from trustyard.services.reservations import LEASE, dead_here
 from trustyard.services.retention import Expired, Retention
 from trustyard.services.uploads import Uploads
 from trustyard.storage import layout
-from trustyard.storage.driver import StorageDriver
+from trustyard.storage.driver import StorageDriver, UploadState
 
 __all__ = ["GarbageCollector", "GcOptions", "GcReport", "GcRunRow", "GcSchedule", "GcStatus", "parse_duration"]
 
@@ -494,12 +494,37 @@ class _Sweep:
         else:
             self.report.uploads += await self.upload_sessions.purge(Actor.system(), self.options.upload_expiry)
         self.progress("upload sessions", len(expired))
+        await self.open_uploads()
         names_after, done = "", 0
         while names := await self.index.repositories.names(names_after, PAGE):
             for name in names:
                 await self._staging(name)
             names_after, done = names[-1], done + len(names)
             self.progress("upload staging", done)
+            await self.renew()
+
+    async def open_uploads(self) -> None:
+        """The drivers' segmented uploads no session names (a crash between claiming a session and completing
+        it; on S3, incomplete multipart uploads), begun longer ago than the staging age."""
+        started_before = (datetime.now(UTC) - self.options.staging_age).timestamp()
+        batch: list[UploadState] = []
+        async for state in self.storage.open_uploads(started_before):
+            batch.append(state)
+            if len(batch) >= PAGE:
+                await self._abort_unclaimed(batch)
+                batch = []
+        await self._abort_unclaimed(batch)
+
+    async def _abort_unclaimed(self, states: list[UploadState]) -> None:
+        in_use = await self.index.uploads.tokens_in_use([s.token for s in states])
+        for state in states:
+            if state.token in in_use:
+                continue
+            if not self.dry:
+                await self.storage.abort_upload(state)
+            self.report.orphans += 1
+            self.report.note(f"open upload to {state.key}")
+        if states:
             await self.renew()
 
     async def _staging(self, repository: str) -> None:

@@ -93,6 +93,9 @@ class SwitchableDriver:
     async def abort_upload(self, upload: UploadState) -> None:
         await self.current.abort_upload(upload)
 
+    def open_uploads(self, started_before: float) -> AsyncIterator[UploadState]:
+        return self.current.open_uploads(started_before)
+
     async def close(self) -> None:
         for task, driver in list(self._retiring.items()):
             task.cancel()
