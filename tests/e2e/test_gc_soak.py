@@ -278,7 +278,7 @@ def test_killed_collector_loses_nothing(fs_registry: Registry) -> None:
     kills = 0
     with fs_registry.http() as http:
         for round_ in range(6):
-            for n in range(12):  # work for this round's collector: half the new images are deleted
+            for n in range(16):  # work for this round's collector: half the new images are deleted
                 tag = f"r{round_}-{n}"
                 image = push_image(http, "crash/app", tag, rng, None)
                 if n % 2:
@@ -293,7 +293,7 @@ def test_killed_collector_loses_nothing(fs_registry: Registry) -> None:
             )
             while process.poll() is None and _last_run(fs_registry) == before:
                 time.sleep(0.01)  # until the collector has begun its run (bounded by the process ending)
-            time.sleep(rng.uniform(0, 0.3))  # then a random point of the run
+            time.sleep(rng.uniform(0, 0.1))  # then a random point of the run (which takes a fraction of a second)
             if process.poll() is None:
                 os.kill(process.pid, signal.SIGKILL)
                 kills += 1
