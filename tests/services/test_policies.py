@@ -54,6 +54,8 @@ async def test_immutable_tags_cannot_move_or_go(env: tuple[Services, Index, Memo
     with pytest.raises(ManifestUnknown):  # a tag that does not exist is still just unknown
         await services.manifests.delete(SYSTEM, APP, Tag.parse("nope"))
     await push_image(services, "v2", b"new tags are fine")
+    with pytest.raises(Denied, match="cannot be deleted"):  # nor with the whole repository
+        await services.repositories.delete(SYSTEM, APP)
     other = RepositoryName.parse("elsewhere/app")
     await push_image(services, "v1", b"other repositories are not covered", repository=other)
     await push_image(services, "v1", b"and can move", repository=other)

@@ -86,7 +86,7 @@ class Services:
             uploads=uploads,
             manifests=manifests,
             tags=Tags(index),
-            repositories=Repositories(index, storage, audit, accounts.pullable),
+            repositories=Repositories(index, policies, storage, audit, accounts.pullable),
             referrers=Referrers(index),
             storage=storage_admin,
             accounts=accounts,

@@ -2,8 +2,8 @@
 the retention rules ``services/retention.py`` applies. Every policy whose pattern matches a repository
 applies to it; a tag is immutable when any of them says so.
 
-Immutable means: once a tag names a manifest, pushing another manifest to it, deleting it, or deleting the
-manifest it names is refused with DENIED and a message saying which policy. Pushing the same manifest again
+Immutable means: once a tag names a manifest, pushing another manifest to it, deleting it, deleting the
+manifest it names, or deleting the repository is refused with DENIED and a message saying which policy. Pushing the same manifest again
 is allowed (clients retry pushes).
 """
 

@@ -10,6 +10,7 @@ from trustyard.errors import InsufficientScope, NameUnknown, Unauthorized
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
 from trustyard.services.audit import Audit
+from trustyard.services.policies import TagPolicies
 from trustyard.storage import layout
 from trustyard.storage.driver import StorageDriver
 
@@ -29,11 +30,13 @@ class Repositories:
     def __init__(
         self,
         index: Index,
+        policies: TagPolicies,
         storage: StorageDriver | None = None,
         audit: Audit | None = None,
         pullable: Pullable = _by_actor,
     ) -> None:
         self._index = index
+        self._policies = policies
         self._storage = storage
         self._audit = audit
         self._pullable = pullable
@@ -67,6 +70,8 @@ class Repositories:
     async def delete(self, actor: Actor, repository: RepositoryName) -> None:
         """Remove a repository: index first, then its links in storage (blobs stay for garbage collection)."""
         actor.require(repository, Action.ADMIN)
+        tags = await self._index.manifests.list_tags(repository.value, 1, None)
+        await self._policies.check_delete(repository.value, tags or [])
         if not await self._index.repositories.delete_repository(repository.value):
             raise NameUnknown(f"repository {repository} is not known to this registry")
         if self._storage is not None:
