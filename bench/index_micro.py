@@ -14,6 +14,7 @@ import time
 
 import aiosqlite.core
 
+from trustyard.db.database import Database
 from trustyard.db.engine import create_engine
 from trustyard.db.index import Index
 
@@ -28,8 +29,8 @@ def cpu() -> float:
 
 async def main() -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{data}/trustyard.db")
-    index = Index(engine)
-    assert await index.manifest_by_tag(repo, tag) is not None
+    index = Index(Database(engine))
+    assert await index.manifests.manifest_by_tag(repo, tag) is not None
     calls = 0
     orig = aiosqlite.core.Connection._execute
 
@@ -39,10 +40,12 @@ async def main() -> None:
         return await orig(self, fn, *a, **k)
 
     aiosqlite.core.Connection._execute = counting
-    await index.manifest_by_tag(repo, tag)
+    await index.manifests.manifest_by_tag(repo, tag)
     print(f"aiosqlite thread round trips per manifest_by_tag: {calls}")
     aiosqlite.core.Connection._execute = orig
-    for label, fn in (("Index.manifest_by_tag (SQLAlchemy async + aiosqlite)", index.manifest_by_tag),):
+    for label, fn in (
+        ("ManifestStore.manifest_by_tag (SQLAlchemy async + aiosqlite)", index.manifests.manifest_by_tag),
+    ):
         t0, c0 = time.perf_counter(), cpu()
         for _ in range(N):
             await fn(repo, tag)

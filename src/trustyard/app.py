@@ -46,6 +46,7 @@ from trustyard.registry.routes import routes as registry_routes
 from trustyard.services import Services
 from trustyard.services.actor import Actor
 from trustyard.services.backup import Backups
+from trustyard.services.gc import GcSchedule
 from trustyard.services.settings import StartupStorage
 from trustyard.services.webhooks import REQUEST_SCOPE, EventSource
 from trustyard.storage.factory import build_driver
@@ -76,6 +77,8 @@ UPLOAD_PURGE_INTERVAL = timedelta(hours=1)
 WEBHOOK_LOG_AGE = timedelta(days=7)
 #: Strict-Transport-Security on TLS responses: one year, this host only (its subdomains are not ours).
 HSTS_MAX_AGE = 365 * 24 * 3600
+#: How often each worker looks whether a scheduled garbage collection is due.
+GC_SCHEDULE_CHECK_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     authority = token_authority(settings) if settings.token_key_path.exists() else None
     source = EventSource.local(settings.listen, settings.public_url)
     try:
+        schedule = GcSchedule.parse(settings.gc_every, settings.gc_untagged, settings.gc_grace)
         services = Services.create(
             index,
             driver,
@@ -165,6 +169,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             startup,
             secret_box(settings),
             source,
+            schedule,
             basic_auth_cache_ttl=settings.basic_auth_cache_ttl,
             refresh_tokens=settings.refresh_tokens,
         )
@@ -188,15 +193,19 @@ def backups(settings: Settings, services: Services, config_file: Path | None) ->
 
 
 async def _maintain(services: Services) -> None:
-    """Per worker: pick up storage settings and webhook endpoints saved elsewhere, and purge upload sessions
-    clients abandoned."""
-    last_purge = 0.0
+    """Per worker: pick up storage settings and webhook endpoints saved elsewhere, purge upload sessions clients
+    abandoned, and start scheduled garbage collection when it is due (the lease lets one worker of one node run
+    it)."""
+    last_purge = last_schedule = 0.0
     while True:
         await asyncio.sleep(SETTINGS_POLL_SECONDS)
         try:
             await services.settings.refresh()
             await services.webhooks.refresh()
             now = time.monotonic()
+            if now - last_schedule > GC_SCHEDULE_CHECK_SECONDS:
+                last_schedule = now
+                await services.gc.run_if_due()
             if now - last_purge > UPLOAD_PURGE_INTERVAL.total_seconds():
                 last_purge = now
                 await services.uploads.purge(Actor.system(), UPLOAD_PURGE_AGE)

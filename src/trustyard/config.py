@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     #: The key sealing secrets at rest (storage credentials saved at run time); default DATA_DIR/keys/secret.key.
     #: Nodes sharing a database share it (TRUSTYARD_SECRET_KEY, a Fernet key).
     secret_key: SecretStr | None = None
+    #: Garbage collection's schedule until one is saved in the web UI or the admin API: how often to collect
+    #: ("24h", "7d"; "off", the default, never) and the options of scheduled runs (docs/gc.md).
+    gc_every: str = "off"
+    gc_untagged: bool = False
+    gc_grace: str = "2h"
     #: Where ``storage:`` came from; set by trustyard when it loads settings. Storage set by the config file or
     #: the environment is pinned: Settings > Storage shows it read-only.
     storage_source: Literal["default", "config file", "environment"] = "default"

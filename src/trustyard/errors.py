@@ -226,3 +226,10 @@ class SettingPinned(TrustyardError):
 
     code = "SETTING_PINNED"
     default_message = "this setting is set by the configuration file or environment"
+
+
+class BlobCollected(StorageUnavailable):
+    """A push met garbage collection: the blob it was linking was collected (the push took longer than the
+    grace window) or is being collected right now. Nothing was recorded; pushing again succeeds."""
+
+    default_message = "the blob was garbage-collected while it was pushed; push it again"

@@ -75,6 +75,8 @@ MATRIX: list[tuple[str, str, object, tuple[int, ...]]] = [
     ("PATCH", "/api/v1/repositories/acme/app", {"public": True}, (401, 403, 200, 403, 200, 401, 401)),
     ("GET", "/api/v1/audit", None, (401, 403, 403, 403, 200, 401, 401)),
     ("GET", "/api/v1/settings/storage", None, (401, 403, 403, 403, 200, 401, 401)),
+    ("GET", "/api/v1/gc", None, (401, 403, 403, 403, 200, 401, 401)),
+    ("GET", "/api/v1/gc/runs", None, (401, 403, 403, 403, 200, 401, 401)),
     ("POST", "/api/v1/settings/storage/test", {"inmemory": {}}, (401, 403, 403, 403, 200, 401, 401)),
     ("DELETE", "/api/v1/users/outsider", None, (401, 403, 403, 403, 204, 401, 401)),
     ("DELETE", "/api/v1/repositories/acme/app", None, (401, 403, 204, 403, 204, 401, 401)),

@@ -1,38 +1,27 @@
-"""``RepositoryStore`` on SQLite and PostgreSQL: the summaries the repository list shows, in one query."""
+"""Repository rows on SQLite and PostgreSQL: the catalog, and the summaries the repository list shows in one query."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from trustyard.db.engine import migrate, open_index
-from trustyard.db.index import Index, NewManifest
-from trustyard.db.repositories import RepositoryStore, RepositorySummary
+from tests.db.records import A, B, M, N, manifest, put
+from trustyard.db.index import Index
+from trustyard.db.repositories import RepositorySummary
 
-A, B, C = ("sha256:" + letter * 64 for letter in "abc")
-M, N = ("sha256:" + letter * 64 for letter in "de")
-
-
-@pytest.fixture
-async def index(database_url: str) -> AsyncIterator[Index]:
-    await migrate(database_url)
-    index = open_index(database_url)
-    try:
-        yield index
-    finally:
-        await index.dispose()
+C = "sha256:" + "e" * 64
 
 
-def manifest(digest: str, blobs: tuple[str, ...]) -> NewManifest:
-    return NewManifest(
-        digest, "application/vnd.oci.image.manifest.v1+json", b"{}" + digest.encode(), None, None, None, blobs, ()
-    )
+async def test_catalog_pagination(index: Index) -> None:
+    for name in ("c", "a", "b"):
+        await put(index, name, manifest(M, ()), ["t"])
+    assert await index.repositories.list_repositories(2, None) == ["a", "b"]
+    assert await index.repositories.list_repositories(2, "b") == ["c"]
 
 
 @contextmanager
@@ -52,14 +41,16 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
 async def test_tags_distinct_blob_size_and_last_push_in_one_query(index: Index) -> None:
     early, late = datetime(2024, 1, 2, 3, 4, tzinfo=UTC), datetime(2025, 6, 7, 8, 9, tzinfo=UTC)
     for digest, size in ((A, 1000), (B, 20), (C, 3)):
-        await index.link_blob("team/app", digest, size)
-    await index.link_blob("team/db", C, 3)
-    await index.link_blob("team/unused", A, 1000)  # linked, but no manifest references it
+        await index.blobs.link_blob("team/app", digest, size)
+    await index.blobs.link_blob("team/db", C, 3)
+    await index.blobs.link_blob("team/unused", A, 1000)  # linked, but no manifest references it
     # Two manifests sharing the big layer A: it counts once.
-    await index.put_manifest("team/app", manifest(M, (A, B)), ["1.0", "latest"], pushed_at=early)
-    await index.put_manifest("team/app", manifest(N, (A, C)), ["2.0"], pushed_at=late)
-    await index.put_manifest("team/db", manifest(M, (C,)), [], pushed_at=late)  # untagged
-    store = RepositoryStore(index.reader, index.writer)
+    for record in (manifest(M, (A, B)), manifest(N, (A, C))):
+        await index.blobs.reserve_blob(record.digest, len(record.payload))
+    await index.manifests.put_manifest("team/app", manifest(M, (A, B)), ["1.0", "latest"], pushed_at=early)
+    await index.manifests.put_manifest("team/app", manifest(N, (A, C)), ["2.0"], pushed_at=late)
+    await index.manifests.put_manifest("team/db", manifest(M, (C,)), [], pushed_at=late)  # untagged
+    store = index.repositories
 
     with statements(index.reader) as seen:
         found = await store.summaries(["team/app", "team/db", "team/unused", "no/such"])

@@ -105,22 +105,22 @@ async def test_default_is_the_filesystem_in_the_data_directory(index: Index, tmp
 async def test_switching_rebuilds_the_index_and_switching_back_shows_images_again(index: Index, tmp_path: Path) -> None:
     w = worker(index, tmp_path)
     first = await push_blob(w, b"on the default backend")
-    assert await index.linked_blob_size(REPO.value, str(first)) is not None
+    assert await index.blobs.linked_blob_size(REPO.value, str(first)) is not None
 
     view = await w.settings.save_storage(ADMIN, on_disk(tmp_path / "other"))
     assert view.source == "runtime"
     assert view.parameters["rootdirectory"] == str(tmp_path / "other")
     assert isinstance(w.driver.current, FilesystemDriver)
     assert w.driver.current.root == tmp_path / "other"
-    assert await index.linked_blob_size(REPO.value, str(first)) is None  # not on the new backend
+    assert await index.blobs.linked_blob_size(REPO.value, str(first)) is None  # not on the new backend
 
     second = await push_blob(w, b"on the other backend")
     assert (tmp_path / "other" / "docker/registry/v2/blobs/sha256" / second.hex[:2] / second.hex / "data").exists()
 
     await w.settings.save_storage(ADMIN, on_disk(tmp_path / "default"))
     # Blob links alone are not images; what reindex brings back is what storage holds in Distribution's layout.
-    assert await index.linked_blob_size(REPO.value, str(first)) == len(b"on the default backend")
-    assert await index.linked_blob_size(REPO.value, str(second)) is None
+    assert await index.blobs.linked_blob_size(REPO.value, str(first)) == len(b"on the default backend")
+    assert await index.blobs.linked_blob_size(REPO.value, str(second)) is None
 
 
 async def test_a_failing_backend_is_refused_and_the_old_one_stays(index: Index, tmp_path: Path) -> None:

@@ -102,3 +102,14 @@ def test_classify_refuses_invalid_tags(tag: str) -> None:
 @pytest.mark.parametrize("name", ["Upper/case", "a/../b", "a//b"])
 def test_classify_refuses_invalid_repository_names(name: str) -> None:
     assert layout.classify(f"docker/registry/v2/repositories/{name}/_layers/sha256/{HEX}/link") is None
+
+
+def test_blob_and_upload_keys_read_back() -> None:
+    digest = Digest.parse("sha256:" + "ab" * 32)
+    assert layout.blob_of(layout.blob_data(digest)) == digest
+    assert layout.blob_of(layout.blob_dir(digest) + "/other") is None
+    assert layout.blob_of(f"{layout.BLOBS}/sha256/cd/{'ab' * 32}/data") is None  # not under its own prefix
+    name = RepositoryName.parse("team/app")
+    found = layout.upload_of(layout.upload_data(name, "u-1"))
+    assert found == layout.UploadDir("team/app", "u-1", layout.upload_dir(name, "u-1"))
+    assert layout.upload_of(layout.layer_link(name, digest)) is None

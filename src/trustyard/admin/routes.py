@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from trustyard.admin import accounts, audit, grants, openapi, repositories, settings, webhooks
+from trustyard.admin import accounts, audit, gc, grants, openapi, policies, repositories, settings, webhooks
 from trustyard.admin.openapi import Endpoint
 
 PREFIX = "/api/v1"
@@ -87,6 +87,49 @@ ENDPOINTS = [
         settings.put_storage,
         "Probe and save the storage backend; every worker switches to it (admin)",
         body="StorageSettings",
+    ),
+    Endpoint(
+        "POST",
+        "/gc",
+        gc.start_run,
+        "Start a garbage collection in the background (admin)",
+        body="GcOptions",
+        response="GcRun",
+    ),
+    Endpoint(
+        "GET", "/gc", gc.get_status, "Whether a collection is running, and the last run (admin)", response="GcStatus"
+    ),
+    Endpoint("GET", "/gc/runs", gc.list_runs, "Past collections, newest first (?limit=, admin)", response="GcRuns"),
+    Endpoint("GET", "/gc/runs/{run:int}", gc.get_run, "One collection run (admin)", response="GcRun"),
+    Endpoint(
+        "GET", "/policies", policies.list_policies, "Tag policies per repository pattern (admin)", response="Policies"
+    ),
+    Endpoint(
+        "PUT",
+        "/policies/{pattern:path}",
+        policies.put_policy,
+        "Set the tag policy of a repository pattern: immutable tags, retention rules (admin)",
+        body="Policy",
+        response="Policy",
+    ),
+    Endpoint("DELETE", "/policies/{pattern:path}", policies.delete_policy, "Remove a tag policy (admin)"),
+    Endpoint(
+        "GET",
+        "/retention/plan",
+        policies.retention_plan,
+        "The tags retention would remove now, before the next collection (admin)",
+        response="RetentionPlan",
+    ),
+    Endpoint(
+        "GET", "/gc/schedule", gc.get_schedule, "How often collection runs by itself (admin)", response="GcSchedule"
+    ),
+    Endpoint(
+        "PUT",
+        "/gc/schedule",
+        gc.put_schedule,
+        "Set the collection schedule (admin)",
+        body="GcSchedule",
+        response="GcSchedule",
     ),
     Endpoint(
         "POST",

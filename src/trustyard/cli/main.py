@@ -13,7 +13,7 @@ import click
 
 from trustyard import __version__, metrics
 from trustyard.app import SERVE_PID_ENV, WORKER_SETTINGS_ENV, Startup, configure_logging, open_services, prepare
-from trustyard.cli import accounts, backup, lock, storage, webhooks
+from trustyard.cli import accounts, backup, gc, lock, policies, storage, webhooks
 from trustyard.cli.ca import ca, ca_fingerprint
 from trustyard.cli.supervise import serve_supervised
 from trustyard.config import Settings, load_settings
@@ -162,5 +162,5 @@ def _run(coroutine: Any) -> Any:
         sys.exit(1)
 
 
-for _command in (*accounts.COMMANDS, storage.storage, backup.backup, webhooks.webhook, ca):
+for _command in (*accounts.COMMANDS, storage.storage, backup.backup, webhooks.webhook, ca, gc.gc, policies.policy):
     main.add_command(_command)

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from trustyard.db.database import Database
 from trustyard.db.index import Index
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -43,14 +44,14 @@ def open_index(url: str) -> Index:
     another process wrote in between; IMMEDIATE waits for the lock instead)."""
     reader = create_engine(url)
     if not url.startswith("sqlite"):
-        return Index(reader)
+        return Index(Database(reader))
     writer = create_engine(url)
     event.listen(writer.sync_engine, "connect", _manual_transactions)
     event.listen(writer.sync_engine, "begin", _begin_immediate)
-    # Reads run on this thread (see Index._rows); the pool keeps a few connections for nested reads.
+    # Reads run on this thread (see Database.rows); the pool keeps a few connections for nested reads.
     local = create_sync_engine(url.replace("+aiosqlite", "+pysqlite"), pool_reset_on_return=None)
     event.listen(local, "connect", _sqlite_pragmas)
-    return Index(reader, writer, local)
+    return Index(Database(reader, writer, local))
 
 
 def _manual_transactions(dbapi_connection: Any, _record: Any) -> None:

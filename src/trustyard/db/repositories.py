@@ -1,5 +1,5 @@
-"""``RepositoryStore``: repository visibility, summaries for listings, and removing a whole repository from
-the index.
+"""``RepositoryStore``: the one module that writes repository rows: creating them on first use, listing them,
+summaries for listings, their visibility, and removing a whole repository from the index.
 
 Visibility is kept by name (``repository_settings``), so a repository can be made public before its first
 push and keeps its setting across a reindex.
@@ -11,10 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import String, bindparam, delete, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from trustyard.db import tables as t
+from trustyard.db.database import Database, now
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +30,55 @@ class RepositorySummary:
 
 
 class RepositoryStore:
-    def __init__(self, reader: AsyncEngine, writer: AsyncEngine | None = None) -> None:
-        self.reader = reader
-        self.writer = writer or reader
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._repository_id = select(t.repositories.c.id).where(
+            t.repositories.c.name == bindparam("repository", type_=String())
+        )
+
+    async def ensure_repository(self, name: str) -> int:
+        async with self._db.writer.begin() as conn:
+            return await self.ensure(conn, name)
+
+    async def ensure(self, conn: AsyncConnection, name: str) -> int:
+        """The repository's id, creating its row in the caller's transaction when it is new."""
+        found = await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == name))
+        if found is not None:
+            return int(found)
+        await conn.execute(self._db.insert_ignore(t.repositories, ["name"]).values(name=name, created_at=now()))
+        created = await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == name))
+        assert created is not None
+        return int(created)
+
+    async def repository_id(self, name: str) -> int | None:
+        found = await self._db.scalar(self._repository_id, repository=name)
+        return None if found is None else int(found)
+
+    async def list_repositories(self, limit: int, last: str | None, contains: str | None = None) -> list[str]:
+        """Repository names holding at least one manifest, in lexical order, after ``last``; with ``contains``,
+        only names containing that text."""
+        bytewise = self._db.bytewise
+        query = (
+            select(t.repositories.c.name)
+            .where(exists().where(t.manifests.c.repository_id == t.repositories.c.id))
+            .order_by(bytewise(t.repositories.c.name))
+            .limit(limit)
+        )
+        if last:
+            query = query.where(bytewise(t.repositories.c.name) > last)
+        if contains:
+            query = query.where(t.repositories.c.name.contains(contains, autoescape=True))
+        return await self._db.scalars(query)
+
+    async def names(self, after: str, limit: int) -> list[str]:
+        """Every repository name after ``after`` (with or without manifests), a page at a time."""
+        query = (
+            select(t.repositories.c.name)
+            .where(t.repositories.c.name > after)
+            .order_by(t.repositories.c.name)
+            .limit(limit)
+        )
+        return await self._db.scalars(query)
 
     async def public(self, names: Iterable[str]) -> set[str]:
         """Which of ``names`` are public."""
@@ -41,7 +88,7 @@ class RepositoryStore:
         query = select(t.repository_settings.c.name).where(
             t.repository_settings.c.name.in_(wanted), t.repository_settings.c.public.is_(True)
         )
-        async with self.reader.connect() as conn:
+        async with self._db.reader.connect() as conn:
             return set((await conn.scalars(query)).all())
 
     async def summaries(self, names: Sequence[str]) -> dict[str, RepositorySummary]:
@@ -67,13 +114,13 @@ class RepositoryStore:
             size.scalar_subquery().label("size"),
             pushed.scalar_subquery().label("pushed_at"),
         ).where(repository.name.in_(list(names)))
-        async with self.reader.connect() as conn:
+        async with self._db.reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return {row.name: RepositorySummary(row.name, int(row.tags), int(row.size), row.pushed_at) for row in rows}
 
     async def set_public(self, name: str, public: bool) -> bool:
         """Set visibility; returns the previous value."""
-        async with self.writer.begin() as conn:
+        async with self._db.writer.begin() as conn:
             query = select(t.repository_settings.c.public).where(t.repository_settings.c.name == name)
             before = await conn.scalar(query)
             if before is None:
@@ -87,12 +134,12 @@ class RepositoryStore:
     async def names_under(self, namespace: str) -> list[str]:
         """The indexed repositories in ``namespace`` (``namespace/...``), in order."""
         inside = t.repositories.c.name.startswith(namespace + "/", autoescape=True)
-        async with self.reader.connect() as conn:
+        async with self._db.reader.connect() as conn:
             return list((await conn.scalars(select(t.repositories.c.name).where(inside).order_by("name"))).all())
 
     async def delete_repository(self, name: str) -> bool:
         """Remove the repository and everything under it from the index; False when there was none."""
-        async with self.writer.begin() as conn:
+        async with self._db.writer.begin() as conn:
             repository_id = await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == name))
             if repository_id is None:
                 return False

@@ -49,6 +49,11 @@ blobs = Table(
     Column("digest", DIGEST, primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Garbage collection (docs/architecture.md, "Online garbage collection"): every push that makes the blob
+    # referenced touches the row first; the collector tombstones (deleting_at) only rows untouched for the
+    # grace window, and nothing references a tombstoned row.
+    Column("touched_at", DateTime(timezone=True), nullable=False),
+    Column("deleting_at", DateTime(timezone=True)),
 )
 
 repository_blobs = Table(
@@ -56,7 +61,8 @@ repository_blobs = Table(
     metadata,
     Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
     Column("digest", DIGEST, ForeignKey("blobs.digest"), primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),  # refreshed by every push that links it
+    Index("ix_repository_blobs_digest", "digest"),
 )
 
 manifests = Table(
@@ -74,6 +80,7 @@ manifests = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("repository_id", "digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
+    Index("ix_manifests_digest", "digest"),
 )
 
 manifest_blobs = Table(
@@ -84,6 +91,7 @@ manifest_blobs = Table(
     Column("digest", DIGEST, primary_key=True),
     ForeignKeyConstraint(["repository_id", "digest"], ["repository_blobs.repository_id", "repository_blobs.digest"]),
     Index("ix_manifest_blobs_repository_digest", "repository_id", "digest"),
+    Index("ix_manifest_blobs_digest", "digest"),
 )
 
 manifest_children = Table(
@@ -91,6 +99,7 @@ manifest_children = Table(
     metadata,
     Column("manifest_id", Integer, ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True),
     Column("child_digest", DIGEST, primary_key=True),
+    Index("ix_manifest_children_child_digest", "child_digest"),
 )
 
 tags = Table(
@@ -235,4 +244,44 @@ reserved_namespaces = Table(
     Column("kind", String(16), nullable=False),  # "user" or "organization"
     Column("reserved_at", DateTime(timezone=True), nullable=False),
     Column("reserved_by", String(64), nullable=False),
+)
+
+# Background jobs and garbage collection (migration 0007).
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),  # the job, e.g. "gc"
+    Column("holder", String(128), nullable=False),  # who holds it: host, pid and a random id
+    Column("expires_at", DateTime(timezone=True), nullable=False),  # the holder renews before this
+)
+
+gc_runs = Table(
+    "gc_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(16), nullable=False),  # running, succeeded, failed
+    Column("started_by", String(64), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("untagged", Boolean, nullable=False),
+    Column("grace_seconds", Integer, nullable=False),
+    Column("report", Text),  # JSON: what the run removed (or would remove), see services/gc.GcReport
+    Column("error", Text),
+    Index("ix_gc_runs_started_at", "started_at"),
+)
+
+# Tag policies per repository pattern (migration 0008).
+
+tag_policies = Table(
+    "tag_policies",
+    metadata,
+    Column("pattern", String(255), primary_key=True),  # team/app, team/*, team/**, **
+    Column("immutable", Boolean, nullable=False),  # tags, once pushed, never move and are never deleted
+    Column("keep_last", Integer),  # retention: keep the newest N tags ...
+    Column("keep_days", Integer),  # ... and those pushed within D days ...
+    Column("keep_tags", String(255)),  # ... and those matching this glob; the rest go before collection
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(64), nullable=False),
 )

@@ -1,4 +1,4 @@
-"""``WebhookStore``: webhook endpoints, the durable delivery queue and its attempt log (migration 0005).
+"""``WebhookStore``: webhook endpoints, the durable delivery queue and its attempt log (migration 0006).
 
 One ``webhook_deliveries`` row per event and endpoint, written when the event happens; a row stays
 ``pending`` until its endpoint answers 2xx. Deliveries of one endpoint go out in ``id`` order by whoever holds

@@ -16,18 +16,20 @@ from trustyard.db.accounts import AccountStore
 from trustyard.db.audit import AuditStore
 from trustyard.db.health import DatabaseProbe
 from trustyard.db.index import Index
-from trustyard.db.repositories import RepositoryStore
 from trustyard.db.sessions import SessionStore
 from trustyard.db.settings import RuntimeSettings
 from trustyard.db.webhooks import WebhookStore
 from trustyard.services.accounts import Accounts
 from trustyard.services.audit import Audit
 from trustyard.services.blobs import Blobs
+from trustyard.services.gc import GarbageCollector, GcSchedule, collector_id
 from trustyard.services.health import Health
 from trustyard.services.lockout import Lockout
 from trustyard.services.manifests import Manifests
+from trustyard.services.policies import TagPolicies
 from trustyard.services.referrers import Referrers
 from trustyard.services.repositories import Repositories
+from trustyard.services.retention import Retention
 from trustyard.services.sessions import Sessions
 from trustyard.services.settings import Settings, StartupStorage
 from trustyard.services.storage import StorageAdmin
@@ -56,6 +58,8 @@ class Services:
     settings: Settings
     health: Health
     webhooks: Webhooks
+    policies: TagPolicies
+    gc: GarbageCollector
 
     @classmethod
     def create(
@@ -66,19 +70,21 @@ class Services:
         startup: StartupStorage | None = None,
         box: SecretBox | None = None,
         source: EventSource | None = None,
+        gc_schedule: GcSchedule | None = None,
         *,
         basic_auth_cache_ttl: float = DEFAULT_TTL,
         refresh_tokens: bool = False,
     ) -> Services:
         """``authority`` signs registry tokens; without one (tests, one-off commands) a throwaway key does.
         ``startup`` is the storage the process started with (runtime settings may replace it, see
-        services/settings.py) and ``box`` seals saved secrets; tests may leave both out. ``source`` names this node
-        in webhook events. ``basic_auth_cache_ttl``: how long verified HTTP Basic credentials are trusted without a
-        new check; ``refresh_tokens``: whether logins may ask for refresh tokens (the ``refresh_tokens`` setting)."""
+        services/settings.py) and ``box`` seals saved secrets; ``source`` names this node in webhook events;
+        ``gc_schedule`` is the configured collection schedule (default: off). Tests may leave these out.
+        ``basic_auth_cache_ttl``: how long verified HTTP Basic credentials are trusted without a new check;
+        ``refresh_tokens``: whether logins may ask for refresh tokens (the ``refresh_tokens`` setting)."""
         storage = storage if isinstance(storage, SwitchableDriver) else SwitchableDriver(storage)
         audit = Audit(AuditStore(index.reader, index.writer))
         account_store = AccountStore(index.reader, index.writer)
-        repository_store = RepositoryStore(index.reader, index.writer)
+        repository_store = index.repositories
         accounts = Accounts(account_store, repository_store, storage, audit)
         storage_admin = StorageAdmin(index, storage)
         box = box or SecretBox(SecretBox.new_key())
@@ -94,12 +100,15 @@ class Services:
             storage_admin,
             audit,
         )
+        uploads = Uploads(index, storage, accounts.pullable, webhooks)
+        policies = TagPolicies(index, audit)
+        manifests = Manifests(index, storage, policies, audit, webhooks)
         return cls(
             blobs=Blobs(index, storage, audit, webhooks),
-            uploads=Uploads(index, storage, accounts.pullable, webhooks),
-            manifests=Manifests(index, storage, audit, webhooks),
+            uploads=uploads,
+            manifests=manifests,
             tags=Tags(index),
-            repositories=Repositories(index, repository_store, storage, audit, accounts.pullable),
+            repositories=Repositories(index, policies, storage, audit, accounts.pullable),
             referrers=Referrers(index),
             storage=storage_admin,
             accounts=accounts,
@@ -118,4 +127,15 @@ class Services:
             settings=settings,
             health=Health(DatabaseProbe(index.reader, index.writer), storage),
             webhooks=webhooks,
+            policies=policies,
+            gc=GarbageCollector(
+                index,
+                storage,
+                uploads,
+                Retention(index, policies, manifests),
+                audit,
+                collector_id(),
+                RuntimeSettings(index.reader, index.writer),
+                gc_schedule or GcSchedule(None),
+            ),
         )

@@ -43,7 +43,7 @@ class Blobs:
 
     async def stat(self, actor: Actor, repository: RepositoryName, digest: Digest) -> BlobInfo:
         actor.require(repository, Action.PULL)
-        size = await self._index.linked_blob_size(repository.value, str(digest))
+        size = await self._index.blobs.linked_blob_size(repository.value, str(digest))
         if size is None:
             raise BlobUnknown(f"blob {digest} is not in repository {repository}", detail={"digest": str(digest)})
         return BlobInfo(digest, size)
@@ -63,14 +63,14 @@ class Blobs:
 
     async def delete(self, actor: Actor, repository: RepositoryName, digest: Digest) -> None:
         actor.require(repository, Action.DELETE)
-        user = await self._index.blob_referenced_by(repository.value, str(digest))
+        user = await self._index.blobs.blob_referenced_by(repository.value, str(digest))
         if user is not None:
             raise BlobInUse(
                 f"blob {digest} is used by manifest {user} in {repository}; delete that manifest first",
                 detail={"manifest": user},
             )
         # Index first, then storage: the index must never point at a link that is gone.
-        if not await self._index.unlink_blob(repository.value, str(digest)):
+        if not await self._index.blobs.unlink_blob(repository.value, str(digest)):
             raise BlobUnknown(f"blob {digest} is not in repository {repository}", detail={"digest": str(digest)})
         await self._storage.delete(layout.layer_link(repository, digest))
         await self._audit.record(actor, "blob.delete", repository.value, digest=str(digest))

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from trustyard.db.index import Index, ManifestRow, NewManifest
+from trustyard.db.index import Index
+from trustyard.db.manifests import ManifestRow, NewManifest
 from trustyard.errors import DigestInvalid, ManifestBlobUnknown, ManifestUnknown, TooLarge
 from trustyard.oci import mediatypes as mt
 from trustyard.oci.digest import Digest
@@ -17,6 +18,8 @@ from trustyard.oci.manifest import Descriptor, Manifest, parse_manifest
 from trustyard.oci.names import Reference, RepositoryName, Tag
 from trustyard.services.actor import Action, Actor
 from trustyard.services.audit import Audit
+from trustyard.services.policies import TagPolicies
+from trustyard.services.reservations import reserve
 from trustyard.services.webhooks import Target, Webhooks
 from trustyard.storage import layout
 from trustyard.storage.driver import StorageDriver
@@ -40,18 +43,21 @@ class PushedManifest:
 
 
 class Manifests:
-    def __init__(self, index: Index, storage: StorageDriver, audit: Audit, events: Webhooks) -> None:
+    def __init__(
+        self, index: Index, storage: StorageDriver, policies: TagPolicies, audit: Audit, events: Webhooks
+    ) -> None:
         self._index = index
         self._storage = storage
+        self._policies = policies
         self._audit = audit
         self._events = events
 
     async def get(self, actor: Actor, repository: RepositoryName, reference: Reference) -> ManifestRow:
         actor.require(repository, Action.PULL)
         if isinstance(reference, Tag):
-            row = await self._index.manifest_by_tag(repository.value, reference.value)
+            row = await self._index.manifests.manifest_by_tag(repository.value, reference.value)
         else:
-            row = await self._index.manifest_by_digest(repository.value, str(reference))
+            row = await self._index.manifests.manifest_by_digest(repository.value, str(reference))
         if row is None:
             raise ManifestUnknown(f"manifest {reference} is not in repository {repository}")
         tag = reference.value if isinstance(reference, Tag) else None
@@ -76,9 +82,10 @@ class Manifests:
         await self._check_references(repository, manifest)
         named = [reference] if isinstance(reference, Tag) else []
         tags = tuple(dict.fromkeys(t.value for t in [*named, *extra_tags]))
+        await self._policies.check_push(repository.value, list(tags), str(digest))
         await self._store(repository, digest, payload, tags)
         record = manifest_record(digest, payload, manifest, [d.digest for d in _checked_blobs(manifest)])
-        await self._index.put_manifest(
+        await self._index.manifests.put_manifest(
             repository.value, record, tags, pushed_by=None if actor.is_anonymous else actor.name
         )
         await self._audit.record(actor, "manifest.push", repository.value, digest=str(digest), tags=list(tags))
@@ -99,12 +106,16 @@ class Manifests:
 
     async def _delete(self, repository: RepositoryName, reference: Reference) -> None:
         if isinstance(reference, Tag):
-            if await self._index.delete_tag(repository.value, reference.value) is None:
+            await self._policies.check_delete(repository.value, [reference.value])
+            if await self._index.manifests.delete_tag(repository.value, reference.value) is None:
                 raise ManifestUnknown(f"tag {reference} is not in repository {repository}")
             await self._storage.delete_prefix(layout.tag_dir(repository, reference))
             return
+        await self._policies.check_delete(
+            repository.value, await self._index.manifests.tags_of(repository.value, str(reference))
+        )
         try:
-            removed_tags = await self._index.delete_manifest(repository.value, str(reference))
+            removed_tags = await self._index.manifests.delete_manifest(repository.value, str(reference))
         except LookupError:
             raise ManifestUnknown(f"manifest {reference} is not in repository {repository}") from None
         await self._storage.delete(layout.revision_link(repository, reference))
@@ -112,13 +123,17 @@ class Manifests:
             await self._storage.delete_prefix(layout.tag_dir(repository, Tag(tag)))
 
     async def _check_references(self, repository: RepositoryName, manifest: Manifest) -> None:
-        missing = await self._index.missing_blobs(repository.value, [str(d.digest) for d in _checked_blobs(manifest)])
+        missing = await self._index.blobs.missing_blobs(
+            repository.value, [str(d.digest) for d in _checked_blobs(manifest)]
+        )
         if missing:
             raise ManifestBlobUnknown(
                 f"manifest references blob {missing[0]} which is not in repository {repository}; push it first",
                 detail={"digest": missing[0]},
             )
-        children = await self._index.missing_manifests(repository.value, [str(d.digest) for d in manifest.manifests])
+        children = await self._index.manifests.missing_manifests(
+            repository.value, [str(d.digest) for d in manifest.manifests]
+        )
         if children:
             raise ManifestBlobUnknown(
                 f"index references manifest {children[0]} which is not in repository {repository}; push it first",
@@ -126,6 +141,8 @@ class Manifests:
             )
 
     async def _store(self, repository: RepositoryName, digest: Digest, payload: bytes, tags: Sequence[str]) -> None:
+        # Reserve first: garbage collection then leaves these bytes and links alone for the grace window.
+        await reserve(self._index, self._storage, digest, len(payload))
         blob_key = layout.blob_data(digest)
         existing = await self._storage.stat(blob_key)
         if existing is None or existing.size != len(payload):

@@ -26,7 +26,7 @@ class Referrers:
         self, actor: Actor, repository: RepositoryName, subject: Digest, artifact_type: str | None
     ) -> ReferrerIndex:
         actor.require(repository, Action.PULL)
-        rows = await self._index.referrers(repository.value, str(subject), artifact_type)
+        rows = await self._index.manifests.referrers(repository.value, str(subject), artifact_type)
         descriptors = []
         for row in rows:
             descriptor: dict[str, object] = {

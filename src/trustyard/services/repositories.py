@@ -11,6 +11,7 @@ from trustyard.errors import InsufficientScope, NameUnknown, Unauthorized
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
 from trustyard.services.audit import Audit
+from trustyard.services.policies import TagPolicies
 from trustyard.storage import layout
 from trustyard.storage.driver import StorageDriver
 
@@ -30,13 +31,13 @@ class Repositories:
     def __init__(
         self,
         index: Index,
-        store: RepositoryStore | None = None,
+        policies: TagPolicies,
         storage: StorageDriver | None = None,
         audit: Audit | None = None,
         pullable: Pullable = _by_actor,
     ) -> None:
         self._index = index
-        self._store = store or RepositoryStore(index.reader, index.writer)
+        self._policies = policies
         self._storage = storage
         self._audit = audit
         self._pullable = pullable
@@ -50,7 +51,7 @@ class Repositories:
         names: list[str] = []
         # Filtering by permission after the query can shorten a page; keep reading until it is full.
         while len(names) < limit:
-            batch = await self._index.list_repositories(limit, last, contains)
+            batch = await self._index.repositories.list_repositories(limit, last, contains)
             names.extend(await self._pullable(actor, batch))
             if len(batch) < limit:
                 break
@@ -60,27 +61,29 @@ class Repositories:
     async def summaries(self, actor: Actor, names: Sequence[str]) -> list[RepositorySummary]:
         """Tag count, size and last push of each of ``names`` the actor may pull, in the order given."""
         allowed = await self._pullable(actor, names)
-        found = await self._store.summaries(allowed)
+        found = await self._index.repositories.summaries(allowed)
         return [found.get(name) or RepositorySummary(name, 0, 0, None) for name in allowed]
 
     async def public(self, actor: Actor, repository: RepositoryName) -> bool:
         actor.require(repository, Action.PULL)
-        return repository.value in await self._store.public([repository.value])
+        return repository.value in await self._index.repositories.public([repository.value])
 
     async def set_public(self, actor: Actor, repository: RepositoryName, public: bool) -> None:
         actor.require(repository, Action.ADMIN)
-        before = await self._store.set_public(repository.value, public)
+        before = await self._index.repositories.set_public(repository.value, public)
         if self._audit is not None and before != public:
             await self._audit.record(actor, "repository.visibility", repository.value, public=public, was=before)
 
     async def delete(self, actor: Actor, repository: RepositoryName) -> None:
         """Remove a repository: index first, then its links in storage (blobs stay for garbage collection)."""
         actor.require(repository, Action.ADMIN)
+        tags = await self._index.manifests.list_tags(repository.value, 1, None)
+        await self._policies.check_delete(repository.value, tags or [])
         if self._storage is None:
-            if not await self._store.delete_repository(repository.value):
+            if not await self._index.repositories.delete_repository(repository.value):
                 raise NameUnknown(f"repository {repository} is not known to this registry")
         else:
-            await remove_repository(self._store, self._storage, repository)
+            await remove_repository(self._index.repositories, self._storage, repository)
         if self._audit is not None:
             await self._audit.record(actor, "repository.delete", repository.value)
 

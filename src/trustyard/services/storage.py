@@ -115,7 +115,9 @@ class StorageAdmin:
         info = await self._storage.stat(layout.blob_data(digest))
         if info is None:
             return False
-        await self._index.link_blob(repository.value, str(digest), info.size)
+        if not await self._index.blobs.reserve_blob(str(digest), info.size):
+            return False  # garbage collection is deleting it
+        await self._index.blobs.link_blob(repository.value, str(digest), info.size)
         return True
 
     async def _record(
@@ -135,5 +137,8 @@ class StorageAdmin:
                 report.skipped.append(f"{repository}@{digest}: blob {blob} is not in storage")
                 return False
         record = manifest_record(digest, payload, manifest, blobs)
-        await self._index.put_manifest(repository.value, record, tags, pushed_at=pushed_at)
+        if not await self._index.blobs.reserve_blob(str(digest), len(payload)):
+            report.skipped.append(f"{repository}@{digest}: being deleted by garbage collection")
+            return False
+        await self._index.manifests.put_manifest(repository.value, record, tags, pushed_at=pushed_at)
         return True

@@ -32,7 +32,7 @@ class Tags:
 
     async def list(self, actor: Actor, repository: RepositoryName, limit: int | None, last: str | None) -> list[str]:
         actor.require(repository, Action.PULL)
-        tags = await self._index.list_tags(repository.value, limit, last)
+        tags = await self._index.manifests.list_tags(repository.value, limit, last)
         if tags is None:
             raise NameUnknown(f"repository {repository} is not known to this registry")
         return tags
@@ -42,12 +42,12 @@ class Tags:
     ) -> builtins.list[TagDetail]:
         """Up to ``limit`` tags after ``last`` with what they point to."""
         actor.require(repository, Action.PULL)
-        rows = await self._index.tag_rows(repository.value, limit, last)
+        rows = await self._index.manifests.tag_rows(repository.value, limit, last)
         if rows is None:
             raise NameUnknown(f"repository {repository} is not known to this registry")
         parsed = {row.digest: _parse(row.payload, row.media_type) for row in rows}
         children = [str(d.digest) for m in parsed.values() if m is not None and m.is_index for d in m.manifests]
-        payloads = await self._index.manifest_payloads(repository.value, sorted(set(children)))
+        payloads = await self._index.manifests.manifest_payloads(repository.value, sorted(set(children)))
         details = []
         for row in rows:
             manifest = parsed[row.digest]

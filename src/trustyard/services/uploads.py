@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from trustyard import metrics
-from trustyard.db.index import Index, UploadRow
+from trustyard.db.index import Index
+from trustyard.db.uploads import UploadRow
 from trustyard.errors import (
     BlobUploadInvalid,
     BlobUploadUnknown,
@@ -33,6 +34,7 @@ from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
 from trustyard.services.blobs import BlobInfo, blob_target
 from trustyard.services.repositories import Pullable
+from trustyard.services.reservations import reserve
 from trustyard.services.webhooks import Webhooks
 from trustyard.storage import layout
 from trustyard.storage.driver import Part, StorageDriver, UploadState
@@ -77,7 +79,9 @@ class Uploads:
         upload_id = str(uuid.uuid4())
         state = await self._storage.start_upload(layout.upload_data(repository, upload_id))
         now = datetime.now(UTC)
-        await self._index.create_upload(UploadRow(upload_id, repository.value, state.key, state.token, [], 0, now))
+        await self._index.uploads.create_upload(
+            UploadRow(upload_id, repository.value, state.key, state.token, [], 0, now)
+        )
         metrics.UPLOADS.labels("started").inc()
         return UploadStatus(upload_id, repository, 0)
 
@@ -93,8 +97,9 @@ class Uploads:
         may_read = actor.can(source.value, Action.PULL) or source.value in await self._pullable(actor, [source.value])
         if not may_read:
             return None
-        size = await self._index.linked_blob_size(source.value, str(digest))
-        if size is None:
+        size = await self._index.blobs.linked_blob_size(source.value, str(digest))
+        # Touch before writing the link file, so garbage collection keeps the blob (or we fall back).
+        if size is None or not await self._index.blobs.touch_blob(str(digest)):
             return None
         await self._link(repository, digest, size)
         await self._events.emit(actor, "mount", blob_target(repository, BlobInfo(digest, size), source))
@@ -137,7 +142,7 @@ class Uploads:
             row = await self._row(repository, upload_id)
         size = row.size
         # Claim the session: of two racing PUTs only one goes on; the other finds no upload.
-        if not await self._index.delete_upload(upload_id):
+        if not await self._index.uploads.delete_upload(upload_id):
             raise BlobUploadUnknown(f"upload {upload_id[:64]!r} was completed or cancelled by another request")
         state = UploadState(row.storage_key, row.token)
         hasher = _running_hash(row)
@@ -186,7 +191,7 @@ class Uploads:
     async def cancel(self, actor: Actor, repository: RepositoryName, upload_id: str) -> None:
         actor.require(repository, Action.PUSH)
         row = await self._row(repository, upload_id)
-        await self._index.delete_upload(upload_id)
+        await self._index.uploads.delete_upload(upload_id)
         metrics.UPLOADS.labels("cancelled").inc()
         await self._storage.abort_upload(UploadState(row.storage_key, row.token))
         await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
@@ -198,8 +203,8 @@ class Uploads:
         """
         actor.require_system()
         purged = 0
-        for row in await self._index.stale_uploads(datetime.now(UTC) - older_than):
-            if not await self._index.delete_upload(row.id):
+        for row in await self._index.uploads.stale_uploads(datetime.now(UTC) - older_than):
+            if not await self._index.uploads.delete_upload(row.id):
                 continue  # another worker purged or finished it
             await self._storage.abort_upload(UploadState(row.storage_key, row.token))
             await self._storage.delete_prefix(row.storage_key.rpartition("/")[0])
@@ -212,7 +217,7 @@ class Uploads:
         how many files went. Only ``serve`` calls it, at start, when the data-dir lock says nothing else
         writes; the sessions themselves stay, so their clients resume where the recorded parts end."""
         actor.require_system()
-        sessions = await self._index.stale_uploads(datetime.max.replace(tzinfo=UTC))  # all of them
+        sessions = await self._index.uploads.stale_uploads(datetime.max.replace(tzinfo=UTC))  # all of them
         recorded = {row.token: {part.etag for part in _pieces(row)[0]} for row in sessions}
         return await self._storage.sweep_staging(recorded)
 
@@ -228,7 +233,7 @@ class Uploads:
             log.warning("could not remove upload staging %s: %s", upload_dir, exc)
 
     async def _row(self, repository: RepositoryName, upload_id: str) -> UploadRow:
-        row = await self._index.upload(repository.value, upload_id)
+        row = await self._index.uploads.upload(repository.value, upload_id)
         if row is None:
             raise BlobUploadUnknown(f"upload {upload_id[:64]!r} is not in progress in {repository}")
         return row
@@ -266,7 +271,7 @@ class Uploads:
         if hasher is not None and (saved := hasher.state()) is not None:
             piece[HASH_STATE] = base64.b64encode(saved).decode()
         pieces = [*row.parts[: len(parts)], piece]
-        if not await self._index.advance_upload(row.id, row.size, pieces, committed + added):
+        if not await self._index.uploads.advance_upload(row.id, row.size, pieces, committed + added):
             raise RangeInvalid("the upload was advanced by another request at the same time; ask for its status")
         if parked is not None:
             await self._storage.delete(parked.key)
@@ -287,6 +292,8 @@ class Uploads:
             )
 
     async def _publish(self, repository: RepositoryName, digest: Digest, staged_key: str, size: int) -> None:
+        # Reserve first: garbage collection then leaves the blob's bytes alone (or has finished deleting them).
+        await reserve(self._index, self._storage, digest, size)
         blob_key = layout.blob_data(digest)
         existing = await self._storage.stat(blob_key)
         if existing is None or existing.size != size:
@@ -295,7 +302,7 @@ class Uploads:
 
     async def _link(self, repository: RepositoryName, digest: Digest, size: int) -> None:
         await self._storage.put(layout.layer_link(repository, digest), layout.link_body(digest))
-        await self._index.link_blob(repository.value, str(digest), size)
+        await self._index.blobs.link_blob(repository.value, str(digest), size)
 
 
 def _check_in_order(row: UploadRow, content_range: ContentRange | None) -> None:

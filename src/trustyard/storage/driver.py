@@ -152,6 +152,12 @@ class StorageDriver(Protocol):
         number of files removed; drivers without a staging area of their own remove nothing."""
         ...
 
+    def open_uploads(self, started_before: float) -> AsyncIterator[UploadState]:
+        """Segmented uploads still open (neither completed nor aborted) begun before ``started_before`` (POSIX
+        seconds): garbage collection aborts those no session in SQL names any more (a crash between claiming a
+        session and completing it, or an incomplete S3 multipart upload)."""
+        ...
+
     async def close(self) -> None:
         """Release connections and handles."""
         ...

@@ -37,6 +37,7 @@ T = TypeVar("T")
 
 #: The one directory under root that is not keys: temp files and upload staging.
 TEMP_DIR = ".trustyard-tmp"
+_KEY_FILE = "key"  # in an upload's staging directory: the key the upload will complete to
 _UPLOADS = "uploads"
 _BLOCK = 1024 * 1024
 _LIST_BATCH = 1000
@@ -155,6 +156,7 @@ class FilesystemDriver:
         check_key(key)
         token = uuid.uuid4().hex
         await self._io(partial(self._uploads.joinpath(token).mkdir, parents=True))
+        await self._io(partial(self._uploads.joinpath(token, _KEY_FILE).write_text, key))  # for open_uploads
         return UploadState(key, token)
 
     async def write_part(self, upload: UploadState, number: int, offset: int, chunks: AsyncIterable[bytes]) -> Part:
@@ -193,6 +195,27 @@ class FilesystemDriver:
 
     async def sweep_staging(self, recorded: Mapping[str, Collection[str]]) -> int:
         return await self._io(partial(self._sweep_sync, recorded))
+
+    async def open_uploads(self, started_before: float) -> AsyncIterator[UploadState]:
+        for state in await self._io(partial(self._open_uploads_sync, started_before)):
+            yield state
+
+    def _open_uploads_sync(self, started_before: float) -> builtins.list[UploadState]:
+        found = []
+        try:
+            entries = list(os.scandir(self._uploads))
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            key_file = Path(entry.path, _KEY_FILE)
+            try:
+                began = key_file.stat().st_mtime
+                key = key_file.read_text()
+            except FileNotFoundError:
+                continue  # completed or aborted meanwhile, or not ours
+            if _TOKEN.fullmatch(entry.name) and began < started_before:
+                found.append(UploadState(key, entry.name))
+        return found
 
     async def close(self) -> None:
         pass
@@ -362,7 +385,7 @@ class FilesystemDriver:
                 _remove(staging)
                 continue
             for part in staging.iterdir():
-                if part.name.partition(".")[2] not in etags:
+                if part.name != _KEY_FILE and part.name.partition(".")[2] not in etags:
                     removed += _count_files(part)
                     _remove(part)
         return removed

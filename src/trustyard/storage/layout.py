@@ -129,3 +129,37 @@ def classify(key: str) -> RepositoryKey | None:
     except (DigestInvalid, NameInvalid, TagInvalid):
         return None  # not something Distribution's layout could have written: leave it alone
     return None
+
+
+# Reading keys back (garbage collection): blob bytes and upload staging.
+
+
+def blob_of(key: str) -> Digest | None:
+    """The digest whose bytes ``key`` holds (``blobs/<algorithm>/<xx>/<hex>/data``), or None."""
+    parts = key.split("/")
+    if not key.startswith(BLOBS + "/") or len(parts) != 8 or parts[-1] != "data":
+        return None
+    algorithm, prefix, hex_ = parts[4:7]
+    try:
+        digest = Digest.parse(f"{algorithm}:{hex_}")
+    except DigestInvalid:
+        return None
+    return digest if hex_.startswith(prefix) else None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadDir:
+    repository: str
+    upload_id: str
+    prefix: str  # the directory to delete
+
+
+def upload_of(key: str) -> UploadDir | None:
+    """The upload staging directory ``key`` lies in (``repositories/<name>/_uploads/<id>/…``), or None."""
+    if not key.startswith(REPOSITORIES + "/"):
+        return None
+    head, sep, tail = key[len(REPOSITORIES) + 1 :].rpartition("/_uploads/")
+    upload_id = tail.partition("/")[0]
+    if not sep or not head or not upload_id:
+        return None
+    return UploadDir(head, upload_id, f"{REPOSITORIES}/{head}/_uploads/{upload_id}")

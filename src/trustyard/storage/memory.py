@@ -27,6 +27,7 @@ class MemoryStore:
     # token -> etag -> (offset, bytes): every write attempt is its own entry, so a racing retry of the same
     # part number can never change the bytes a recorded part stands for.
     uploads: dict[str, dict[str, tuple[int, bytes]]] = field(default_factory=dict)
+    started: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> (key, when it began)
 
 
 class MemoryDriver:
@@ -98,6 +99,7 @@ class MemoryDriver:
         check_key(key)
         token = uuid.uuid4().hex
         self.store.uploads[token] = {}
+        self.store.started[token] = (key, time.time())
         return UploadState(key, token)
 
     async def write_part(self, upload: UploadState, number: int, offset: int, chunks: AsyncIterable[bytes]) -> Part:
@@ -124,9 +126,17 @@ class MemoryDriver:
             expected += part.size
         self.store.objects[upload.key] = (b"".join(stored[p.etag][1] for p in parts), time.time())
         del self.store.uploads[upload.token]
+        self.store.started.pop(upload.token, None)
 
     async def abort_upload(self, upload: UploadState) -> None:
         self.store.uploads.pop(upload.token, None)
+        self.store.started.pop(upload.token, None)
+
+    async def open_uploads(self, started_before: float) -> AsyncIterator[UploadState]:
+        for token in list(self.store.uploads):
+            key, at = self.store.started.get(token, ("", 0.0))
+            if at < started_before:
+                yield UploadState(key, token)
 
     async def sweep_staging(self, recorded: Mapping[str, Collection[str]]) -> int:
         return 0  # nothing outlives the process

@@ -505,6 +505,23 @@ class S3Driver:
     async def sweep_staging(self, recorded: Mapping[str, Collection[str]]) -> int:
         return 0  # no local staging: an interrupted part is never completed into an object
 
+    async def open_uploads(self, started_before: float) -> AsyncIterator[UploadState]:
+        s3 = await self._s3()
+        root = f"{self.root}/" if self.root else ""
+        args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": root}
+        while True:
+            try:
+                page = await s3.list_multipart_uploads(**args)
+            except (ClientError, *_STREAM_ERRORS) as exc:
+                self._raise("ListMultipartUploads", "/", exc)
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"].timestamp() < started_before and upload["Key"].startswith(root):
+                    yield UploadState(upload["Key"][len(root) :], upload["UploadId"])
+            if not page.get("IsTruncated"):
+                return
+            args["KeyMarker"] = page.get("NextKeyMarker", "")
+            args["UploadIdMarker"] = page.get("NextUploadIdMarker", "")
+
     async def close(self) -> None:
         async with self._lock:
             if self._client_context is not None:

@@ -40,7 +40,7 @@ import uuid
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any
@@ -456,6 +456,18 @@ class SwiftDriver:
 
     async def sweep_staging(self, recorded: Mapping[str, Collection[str]]) -> int:
         return 0  # no local staging: an interrupted part is never completed into an object
+
+    async def open_uploads(self, started_before: float) -> AsyncIterator[UploadState]:
+        prefix = f"{self._segments}uploads/"
+        async for entry in self._listing(prefix):
+            token, _, rest = entry["name"][len(prefix) :].partition("/")
+            if rest != "upload" or not _TOKEN.fullmatch(token):
+                continue
+            began = datetime.fromisoformat(entry["last_modified"]).replace(tzinfo=UTC).timestamp()
+            if began < started_before:
+                marker = await self._call("GET", self._marker(token), expect=(200, 404))
+                if marker.status_code == 200:
+                    yield UploadState(marker.content.decode(), token)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -143,6 +143,9 @@ class SwitchableDriver:
     async def sweep_staging(self, recorded: Mapping[str, Collection[str]]) -> int:
         return await self.current.sweep_staging(recorded)
 
+    def open_uploads(self, started_before: float) -> AsyncIterator[UploadState]:
+        return self.current.open_uploads(started_before)
+
     async def close(self) -> None:
         for task, driver in list(self._retiring.items()):
             task.cancel()

@@ -39,6 +39,10 @@ ACTIONS = [
     "settings.storage",
     "webhook.save",
     "webhook.delete",
+    "settings.gc",
+    "gc.run",
+    "policy.put",
+    "policy.delete",
 ]
 
 

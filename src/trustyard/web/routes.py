@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from trustyard.web import account, accounts, audit, repositories, sessions, settings, trust, webhooks
+from trustyard.web import account, accounts, audit, gc, repositories, sessions, settings, trust, webhooks
 from trustyard.web.errors import Handler, page
 from trustyard.web.http import STATIC
 
@@ -49,6 +49,11 @@ PAGES: list[tuple[str, Handler, list[str]]] = [
     ("/admin/grants", accounts.create_grant, POST),
     ("/admin/grants/{grant:int}/delete", accounts.delete_grant, POST),
     ("/admin/audit", audit.list_events, GET),
+    ("/admin/gc", gc.gc_page, GET),
+    ("/admin/gc/run", gc.start_run, POST),
+    ("/admin/gc/schedule", gc.save_schedule, POST),
+    ("/admin/gc/policies", gc.save_policy, POST),
+    ("/admin/gc/policies/delete", gc.delete_policy, POST),
     ("/settings/storage", settings.storage_page, GET),
     ("/settings/storage", settings.save_storage, POST),
     ("/settings/storage/upload", settings.upload_storage, POST),
