@@ -10,18 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from trustyard.app import open_services, prepare
+from trustyard.app import open_services
 from trustyard.cli.main import main
 from trustyard.config import Settings
 from trustyard.services.tokens import Tokens
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    """A data directory as `trustyard serve` leaves it (index migrated, keys made)."""
-    directory = tmp_path / "data"
-    asyncio.run(prepare(Settings(data_dir=directory)))
-    return directory
 
 
 def run(data: Path, *args: str, stdin: str | None = None) -> str:

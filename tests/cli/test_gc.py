@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from trustyard.cli.main import main
 from trustyard.config import load_settings
 from trustyard.oci.digest import Digest
 from trustyard.storage import layout
+
+pytestmark = pytest.mark.usefixtures("data")  # tests/cli/conftest.py: tmp_path / "data", as serve leaves it
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -20,7 +23,7 @@ def invoke(*args: str) -> tuple[int, str]:
 
 def test_collects_unrecorded_bytes_and_shows_history(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    code, out = invoke("--data-dir", str(data))  # creates the data dir and the (empty) index
+    code, out = invoke("--data-dir", str(data))
     assert code == 0, out
     assert "removed 0 expired tags, 0 blobs" in out
     # Bytes a push wrote but never recorded (it died): collected once older than the grace window.

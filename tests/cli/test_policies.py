@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from trustyard.cli.main import main
+
+pytestmark = pytest.mark.usefixtures("data")  # tests/cli/conftest.py: tmp_path / "data", as serve leaves it
 
 
 def invoke(*args: str) -> tuple[int, str]:

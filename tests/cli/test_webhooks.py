@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from trustyard.app import prepare
 from trustyard.cli.main import main
-from trustyard.config import Settings
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -19,12 +16,7 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.fixture(autouse=True)
-def data(tmp_path: Path) -> Path:
-    """A data directory as `trustyard serve` leaves it (commands refuse one that does not exist)."""
-    directory = tmp_path / "data"
-    asyncio.run(prepare(Settings(data_dir=directory)))
-    return directory
+pytestmark = pytest.mark.usefixtures("data")  # tests/cli/conftest.py: tmp_path / "data", as serve leaves it
 
 
 def test_set_list_log_delete(tmp_path: Path) -> None:
