@@ -250,6 +250,17 @@ async def test_mount_from_a_public_source_with_a_destination_token(world: World)
         assert mounted.status_code == 201, mounted.text
 
 
+async def test_a_mount_without_from_uses_only_repositories_the_subject_may_read(world: World) -> None:
+    layer = digest_of(b"a layer in shared/src")  # held by shared/src alone
+    async with world.client("bob") as bob:  # bob may read shared/src: mounted from there
+        mounted = await bob.post("/v2/bob/anywhere/blobs/uploads/", params={"mount": layer})
+        assert mounted.status_code == 201, mounted.text
+    async with world.client("carol") as carol:  # carol may not: a session, as for a blob nobody holds
+        answer = await carol.post("/v2/carol/anywhere/blobs/uploads/", params={"mount": layer})
+        assert answer.status_code == 202, answer.text
+        assert answer.headers["location"].startswith("/v2/carol/anywhere/blobs/uploads/")
+
+
 async def test_a_subject_who_may_not_read_the_source_cannot_tell_whether_the_blob_exists(world: World) -> None:
     existing, missing = digest_of(b"a layer in shared/src"), digest_of(b"never pushed anywhere")
     headers = await destination_token(world, "carol", "carol/copy")

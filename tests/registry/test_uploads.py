@@ -343,6 +343,17 @@ async def test_mount_falls_back_to_a_session(client: httpx.AsyncClient, source: 
     await assert_blob(client, "target", DATA)
 
 
+async def test_mount_without_from_finds_a_repository_holding_the_blob(client: httpx.AsyncClient) -> None:
+    digest = await push_blob(client, "holder", DATA)
+    response = await client.post("/v2/target/blobs/uploads/", params={"mount": digest})
+    assert response.status_code == 201, response.text
+    assert response.headers["location"] == f"/v2/target/blobs/{digest}"
+    await assert_blob(client, "target", DATA)
+    missing = await client.post("/v2/other/blobs/uploads/", params={"mount": digest_of(b"nowhere")})
+    assert missing.status_code == 202  # no repository holds it: an ordinary session
+    assert missing.headers["location"].startswith("/v2/other/blobs/uploads/")
+
+
 async def test_mount_with_an_invalid_digest(client: httpx.AsyncClient) -> None:
     response = await client.post("/v2/target/blobs/uploads/", params={"mount": "sha256:xyz", "from": "a"})
     assert response.status_code == 400

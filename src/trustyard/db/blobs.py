@@ -92,6 +92,17 @@ class BlobStore:
         found = await self._db.scalar(self._linked_blob_size, repository=repository, digest=digest)
         return None if found is None else int(found)
 
+    async def repositories_linking(self, digest: str, limit: int) -> list[str]:
+        """Up to ``limit`` repositories the blob is linked into, in byte order (a mount without ``from``)."""
+        query = (
+            select(t.repositories.c.name)
+            .join(t.repository_blobs, t.repository_blobs.c.repository_id == t.repositories.c.id)
+            .where(t.repository_blobs.c.digest == digest)
+            .order_by(self._db.bytewise(t.repositories.c.name))
+            .limit(limit)
+        )
+        return await self._db.scalars(query)
+
     async def blob_size(self, digest: str) -> int | None:
         found = await self._db.scalar(select(t.blobs.c.size).where(t.blobs.c.digest == digest))
         return None if found is None else int(found)

@@ -15,8 +15,9 @@ from trustyard.services.uploads import UploadStatus, parse_content_range
 async def start_upload(request: Request) -> Response:
     name, caller, uploads = repository(request), actor(request), services(request).uploads
     mount, source = request.query_params.get("mount"), request.query_params.get("from")
-    if mount and source:
-        mounted = await uploads.mount(caller, name, Digest.parse(mount), RepositoryName.parse(source))
+    if mount:  # without `from`: from any repository holding it that the caller may pull
+        from_repository = RepositoryName.parse(source) if source else None
+        mounted = await uploads.mount(caller, name, Digest.parse(mount), from_repository)
         if mounted is not None:
             return _created(name, mounted)
     digest = request.query_params.get("digest")

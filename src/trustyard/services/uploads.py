@@ -61,6 +61,10 @@ class ContentRange:
         return self.end - self.start + 1
 
 
+#: Repositories holding a blob that a mount without ``from`` considers (the first the caller may pull wins).
+MOUNT_CANDIDATES = 100
+
+
 class Uploads:
     def __init__(self, index: Index, storage: StorageDriver, pullable: Pullable, events: Webhooks) -> None:
         """``pullable`` answers, from the policy, which repositories an actor may pull (cross-repository mounts);
@@ -86,16 +90,21 @@ class Uploads:
         return UploadStatus(upload_id, repository, 0)
 
     async def mount(
-        self, actor: Actor, repository: RepositoryName, digest: Digest, source: RepositoryName
+        self, actor: Actor, repository: RepositoryName, digest: Digest, source: RepositoryName | None
     ) -> BlobInfo | None:
         """Link a blob of ``source`` into ``repository``; None when it cannot be mounted (caller falls back).
 
         A token scoped to the destination only still mounts when its subject may pull ``source`` by its own
         grants (the policy, not the token, decides). A caller who may not pull ``source`` gets None before
-        the index is asked, so it cannot tell an existing blob from a missing one."""
+        the index is asked, so it cannot tell an existing blob from a missing one. Without ``source`` (the
+        spec's mount without ``from``) the blob is mounted from any repository holding it that the caller may
+        pull; repositories it may not pull are never looked at, so nothing about them shows."""
         actor.require(repository, Action.PUSH)
-        may_read = actor.can(source.value, Action.PULL) or source.value in await self._pullable(actor, [source.value])
-        if not may_read:
+        if source is None:
+            source = await self._readable_source(actor, digest)
+            if source is None:
+                return None
+        elif not await self._may_pull(actor, source.value):
             return None
         size = await self._index.blobs.linked_blob_size(source.value, str(digest))
         # Touch before writing the link file, so garbage collection keeps the blob (or we fall back).
@@ -104,6 +113,14 @@ class Uploads:
         await self._link(repository, digest, size)
         await self._events.emit(actor, "mount", blob_target(repository, BlobInfo(digest, size), source))
         return BlobInfo(digest, size)
+
+    async def _may_pull(self, actor: Actor, name: str) -> bool:
+        return actor.can(name, Action.PULL) or name in await self._pullable(actor, [name])
+
+    async def _readable_source(self, actor: Actor, digest: Digest) -> RepositoryName | None:
+        holders = await self._index.blobs.repositories_linking(str(digest), MOUNT_CANDIDATES)
+        readable = await self._pullable(actor, holders)
+        return RepositoryName.parse(readable[0]) if readable else None
 
     async def status(self, actor: Actor, repository: RepositoryName, upload_id: str) -> UploadStatus:
         actor.require(repository, Action.PUSH)
