@@ -47,6 +47,7 @@ from trustyard.services import Services
 from trustyard.services.actor import Actor
 from trustyard.services.backup import Backups
 from trustyard.services.gc import GcSchedule
+from trustyard.services.info import Node
 from trustyard.services.settings import StartupStorage
 from trustyard.services.webhooks import REQUEST_SCOPE, EventSource
 from trustyard.storage.factory import build_driver
@@ -170,6 +171,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             secret_box(settings),
             source,
             schedule,
+            node(settings),
             basic_auth_cache_ttl=settings.basic_auth_cache_ttl,
             refresh_tokens=settings.refresh_tokens,
         )
@@ -182,6 +184,14 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     finally:
         await driver.close()
         await index.dispose()
+
+
+def node(settings: Settings) -> Node:
+    """What ``trustyard info`` says of this node: where it listens and which certificate files it serves."""
+    if settings.insecure_http:
+        return Node(settings.listen, settings.public_url, None, None)
+    ca = settings.tls_dir / "ca.crt"
+    return Node(settings.listen, settings.public_url, settings.tls_cert or settings.tls_dir / "server.crt", ca)
 
 
 def backups(settings: Settings, services: Services, config_file: Path | None) -> Backups:

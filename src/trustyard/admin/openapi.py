@@ -148,6 +148,47 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         source={**STRING, "enum": ["config", "runtime"], "readOnly": True},
     ),
     "GcStatus": _object(["running"], running=BOOLEAN, holder=STRING, last_run={"$ref": "#/components/schemas/GcRun"}),
+    "Info": _object(
+        ["version", "urls", "storage", "database", "counts", "nodes", "gc"],
+        version=STRING,
+        urls=_object(
+            ["listen", "registry", "metrics", "web"],
+            listen=STRING,
+            public_url=STRING,
+            registry=STRING,
+            ca={**STRING, "description": "absent (null) without a CA of the registry's own"},
+            metrics=STRING,
+            web=STRING,
+        ),
+        tls={
+            **_object(
+                certificate=STRING,
+                names={"type": "array", "items": STRING},
+                not_after=TIME,
+                ca=STRING,
+                ca_fingerprint={**STRING, "description": "SHA-256, AB:CD:… as openssl prints it"},
+            ),
+            "description": "null when serving plain HTTP behind a TLS-terminating proxy",
+        },
+        storage={"type": "object", "description": "as GET /settings/storage: secrets only as set / not set"},
+        database=_object(
+            ["url", "dialect"],
+            url={**STRING, "description": "the password shown as ***"},
+            dialect=STRING,
+            revision={**STRING, "description": "the Alembic migration the schema is at"},
+        ),
+        counts=_object(
+            ["repositories", "tags", "manifests", "blobs", "bytes"],
+            repositories=INTEGER,
+            tags=INTEGER,
+            manifests=INTEGER,
+            blobs=INTEGER,
+            bytes={**INTEGER, "description": "the size of every blob stored, each once"},
+        ),
+        nodes={"type": "array", "items": _object(["name"], name=STRING, listen=STRING, this=BOOLEAN)},
+        nodes_note=STRING,
+        gc=_object(["running"], running=BOOLEAN, last_run={"type": "object"}),
+    ),
     "Error": _object(["error"], error=_object(["code", "message"], code=STRING, message=STRING)),
 }
 

@@ -6,13 +6,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from trustyard.admin import accounts, audit, gc, grants, openapi, policies, repositories, settings, webhooks
+from trustyard.admin import accounts, audit, gc, grants, info, openapi, policies, repositories, settings, webhooks
 from trustyard.admin.openapi import Endpoint
 
 PREFIX = "/api/v1"
 
 ENDPOINTS = [
     Endpoint("GET", "/me", accounts.me, "The calling user", response="User"),
+    Endpoint(
+        "GET",
+        "/info",
+        info.get_info,
+        "Version, URLs, TLS, storage (secrets masked), database, counts, nodes, last collection (admin)",
+        response="Info",
+    ),
     Endpoint("GET", "/users", accounts.list_users, "List users (admin)", response="Users"),
     Endpoint("POST", "/users", accounts.create_user, "Create a user (admin)", body="NewUser", response="CreatedUser"),
     Endpoint("GET", "/users/{user}", accounts.get_user, "Show a user", response="User"),

@@ -41,6 +41,25 @@ def fingerprint(pem: bytes) -> str:
     return ":".join(f"{byte:02X}" for byte in digest)
 
 
+@dataclass(frozen=True, slots=True)
+class CertificateFacts:
+    """What an operator checks on a certificate: the names it covers (SANs) and when it expires."""
+
+    names: list[str]
+    not_after: dt.datetime
+
+
+def describe(pem: bytes) -> CertificateFacts:
+    """The names and expiry of the first certificate in ``pem`` (the leaf, in a chain file)."""
+    cert = x509.load_pem_x509_certificate(pem)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = [str(name.value) for name in san]
+    except x509.ExtensionNotFound:
+        names = []
+    return CertificateFacts(names, cert.not_valid_after_utc)
+
+
 def default_names(extra: Iterable[str] = ()) -> list[str]:
     """The names a server certificate covers: this host's names, loopback, and the configured public names."""
     names = [socket.gethostname(), socket.getfqdn(), "localhost", "127.0.0.1", "::1", *extra]

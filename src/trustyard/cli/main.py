@@ -15,6 +15,7 @@ from trustyard import __version__, metrics
 from trustyard.app import SERVE_PID_ENV, WORKER_SETTINGS_ENV, Startup, configure_logging, open_services, prepare
 from trustyard.cli import accounts, backup, gc, lock, policies, storage, webhooks
 from trustyard.cli.ca import ca, ca_fingerprint
+from trustyard.cli.info import info
 from trustyard.cli.supervise import serve_supervised
 from trustyard.config import Settings, load_settings
 from trustyard.errors import TrustyardError
@@ -162,5 +163,14 @@ def _run(coroutine: Any) -> Any:
         sys.exit(1)
 
 
-for _command in (*accounts.COMMANDS, storage.storage, backup.backup, webhooks.webhook, ca, gc.gc, policies.policy):
+for _command in (
+    *accounts.COMMANDS,
+    storage.storage,
+    backup.backup,
+    webhooks.webhook,
+    ca,
+    info,
+    gc.gc,
+    policies.policy,
+):
     main.add_command(_command)

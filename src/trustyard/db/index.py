@@ -60,8 +60,10 @@ class Index:
                 await conn.execute(delete(table))
 
     async def counts(self) -> dict[str, int]:
+        """Rows of repositories, blobs, manifests and tags, and ``bytes``: the size of every blob stored."""
         async with self.db.reader.connect() as conn:
             out = {}
             for table in (t.repositories, t.blobs, t.manifests, t.tags):
                 out[table.name] = int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+            out["bytes"] = int(await conn.scalar(select(func.coalesce(func.sum(t.blobs.c.size), 0))) or 0)
             return out

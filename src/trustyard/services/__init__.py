@@ -24,6 +24,7 @@ from trustyard.services.audit import Audit
 from trustyard.services.blobs import Blobs
 from trustyard.services.gc import GarbageCollector, GcSchedule, collector_id
 from trustyard.services.health import Health
+from trustyard.services.info import InfoService, Node
 from trustyard.services.lockout import Lockout
 from trustyard.services.manifests import Manifests
 from trustyard.services.policies import TagPolicies
@@ -60,6 +61,7 @@ class Services:
     webhooks: Webhooks
     policies: TagPolicies
     gc: GarbageCollector
+    info: InfoService
 
     @classmethod
     def create(
@@ -71,6 +73,7 @@ class Services:
         box: SecretBox | None = None,
         source: EventSource | None = None,
         gc_schedule: GcSchedule | None = None,
+        node: Node | None = None,
         *,
         basic_auth_cache_ttl: float = DEFAULT_TTL,
         refresh_tokens: bool = False,
@@ -78,7 +81,8 @@ class Services:
         """``authority`` signs registry tokens; without one (tests, one-off commands) a throwaway key does.
         ``startup`` is the storage the process started with (runtime settings may replace it, see
         services/settings.py) and ``box`` seals saved secrets; ``source`` names this node in webhook events;
-        ``gc_schedule`` is the configured collection schedule (default: off). Tests may leave these out.
+        ``gc_schedule`` is the configured collection schedule (default: off); ``node`` is what this node's settings
+        say of it (for ``info``; default: plain HTTP on localhost:5000). Tests may leave these out.
         ``basic_auth_cache_ttl``: how long verified HTTP Basic credentials are trusted without a new check;
         ``refresh_tokens``: whether logins may ask for refresh tokens (the ``refresh_tokens`` setting)."""
         storage = storage if isinstance(storage, SwitchableDriver) else SwitchableDriver(storage)
@@ -103,6 +107,16 @@ class Services:
         uploads = Uploads(index, storage, accounts.pullable, webhooks)
         policies = TagPolicies(index, audit)
         manifests = Manifests(index, storage, policies, audit, webhooks)
+        gc = GarbageCollector(
+            index,
+            storage,
+            uploads,
+            Retention(index, policies, manifests),
+            audit,
+            collector_id(),
+            RuntimeSettings(index.reader, index.writer),
+            gc_schedule or GcSchedule(None),
+        )
         return cls(
             blobs=Blobs(index, storage, audit, webhooks),
             uploads=uploads,
@@ -128,14 +142,6 @@ class Services:
             health=Health(DatabaseProbe(index.reader, index.writer), storage),
             webhooks=webhooks,
             policies=policies,
-            gc=GarbageCollector(
-                index,
-                storage,
-                uploads,
-                Retention(index, policies, manifests),
-                audit,
-                collector_id(),
-                RuntimeSettings(index.reader, index.writer),
-                gc_schedule or GcSchedule(None),
-            ),
+            gc=gc,
+            info=InfoService(node or Node("localhost:5000", None, None, None), index, settings, gc),
         )

@@ -29,11 +29,14 @@ async def list_repositories(request: Request) -> Response:
         names = names[:PAGE]
         next_url = "/repositories?" + urlencode({**({"q": query} if query else {}), "last": names[-1]})
     summaries = await services(request).repositories.summaries(caller, names)
+    # The home page: site admins also see the registry at a glance (`trustyard info`); nobody else does.
+    info = await services(request).info.info(caller) if caller.admin else None
     return render(
         request,
         "repositories.html",
         caller,
         section="repositories",
+        info=info,
         repositories=summaries,
         query=query,
         paged=last is not None,

@@ -1,0 +1,194 @@
+"""``trustyard info``: the operator's view of one registry in one value (``Info``): version, the URLs it serves,
+its TLS certificate and CA, storage (secrets masked), database, what it holds, the nodes seen, the last
+collection. The edges (CLI, admin API, web UI) only render it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trustyard import __version__
+from trustyard.auth.certificates import CertificateFacts, describe, fingerprint
+from trustyard.db.gc_runs import GcRunRow
+from trustyard.db.index import Index
+from trustyard.db.info import DatabaseInfo, database_info
+from trustyard.services.actor import Actor
+from trustyard.services.gc import GarbageCollector
+from trustyard.services.settings import Settings, StorageView
+
+#: Said beside the node list until nodes record themselves in the database.
+NODES_NOTE = "trustyard keeps no registry of nodes yet: this lists only the node these settings describe"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """What this node's settings say about it (app.py builds it): where it listens, the URL clients use, and
+    the certificate files it serves (``None``: plain HTTP, TLS is terminated in front)."""
+
+    listen: str  # host:port
+    public_url: str | None
+    server_cert: Path | None
+    ca_cert: Path | None  # the registry's own CA (served at /ca); None with an operator's certificate alone
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host, _, port = self.listen.rpartition(":")
+        host = host.strip("[]")
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.gethostname()  # the generated certificate covers it
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"{'https' if self.server_cert else 'http'}://{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Urls:
+    listen: str
+    public_url: str | None
+    registry: str  # /v2/
+    ca: str | None  # /ca, when the registry has its own CA
+    metrics: str
+    web: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    certificate: Path
+    facts: CertificateFacts | None  # None: not created yet (serve creates it on first start)
+    ca: Path | None
+    ca_fingerprint: str | None  # SHA-256, as `trustyard ca` prints it
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    repositories: int
+    tags: int
+    manifests: int
+    blobs: int
+    bytes: int  # the size of every blob stored (each blob once, however many repositories link it)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSeen:
+    name: str  # host:port, as webhook events name the node
+    listen: str
+    this: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Info:
+    version: str
+    urls: Urls
+    tls: Tls | None  # None: plain HTTP behind a TLS-terminating proxy
+    storage: StorageView
+    database: DatabaseInfo
+    counts: Counts
+    nodes: list[NodeSeen]
+    nodes_note: str
+    gc_running: bool
+    last_gc: GcRunRow | None
+
+    def as_document(self) -> dict[str, Any]:
+        """Plain JSON-able data (the CLI's --json and the admin API)."""
+        tls = self.tls
+        facts = tls.facts if tls else None
+        last = self.last_gc
+        return {
+            "version": self.version,
+            "urls": _fields(self.urls),
+            "tls": None
+            if tls is None
+            else {
+                "certificate": str(tls.certificate),
+                "names": facts.names if facts else [],
+                "not_after": facts.not_after.isoformat() if facts else None,
+                "ca": str(tls.ca) if tls.ca else None,
+                "ca_fingerprint": tls.ca_fingerprint,
+            },
+            "storage": self.storage.as_document(),
+            "database": _fields(self.database),
+            "counts": _fields(self.counts),
+            "nodes": [_fields(node) for node in self.nodes],
+            "nodes_note": self.nodes_note,
+            "gc": {
+                "running": self.gc_running,
+                "last_run": None
+                if last is None
+                else {
+                    "id": last.id,
+                    "status": last.status,
+                    "started_at": last.started_at.isoformat(),
+                    "finished_at": last.finished_at.isoformat() if last.finished_at else None,
+                    "started_by": last.started_by,
+                    "dry_run": last.dry_run,
+                    "report": last.report,
+                    "error": last.error,
+                },
+            },
+        }
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in value.__slots__}
+
+
+class InfoService:
+    def __init__(self, node: Node, index: Index, settings: Settings, gc: GarbageCollector) -> None:
+        self._node = node
+        self._index = index
+        self._settings = settings
+        self._gc = gc
+
+    async def info(self, actor: Actor) -> Info:
+        """Everything about this registry an operator looks up (site admins only: it names paths and hosts)."""
+        actor.require_admin()
+        counts = await self._index.counts()
+        gc = await self._gc.status(actor, 1)
+        return Info(
+            version=__version__,
+            urls=self._urls(),
+            tls=self._tls(),
+            storage=await self._settings.storage(actor),
+            database=await database_info(self._index.reader),
+            counts=Counts(
+                counts["repositories"], counts["tags"], counts["manifests"], counts["blobs"], counts["bytes"]
+            ),
+            nodes=[NodeSeen(f"{socket.gethostname()}:{self._node.listen.rpartition(':')[2]}", self._node.listen, True)],
+            nodes_note=NODES_NOTE,
+            gc_running=gc.running,
+            last_gc=gc.runs[0] if gc.runs else None,
+        )
+
+    def _this_node(self) -> NodeSeen:
+        port = self._node.listen.rpartition(":")[2]
+        return NodeSeen(f"{socket.gethostname()}:{port}", self._node.listen, this=True)
+
+    def _urls(self) -> Urls:
+        base = self._node.base_url
+        ca = self._node.ca_cert
+        return Urls(
+            listen=self._node.listen,
+            public_url=self._node.public_url,
+            registry=f"{base}/v2/",
+            ca=f"{base}/ca" if ca is not None and ca.exists() else None,
+            metrics=f"{base}/metrics",
+            web=f"{base}/",
+        )
+
+    def _tls(self) -> Tls | None:
+        cert, ca = self._node.server_cert, self._node.ca_cert
+        if cert is None:
+            return None
+        facts = describe(cert.read_bytes()) if cert.exists() else None
+        ca_present = ca is not None and ca.exists()
+        return Tls(cert, facts, ca if ca_present else None, fingerprint(ca.read_bytes()) if ca and ca_present else None)
+
+
+def expires_in(not_after: dt.datetime) -> dt.timedelta:
+    """How long until a certificate expires (negative once it has)."""
+    return not_after - dt.datetime.now(dt.UTC)

@@ -1,0 +1,129 @@
+"""``InfoService``: the registry at a glance, over SQLite and PostgreSQL: what it holds (counted in SQL), the
+certificate's names and expiry, the CA's fingerprint, the database without its password, the last collection;
+site admins only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from sqlalchemy.engine import make_url
+
+from tests.services.test_gc import push_image
+from trustyard import __version__
+from trustyard.auth.certificates import ensure_certificates
+from trustyard.db.engine import migrate, open_index
+from trustyard.errors import Denied
+from trustyard.oci.names import RepositoryName
+from trustyard.services import Services
+from trustyard.services.actor import Actor, Credential
+from trustyard.services.gc import GcOptions
+from trustyard.services.info import NODES_NOTE, Node
+from trustyard.storage import layout
+from trustyard.storage.memory import MemoryDriver
+
+SYSTEM = Actor.system()
+
+
+def _with_password(url: str) -> str:
+    """The same database, with a password in the URL (PostgreSQL here trusts loopback, so it is not checked)."""
+    parsed = make_url(url)
+    return url if parsed.get_backend_name() == "sqlite" else parsed.set(password="s3cret-pw").render_as_string(False)
+
+
+@pytest.fixture
+def driver() -> MemoryDriver:
+    return MemoryDriver()
+
+
+@pytest.fixture
+async def services(database_url: str, tmp_path: Path, driver: MemoryDriver) -> AsyncIterator[Services]:
+    url = _with_password(database_url)
+    await migrate(url)
+    index = open_index(url)
+    tls = ensure_certificates(tmp_path / "tls", ["registry.example", "127.0.0.1"])
+    node = Node("0.0.0.0:5443", "https://registry.example:5443/", tls.cert, tls.ca_cert)
+    try:
+        yield Services.create(index, driver, node=node)
+    finally:
+        await index.dispose()
+
+
+async def test_counts_what_the_registry_holds(services: Services, driver: MemoryDriver) -> None:
+    await push_image(services, "1.0", b"layer one", b"layer two")
+    await push_image(services, "2.0", b"layer one", b"layer three")
+    await push_image(services, "1.0", b"layer one", repository=RepositoryName.parse("team/other"))
+
+    counts = (await services.info.info(SYSTEM)).counts
+
+    assert (counts.repositories, counts.tags, counts.manifests) == (2, 3, 3)
+    # three layers, two configs (team/other:1.0 has 1.0's) and three manifests, each stored once
+    stored = [data for key, (data, _) in driver.store.objects.items() if layout.blob_of(key) is not None]
+    assert counts.blobs == len(stored) == 8
+    assert counts.bytes == sum(len(data) for data in stored)
+
+
+async def test_urls_tls_and_ca(services: Services, tmp_path: Path) -> None:
+    found = await services.info.info(SYSTEM)
+
+    assert found.version == __version__
+    assert found.urls.registry == "https://registry.example:5443/v2/"
+    assert found.urls.ca == "https://registry.example:5443/ca"
+    assert found.urls.metrics == "https://registry.example:5443/metrics"
+    assert found.urls.listen == "0.0.0.0:5443"
+    assert found.tls is not None
+    assert found.tls.facts is not None
+    assert {"registry.example", "127.0.0.1"} <= set(found.tls.facts.names)
+    assert timedelta(days=800) < found.tls.facts.not_after - datetime.now(UTC) < timedelta(days=826)
+    ca = x509.load_pem_x509_certificate((tmp_path / "tls" / "ca.crt").read_bytes())
+    assert found.tls.ca_fingerprint == ca.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+async def test_database_without_its_password_and_at_the_latest_revision(services: Services) -> None:
+    database = (await services.info.info(SYSTEM)).database
+
+    assert "s3cret-pw" not in database.url
+    if database.dialect == "postgresql":
+        assert ":***@" in database.url
+    assert database.revision is not None
+    assert database.revision.startswith("0")
+
+
+async def test_storage_nodes_and_the_last_collection(services: Services) -> None:
+    found = await services.info.info(SYSTEM)
+    assert found.storage.driver == "filesystem"
+    assert found.last_gc is None
+    assert [node.this for node in found.nodes] == [True]
+    assert found.nodes[0].name.endswith(":5443")
+    assert found.nodes_note == NODES_NOTE
+
+    run = await services.gc.run(SYSTEM, GcOptions(dry_run=True))
+
+    last = (await services.info.info(SYSTEM)).last_gc
+    assert last is not None
+    assert (last.id, last.dry_run, last.status) == (run.id, True, "succeeded")
+    assert (await services.info.info(SYSTEM)).as_document()["gc"]["last_run"]["id"] == run.id
+
+
+async def test_plain_http_has_no_tls_section(database_url: str) -> None:
+    await migrate(database_url)
+    index = open_index(database_url)
+    try:
+        node = Node("127.0.0.1:5000", None, None, None)
+        found = await Services.create(index, MemoryDriver(), node=node).info.info(SYSTEM)
+    finally:
+        await index.dispose()
+    assert found.tls is None
+    assert found.urls.ca is None
+    assert found.urls.registry == "http://127.0.0.1:5000/v2/"
+    assert found.as_document()["tls"] is None
+
+
+async def test_only_site_admins(services: Services) -> None:
+    user = Actor.user("alice", SYSTEM.allowed, Credential.PASSWORD, None, admin=False)
+    with pytest.raises(Denied):
+        await services.info.info(user)
