@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from trustyard.auth.certificates import default_names, ensure_certificates
+from trustyard.auth.certificates import default_names, describe, ensure_certificates
 
 
 def _sans(path: Path) -> set[str]:
@@ -40,3 +40,12 @@ def test_restart_keeps_the_ca_and_reissues_only_for_new_names(tmp_path: Path) ->
     grown = ensure_certificates(tmp_path, ["localhost", "new.example"])
     assert grown.ca_cert.read_bytes() == ca
     assert "new.example" in _sans(grown.cert)
+
+
+def test_describe_reads_the_leaf_of_a_chain_file(tmp_path: Path) -> None:
+    files = ensure_certificates(tmp_path / "tls", ["registry.example.com", "10.1.2.3"])
+    facts = describe(files.cert.read_bytes())  # server.crt: the server certificate, then the CA
+    assert set(facts.names) == {"registry.example.com", "10.1.2.3"}
+    leaf = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    assert facts.not_after == leaf.not_valid_after_utc
+    assert describe(files.ca_cert.read_bytes()).names == []  # the CA names no hosts
