@@ -4,6 +4,7 @@ site admins only."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +24,9 @@ from trustyard.services import Services
 from trustyard.services.actor import Actor, Credential
 from trustyard.services.gc import GcOptions
 from trustyard.services.info import NODES_NOTE, Node
+from trustyard.services.settings import StartupStorage
 from trustyard.storage import layout
+from trustyard.storage.config import parse_storage_block
 from trustyard.storage.memory import MemoryDriver
 
 SYSTEM = Actor.system()
@@ -127,3 +130,19 @@ async def test_only_site_admins(services: Services) -> None:
     user = Actor.user("alice", SYSTEM.allowed, Credential.PASSWORD, None, admin=False)
     with pytest.raises(Denied):
         await services.info.info(user)
+
+
+async def test_storage_secrets_are_only_set_or_not_set(sqlite_url: str, tmp_path: Path) -> None:
+    await migrate(sqlite_url)
+    index = open_index(sqlite_url)
+    s3 = {"bucket": "images", "region": "us-east-1", "accesskey": "AKIAEXAMPLE", "secretkey": "very-secret-key"}
+    startup = StartupStorage(parse_storage_block({"s3": s3}), "config file", tmp_path / "storage")
+    try:
+        found = await Services.create(index, MemoryDriver(), startup=startup).info.info(SYSTEM)
+    finally:
+        await index.dispose()
+    document = json.dumps(found.as_document())
+    assert "very-secret-key" not in document
+    assert found.storage.driver == "s3"
+    assert found.storage.parameters["bucket"] == "images"
+    assert found.as_document()["storage"]["secrets"]["secretkey"] == "set"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ class Info:
         last = self.last_gc
         return {
             "version": self.version,
-            "urls": _fields(self.urls),
+            "urls": asdict(self.urls),
             "tls": None
             if tls is None
             else {
@@ -111,9 +111,9 @@ class Info:
                 "ca_fingerprint": tls.ca_fingerprint,
             },
             "storage": self.storage.as_document(),
-            "database": _fields(self.database),
-            "counts": _fields(self.counts),
-            "nodes": [_fields(node) for node in self.nodes],
+            "database": asdict(self.database),
+            "counts": asdict(self.counts),
+            "nodes": [asdict(node) for node in self.nodes],
             "nodes_note": self.nodes_note,
             "gc": {
                 "running": self.gc_running,
@@ -131,10 +131,6 @@ class Info:
                 },
             },
         }
-
-
-def _fields(value: Any) -> dict[str, Any]:
-    return {name: getattr(value, name) for name in value.__slots__}
 
 
 class InfoService:
