@@ -146,3 +146,20 @@ async def test_storage_secrets_are_only_set_or_not_set(sqlite_url: str, tmp_path
     assert found.storage.driver == "s3"
     assert found.storage.parameters["bucket"] == "images"
     assert found.as_document()["storage"]["secrets"]["secretkey"] == "set"
+
+
+async def test_an_operators_certificate_without_a_ca_of_our_own(sqlite_url: str, tmp_path: Path) -> None:
+    tls = ensure_certificates(tmp_path / "elsewhere", ["registry.example"])  # stands in for the operator's files
+    await migrate(sqlite_url)
+    index = open_index(sqlite_url)
+    try:
+        node = Node("127.0.0.1:5443", None, tls.cert, tmp_path / "data" / "tls" / "ca.crt")
+        found = await Services.create(index, MemoryDriver(), node=node).info.info(SYSTEM)
+    finally:
+        await index.dispose()
+    assert found.tls is not None
+    assert found.tls.facts is not None
+    assert found.tls.facts.names == ["registry.example"]
+    assert found.tls.ca_fingerprint is None
+    assert found.urls.ca is None
+    assert found.urls.registry == "https://127.0.0.1:5443/v2/"

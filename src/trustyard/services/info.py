@@ -133,6 +133,9 @@ class Info:
         }
 
 
+COUNTED = ("repositories", "tags", "manifests", "blobs", "bytes")
+
+
 class InfoService:
     def __init__(self, node: Node, index: Index, settings: Settings, gc: GarbageCollector) -> None:
         self._node = node
@@ -151,10 +154,8 @@ class InfoService:
             tls=self._tls(),
             storage=await self._settings.storage(actor),
             database=await database_info(self._index.reader),
-            counts=Counts(
-                counts["repositories"], counts["tags"], counts["manifests"], counts["blobs"], counts["bytes"]
-            ),
-            nodes=[NodeSeen(f"{socket.gethostname()}:{self._node.listen.rpartition(':')[2]}", self._node.listen, True)],
+            counts=Counts(**{name: counts[name] for name in COUNTED}),
+            nodes=[self._this_node()],
             nodes_note=NODES_NOTE,
             gc_running=gc.running,
             last_gc=gc.runs[0] if gc.runs else None,
@@ -181,8 +182,9 @@ class InfoService:
         if cert is None:
             return None
         facts = describe(cert.read_bytes()) if cert.exists() else None
-        ca_present = ca is not None and ca.exists()
-        return Tls(cert, facts, ca if ca_present else None, fingerprint(ca.read_bytes()) if ca and ca_present else None)
+        if ca is None or not ca.exists():  # an operator's certificate without the registry's own CA
+            return Tls(cert, facts, None, None)
+        return Tls(cert, facts, ca, fingerprint(ca.read_bytes()))
 
 
 def expires_in(not_after: dt.datetime) -> dt.timedelta:
