@@ -77,13 +77,23 @@ async def test_deep_json_is_a_400_not_a_500(registry: Registry, path: str) -> No
     assert b"nests deeper than 64 levels" in body
 
 
-async def test_deep_yaml_storage_block_is_a_400(registry: Registry) -> None:
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/api/v1/settings/storage/test"), ("PUT", "/api/v1/webhooks/deep")]
+)
+async def test_deep_yaml_blocks_are_a_400(registry: Registry, method: str, path: str) -> None:
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=registry.asgi), base_url=BASE_URL, auth=ADMIN
     ) as admin:
         for body in (DEEP, b"- " * 5000 + b"x"):
-            response = await admin.post(
-                "/api/v1/settings/storage/test", content=body, headers={"content-type": "application/yaml"}
-            )
+            response = await admin.request(method, path, content=body, headers={"content-type": "application/yaml"})
             assert response.status_code == 400, response.text
             assert response.json()["error"]["code"] == "INVALID"
+
+
+async def test_a_unicode_digit_limit_is_a_400(registry: Registry) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=registry.asgi), base_url=BASE_URL, auth=ADMIN
+    ) as admin:
+        await admin.put("/api/v1/webhooks/ci", json={"url": "http://127.0.0.1:9/hook"})
+        response = await admin.get("/api/v1/webhooks/ci/deliveries", params={"limit": "²"})
+        assert response.status_code == 400, response.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import yaml
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -60,14 +61,31 @@ async def require_account(request: Request) -> None:
         raise Unauthorized("log in: the admin API takes HTTP Basic credentials (a password or an app token)")
 
 
-async def body(request: Request) -> dict[str, Any]:
-    """The JSON object sent (at most BODY_LIMIT bytes, MAX_DEPTH deep), read once the caller is known."""
+async def raw_body(request: Request) -> bytes:
+    """The body's bytes (at most BODY_LIMIT), read only once the caller is known to have an account."""
     await require_account(request)
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > BODY_LIMIT:
             raise InvalidRequest(f"request body over {BODY_LIMIT} bytes")
+    return raw
+
+
+async def yaml_body(request: Request, what: str) -> object:
+    """The body as JSON or YAML (JSON is YAML, so one parser reads both): Distribution's blocks are YAML."""
+    raw = await raw_body(request)
+    try:
+        return yaml.safe_load(raw or b"{}")
+    except yaml.YAMLError as exc:
+        raise InvalidRequest(f"the body is neither JSON nor YAML: {exc}") from None
+    except RecursionError:  # PyYAML recurses per nesting level; the blocks it reads are a few levels deep
+        raise InvalidRequest(f"the body nests too deeply to be {what}") from None
+
+
+async def body(request: Request) -> dict[str, Any]:
+    """The JSON object sent (at most BODY_LIMIT bytes, MAX_DEPTH deep), read once the caller is known."""
+    raw = await raw_body(request)
     try:
         parsed = jsontext.load(raw or b"{}", max_bytes=BODY_LIMIT)
     except jsontext.JsonRejected as exc:

@@ -3,12 +3,10 @@ or YAML; secrets write-only)."""
 
 from __future__ import annotations
 
-import yaml
 from starlette.requests import Request
 from starlette.responses import Response
 
-from trustyard.admin.http import BODY_LIMIT, actor, render, require_account, services
-from trustyard.errors import InvalidRequest
+from trustyard.admin.http import actor, render, services, yaml_body
 from trustyard.storage.config import StorageSettings, parse_storage_block
 
 
@@ -32,16 +30,5 @@ async def put_storage(request: Request) -> Response:
 async def storage_body(request: Request) -> StorageSettings:
     """The request body as storage settings: ``{"s3": {...}}`` (optionally wrapped in ``{"storage": ...}``),
     as JSON or, with a YAML content type, a Distribution ``config.yml`` storage block."""
-    await require_account(request)
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > BODY_LIMIT:
-            raise InvalidRequest(f"request body over {BODY_LIMIT} bytes")
-    try:
-        document = yaml.safe_load(raw or b"{}")  # JSON is YAML, so one parser reads both
-    except yaml.YAMLError as exc:
-        raise InvalidRequest(f"the body is neither JSON nor YAML: {exc}") from None
-    except RecursionError:  # PyYAML recurses per nesting level; a storage block is three levels deep
-        raise InvalidRequest("the body nests too deeply to be a storage block") from None
+    document = await yaml_body(request, "a storage block")
     return parse_storage_block(document)

@@ -3,11 +3,10 @@ secret are write-only) and each endpoint's delivery log with every attempt."""
 
 from __future__ import annotations
 
-import yaml
 from starlette.requests import Request
 from starlette.responses import Response
 
-from trustyard.admin.http import BODY_LIMIT, actor, render, services
+from trustyard.admin.http import actor, render, services, yaml_body
 from trustyard.errors import InvalidRequest
 from trustyard.services.webhook_settings import parse_endpoint
 
@@ -24,7 +23,7 @@ async def get_endpoint(request: Request) -> Response:
 
 async def put_endpoint(request: Request) -> Response:
     caller = await actor(request)
-    settings = parse_endpoint(await _document(request), request.path_params["name"])
+    settings = parse_endpoint(await yaml_body(request, "a webhook endpoint"), request.path_params["name"])
     view = await services(request).webhooks.save(caller, settings)
     return render(view.as_document())
 
@@ -36,21 +35,8 @@ async def delete_endpoint(request: Request) -> Response:
 
 async def list_deliveries(request: Request) -> Response:
     limit = request.query_params.get("limit", "50")
-    if not limit.isdigit():
+    if not (limit.isascii() and limit.isdigit()):
         raise InvalidRequest("limit must be a number of deliveries (1-500)")
     caller = await actor(request)
     deliveries = await services(request).webhooks.deliveries(caller, request.path_params["name"], int(limit))
     return render({"deliveries": [delivery.as_document() for delivery in deliveries]})
-
-
-async def _document(request: Request) -> object:
-    """The body as JSON or, with a YAML content type, one endpoint of a ``notifications:`` block."""
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > BODY_LIMIT:
-            raise InvalidRequest(f"request body over {BODY_LIMIT} bytes")
-    try:
-        return yaml.safe_load(raw or b"{}")  # JSON is YAML, so one parser reads both
-    except yaml.YAMLError as exc:
-        raise InvalidRequest(f"the body is neither JSON nor YAML: {exc}") from None
