@@ -89,7 +89,8 @@ class Services:
         audit = Audit(AuditStore(index.reader, index.writer))
         account_store = AccountStore(index.reader, index.writer)
         repository_store = index.repositories
-        accounts = Accounts(account_store, repository_store, storage, audit)
+        policies = TagPolicies(index, audit)
+        accounts = Accounts(account_store, repository_store, storage, policies, audit)
         storage_admin = StorageAdmin(index, storage)
         box = box or SecretBox(SecretBox.new_key())
         webhooks = Webhooks(
@@ -105,7 +106,6 @@ class Services:
             audit,
         )
         uploads = Uploads(index, storage, accounts.pullable, webhooks)
-        policies = TagPolicies(index, audit)
         manifests = Manifests(index, storage, policies, audit, webhooks)
         gc = GarbageCollector(
             index,

@@ -20,6 +20,7 @@ from trustyard.errors import Denied, InvalidRequest, NotFound
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor, Credential
 from trustyard.services.audit import Audit
+from trustyard.services.policies import TagPolicies
 from trustyard.services.repositories import remove_repository
 from trustyard.storage.driver import StorageDriver
 
@@ -79,11 +80,18 @@ class Target:
 
 class Accounts:
     def __init__(
-        self, store: AccountStore, repositories: RepositoryStore, storage: StorageDriver, audit: Audit
+        self,
+        store: AccountStore,
+        repositories: RepositoryStore,
+        storage: StorageDriver,
+        policies: TagPolicies,
+        audit: Audit,
     ) -> None:
+        """``policies`` keep a namespace deleted with its repositories from taking immutable tags along."""
         self._store = store
         self._repositories = repositories
         self._storage = storage
+        self._policies = policies
         self._audit = audit
 
     # Policy ---------------------------------------------------------------------------------------------
@@ -224,6 +232,8 @@ class Accounts:
                 f"({shown}): delete them first, or delete "
                 f"the {kind} together with its repositories (with_repositories=true, --with-repositories)"
             )
+        for repository in held:  # every one first: refused before anything is deleted
+            await self._policies.check_repository_delete(repository)
         for repository in held:
             await remove_repository(self._repositories, self._storage, RepositoryName.parse(repository))
             await self._audit.record(actor, "repository.delete", repository)

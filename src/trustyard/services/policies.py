@@ -127,6 +127,12 @@ class TagPolicies:
                     detail={"tag": tag, "policy": pattern},
                 )
 
+    async def check_repository_delete(self, repository: str) -> None:
+        """Refuse deleting a whole repository (alone, or with its user or organization) while a policy makes
+        its tags immutable and it holds one."""
+        tags = await self._index.manifests.list_tags(repository, 1, None)
+        await self.check_delete(repository, tags or [])
+
     async def check_delete(self, repository: str, tags: list[str]) -> None:
         """Refuse deleting immutable tags (or the manifest they name)."""
         if not tags or (pattern := await self.immutable_by(repository)) is None:

@@ -77,8 +77,7 @@ class Repositories:
     async def delete(self, actor: Actor, repository: RepositoryName) -> None:
         """Remove a repository: index first, then its links in storage (blobs stay for garbage collection)."""
         actor.require(repository, Action.ADMIN)
-        tags = await self._index.manifests.list_tags(repository.value, 1, None)
-        await self._policies.check_delete(repository.value, tags or [])
+        await self._policies.check_repository_delete(repository.value)
         if self._storage is None:
             if not await self._index.repositories.delete_repository(repository.value):
                 raise NameUnknown(f"repository {repository} is not known to this registry")
