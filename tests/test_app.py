@@ -82,3 +82,22 @@ def test_nodes_share_the_keys_only_with_the_secret_key(tmp_path: Path, postgres_
     assert authority_b is not None
     token, _ = authority_a.issue_access("alice", [])
     assert authority_b.verify_access(token).subject == "alice"  # issued by one node, accepted by the other
+
+
+@pytest.mark.postgres
+async def test_nodes_started_at_once_on_an_empty_database_all_come_up(tmp_path: Path, postgres_url: str) -> None:
+    """compose up: three nodes migrate (one at a time, under an advisory lock), create the shared keys and the
+    admin account at the same moment; every one starts, with the same keys."""
+    key = SecretBox.new_key().decode()
+    nodes = [
+        Settings(data_dir=tmp_path / f"n{n}", database_url=postgres_url, secret_key=key, insecure_http=True)
+        for n in range(3)
+    ]
+    await asyncio.gather(*(prepare(node, serving=True) for node in nodes))
+    found = []
+    for node in nodes:
+        async with open_node(node) as (services, keys):
+            found.append(keys)
+            assert await services.accounts.bootstrap_admin(None) is None  # exactly one admin, already there
+    assert found[0] is not None
+    assert found == [found[0]] * 3
