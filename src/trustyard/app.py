@@ -11,12 +11,12 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
@@ -34,26 +34,26 @@ from trustyard.admin.routes import routes as admin_routes
 from trustyard.auth.certificates import TlsFiles, default_names, ensure_certificates
 from trustyard.auth.proxies import parse_networks
 from trustyard.auth.secretbox import SecretBox
-from trustyard.auth.tokens import TokenAuthority, ensure_signing_key, load_signing_key
+from trustyard.auth.tokens import TokenAuthority, ensure_signing_key, load_signing_key, signing_key_from_pem
 from trustyard.config import Settings
 from trustyard.db.backup import copy_index
 from trustyard.db.engine import migrate, open_index
+from trustyard.db.index import Index
 from trustyard.monitoring.requests import RequestMetrics
 from trustyard.monitoring.routes import routes as monitoring_routes
 from trustyard.registry import errors as registry_errors
 from trustyard.registry.drain import DrainUnreadBody
 from trustyard.registry.routes import routes as registry_routes
 from trustyard.services import Services
-from trustyard.services.actor import Actor
 from trustyard.services.backup import Backups
 from trustyard.services.gc import GcSchedule
 from trustyard.services.info import Node
 from trustyard.services.settings import StartupStorage
+from trustyard.services.shared_secrets import NodeKeys, SharedSecrets
 from trustyard.services.webhooks import REQUEST_SCOPE, EventSource
 from trustyard.storage.factory import build_driver
 from trustyard.storage.switchable import SwitchableDriver
 from trustyard.web import errors as web_errors
-from trustyard.web.http import ensure_session_key
 from trustyard.web.routes import routes as web_routes
 
 WORKER_SETTINGS_ENV = "TRUSTYARD_WORKER_SETTINGS"
@@ -71,15 +71,16 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message],
 SERVICE = "trustyard"  # the token ``service`` and ``aud``
 #: How often each worker looks for storage settings saved by another worker or node.
 SETTINGS_POLL_SECONDS = 2.0
-#: Upload sessions idle this long are cancelled (Distribution's uploadpurging default age), checked hourly.
-UPLOAD_PURGE_AGE = timedelta(days=7)
-UPLOAD_PURGE_INTERVAL = timedelta(hours=1)
-#: Delivered webhook events stay in the delivery log this long (pruned with the upload purge).
-WEBHOOK_LOG_AGE = timedelta(days=7)
 #: Strict-Transport-Security on TLS responses: one year, this host only (its subdomains are not ours).
 HSTS_MAX_AGE = 365 * 24 * 3600
-#: How often each worker looks whether a scheduled garbage collection is due.
+#: How often each worker looks whether a scheduled garbage collection or the hourly upkeep is due.
 GC_SCHEDULE_CHECK_SECONDS = 60.0
+#: What a node without a secret key says when the database already holds the cluster's sealed secrets.
+NO_SECRET_KEY = (
+    "this node has no secret key, but the database already holds secrets sealed by the node that started first: "
+    "give every node the same key, in TRUSTYARD_SECRET_KEY or in the file named by secret_key_file "
+    "(a key trustyard generated is in the first node's DATA_DIR/keys/secret.key)"
+)
 
 
 @dataclass(frozen=True)
@@ -91,16 +92,21 @@ class Startup:
 
 
 async def prepare(settings: Settings, *, serving: bool = False) -> Startup:
-    """One-time start-up work done once per node before workers start: data dir, schema, token key; when
-    ``serving``, also the TLS certificate and the ``admin`` account (created only where its password can be
-    shown: by ``serve``, never by a maintenance command)."""
+    """One-time start-up work done once per node before workers start: data dir, schema, the secret key and
+    the cluster's shared keys (services/shared_secrets.py); when ``serving``, also the TLS certificate and the
+    ``admin`` account (created only where its password can be shown: by ``serve``, never by a maintenance
+    command). A node whose secret key does not open the cluster's keys stops here, before serving."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir.chmod(0o700)  # keys, the index and (by default) the blobs live here
     await migrate(settings.database)
-    ensure_signing_key(settings.token_key_path)
-    if settings.secret_key is None:
-        ensure_secret_key(settings.secret_key_path)
-    ensure_session_key(session_key_path(settings))
+    if settings.token_key is not None:
+        ensure_signing_key(settings.token_key)  # the operator's own file: authoritative for this node
+    index = open_index(settings.database)
+    try:
+        box = await ensure_secret_box(settings, index)
+        await SharedSecrets(index.shared_secrets, box, node_name()).ensure(settings.keys_dir)
+    finally:
+        await index.dispose()
     if not serving:
         return Startup(None, None)
     tls = tls_files(settings)
@@ -125,28 +131,59 @@ def tls_files(settings: Settings) -> TlsFiles | None:
     return ensure_certificates(settings.tls_dir, default_names([*listen, *settings.public_names]))
 
 
-def token_authority(settings: Settings) -> TokenAuthority:
-    key = load_signing_key(settings.token_key_path)
+def token_authority(settings: Settings, keys: NodeKeys | None) -> TokenAuthority | None:
+    """Signs and verifies registry tokens with the operator's ``token_key`` file when one is configured, else
+    with the cluster's key from the database; None before the keys exist (commands then use a throwaway key)."""
+    if settings.token_key is not None:
+        key = load_signing_key(settings.token_key)
+    elif keys is not None:
+        key = signing_key_from_pem(keys.token_key, "the token signing key in the database")
+    else:
+        return None
     return TokenAuthority(key, SERVICE, SERVICE, settings.token_ttl, settings.refresh_token_ttl)
 
 
-def session_key_path(settings: Settings) -> Path:
-    """The key signing the web UI's session cookies (nodes behind one balancer share the data dir's keys/)."""
-    return settings.data_dir / "keys" / "session.key"
+def node_name() -> str:
+    """This process as the creator of a shared secret: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def secret_box(settings: Settings) -> SecretBox | None:
+    """The operator's secret key: ``secret_key`` (TRUSTYARD_SECRET_KEY), else the file ``secret_key_file`` or
+    DATA_DIR/keys/secret.key; None when neither is there."""
     if settings.secret_key is not None:
-        return SecretBox(settings.secret_key.get_secret_value().encode())
+        return SecretBox(settings.secret_key.get_secret_value().strip().encode())
     path = settings.secret_key_path
     return SecretBox(path.read_bytes().strip()) if path.exists() else None
+
+
+async def ensure_secret_box(settings: Settings, index: Index) -> SecretBox:
+    """The operator's secret key; on the first start of a registry given none, a generated
+    DATA_DIR/keys/secret.key (the embedded default keeps working with no flags). A node given none that joins
+    a database whose secrets another node sealed, or given a ``secret_key_file`` that is not there, is refused:
+    a key of its own could never open them."""
+    box = secret_box(settings)
+    if box is not None:
+        return box
+    if settings.secret_key_file is not None:
+        raise errors.ConfigInvalid(
+            f"secret_key_file {settings.secret_key_file} does not exist: put the cluster's secret key there "
+            "(the first node's DATA_DIR/keys/secret.key, or a new one on a first start), or unset secret_key_file"
+        )
+    if await index.shared_secrets.any():
+        raise errors.ConfigInvalid(NO_SECRET_KEY)
+    ensure_secret_key(settings.secret_key_path)
+    return SecretBox(settings.secret_key_path.read_bytes().strip())
 
 
 def ensure_secret_key(path: Path) -> None:
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process of this node created it first
     with os.fdopen(descriptor, "wb") as file:
         file.write(SecretBox.new_key())
 
@@ -155,20 +192,29 @@ def ensure_secret_key(path: Path) -> None:
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Services over the configured index and storage; the storage saved at run time (if any) replaces the
     startup storage before anything is served."""
+    async with open_node(settings) as (services, _keys):
+        yield services
+
+
+@asynccontextmanager
+async def open_node(settings: Settings) -> AsyncIterator[tuple[Services, NodeKeys | None]]:
+    """``open_services``, and the cluster's shared keys in the clear (None before ``prepare`` created them)."""
     index = open_index(settings.database)
     pinned_by = None if settings.storage_source == "default" else settings.storage_source
     startup = StartupStorage(settings.storage, pinned_by, settings.default_storage_root)
     driver = SwitchableDriver(build_driver(settings.storage, settings.default_storage_root))
-    authority = token_authority(settings) if settings.token_key_path.exists() else None
+    box = secret_box(settings)
     source = EventSource.local(settings.listen, settings.public_url)
     try:
+        keys = None if box is None else await SharedSecrets(index.shared_secrets, box, node_name()).keys()
+        authority = token_authority(settings, keys)
         schedule = GcSchedule.parse(settings.gc_every, settings.gc_untagged, settings.gc_grace)
         services = Services.create(
             index,
             driver,
             authority,
             startup,
-            secret_box(settings),
+            box,
             source,
             schedule,
             node(settings),
@@ -178,7 +224,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         try:
             await services.settings.refresh()
             await services.webhooks.refresh()
-            yield services
+            yield services, keys
         finally:
             await services.webhooks.close()
     finally:
@@ -203,10 +249,10 @@ def backups(settings: Settings, services: Services, config_file: Path | None) ->
 
 
 async def _maintain(services: Services) -> None:
-    """Per worker: pick up storage settings and webhook endpoints saved elsewhere, purge upload sessions clients
-    abandoned, and start scheduled garbage collection when it is due (the lease lets one worker of one node run
-    it)."""
-    last_purge = last_schedule = 0.0
+    """Per worker: pick up storage settings and webhook endpoints saved elsewhere, and look now and then whether
+    a scheduled garbage collection or the hourly upkeep (abandoned uploads, the webhook log) is due: their
+    leases in SQL let one worker of one node run each."""
+    last_schedule = 0.0
     while True:
         await asyncio.sleep(SETTINGS_POLL_SECONDS)
         try:
@@ -216,10 +262,7 @@ async def _maintain(services: Services) -> None:
             if now - last_schedule > GC_SCHEDULE_CHECK_SECONDS:
                 last_schedule = now
                 await services.gc.run_if_due()
-            if now - last_purge > UPLOAD_PURGE_INTERVAL.total_seconds():
-                last_purge = now
-                await services.uploads.purge(Actor.system(), UPLOAD_PURGE_AGE)
-                await services.webhooks.prune(Actor.system(), WEBHOOK_LOG_AGE)
+                await services.upkeep.run_if_due()
         except Exception:  # a database or storage hiccup must not end the loop
             log.exception("background maintenance failed; retrying")
 
@@ -231,8 +274,10 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
             await prepare(settings, serving=True)
         ca = settings.tls_dir / "ca.crt"
         app.state.ca_pem = ca.read_bytes() if ca.exists() else None
-        app.state.session_key = ensure_session_key(session_key_path(settings))
-        async with open_services(settings) as services:
+        async with open_node(settings) as (services, keys):
+            if keys is None:  # prepare() creates them before any worker starts
+                raise errors.ConfigInvalid("the shared keys are not in the database: start with `trustyard serve`")
+            app.state.session_key = keys.session_key
             app.state.services = services
             background = [asyncio.create_task(_maintain(services)), asyncio.create_task(services.webhooks.run())]
             try:

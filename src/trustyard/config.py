@@ -81,7 +81,9 @@ class Settings(BaseSettings):
     #: Reverse proxies (addresses or networks, e.g. 10.0.0.0/8) whose X-Forwarded-For names the client; from
     #: any other peer the header is ignored. The client address keys the slowdown of password guessing.
     trusted_proxies: list[str] = Field(default_factory=list)
-    #: The token signing key (EC P-256 PEM); default DATA_DIR/keys/token.pem. Nodes behind one balancer share it.
+    #: An operator-managed token signing key (EC P-256 PEM, created if missing). Unset (the default), every node
+    #: uses the cluster's key, kept in the database sealed with the secret key; set, this file is authoritative
+    #: for this node, and every node must then be given the same file.
     token_key: Path | None = None
     #: Lifetime of registry access tokens (seconds) and of refresh tokens.
     token_ttl: int = Field(default=300, ge=30, le=3600)
@@ -95,9 +97,12 @@ class Settings(BaseSettings):
     basic_auth_cache_ttl: int = Field(default=DEFAULT_TTL, ge=0, le=300)
     #: The first start's admin password (TRUSTYARD_ADMIN_PASSWORD); generated and printed once when unset.
     admin_password: SecretStr | None = None
-    #: The key sealing secrets at rest (storage credentials saved at run time); default DATA_DIR/keys/secret.key.
-    #: Nodes sharing a database share it (TRUSTYARD_SECRET_KEY, a Fernet key).
+    #: The key sealing secrets at rest (the nodes' shared token and session keys, storage credentials and webhook
+    #: secrets saved at run time): a Fernet key. Nodes sharing a database must share it: give it here
+    #: (TRUSTYARD_SECRET_KEY) or in a file (``secret_key_file``). With neither, the first start generates
+    #: DATA_DIR/keys/secret.key (the embedded default: one node).
     secret_key: SecretStr | None = None
+    secret_key_file: Path | None = None
     #: Garbage collection's schedule until one is saved in the web UI or the admin API: how often to collect
     #: ("24h", "7d"; "off", the default, never) and the options of scheduled runs (docs/gc.md).
     gc_every: str = "off"
@@ -117,6 +122,8 @@ class Settings(BaseSettings):
     def _cert_and_key_together(self) -> Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together: set both or neither")
+        if self.secret_key is not None and self.secret_key_file is not None:
+            raise ValueError("give the secret key once: secret_key (TRUSTYARD_SECRET_KEY) or secret_key_file, not both")
         return self
 
     @classmethod
@@ -142,7 +149,13 @@ class Settings(BaseSettings):
 
     @property
     def secret_key_path(self) -> Path:
-        return self.data_dir / "keys" / "secret.key"
+        return self.secret_key_file or self.data_dir / "keys" / "secret.key"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Where a data directory keeps its keys: the generated secret key and, from before the shared keys
+        moved into the database, ``token.pem`` and ``session.key`` (adopted by the first start)."""
+        return self.data_dir / "keys"
 
     @property
     def metrics_dir(self) -> Path:
@@ -177,6 +190,7 @@ class Settings(BaseSettings):
                 "tls_cert": absolute(self.tls_cert),
                 "tls_key": absolute(self.tls_key),
                 "token_key": absolute(self.token_key),
+                "secret_key_file": absolute(self.secret_key_file),
             }
         )
 

@@ -123,8 +123,10 @@ def test_content_length_with_invalid_chunked_encoding_is_a_400(registry: Registr
 def test_secrets_are_private_files(registry: Registry) -> None:
     data = registry.data_dir
     assert data.stat().st_mode & 0o777 == 0o700
-    for private in ("trustyard.db", "keys/token.pem", "keys/session.key", "keys/secret.key", "tls/ca.key"):
+    for private in ("trustyard.db", "keys/secret.key", "tls/ca.key"):
         assert (data / private).stat().st_mode & 0o777 == 0o600, private
+    # The token and session keys live in the database, sealed with keys/secret.key (services/shared_secrets.py).
+    assert sorted(path.name for path in (data / "keys").iterdir()) == ["secret.key"]
 
 
 def test_workers_end_with_a_killed_main_process_and_a_restart_sweeps_staging(tmp_path: Path) -> None:

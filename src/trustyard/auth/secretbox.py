@@ -1,8 +1,9 @@
-"""SecretBox: secrets at rest (storage credentials in runtime settings) sealed with a key of the registry's.
+"""SecretBox: secrets at rest sealed with the operator's one key: the keys nodes share (token signing, web
+sessions; services/shared_secrets.py), storage credentials in runtime settings, webhook secrets.
 
 Fernet (AES-128-CBC + HMAC-SHA256, from ``cryptography``) rather than anything hand-made. The key comes from
-``TRUSTYARD_SECRET_KEY`` or a file in the data directory created on first start; every node of a cluster
-needs the same key.
+``TRUSTYARD_SECRET_KEY``, a ``secret_key_file``, or a file in the data directory created on first start;
+every node of a cluster needs the same key.
 """
 
 from __future__ import annotations

@@ -83,19 +83,33 @@ def write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def new_signing_key_pem() -> bytes:
+    """A fresh EC P-256 private key as unencrypted PKCS#8 PEM (sealed before it is stored anywhere shared)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
 def ensure_signing_key(path: Path) -> None:
-    """Create the token signing key at ``path`` unless it exists (done once, before workers start)."""
+    """Create the token signing key at ``path`` unless it exists (an operator's ``token_key`` file)."""
     if path.exists():
         return
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    write_private(path, pem)
+    write_private(path, new_signing_key_pem())
 
 
 def load_signing_key(path: Path) -> SigningKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    return signing_key_from_pem(path.read_bytes(), str(path))
+
+
+def signing_key_from_pem(pem: bytes, source: str) -> SigningKey:
+    """The signing key in ``pem``; ``source`` names where it came from in the error."""
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except ValueError:
+        raise ValueError(f"{source}: not a PEM private key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise ValueError(f"{path}: the token signing key must be an EC P-256 private key (ES256)")
+        raise ValueError(f"{source}: the token signing key must be an EC P-256 private key (ES256)")
     return SigningKey(key, _thumbprint(key))
 
 

@@ -142,7 +142,10 @@ async def _prepare_and_adopt(settings: Settings) -> Startup:
                 f"reindexed {report.repositories} repositories, {report.manifests} manifests, {report.tags} tags",
                 err=True,
             )
-        swept = await services.uploads.sweep_interrupted(Actor.system())  # nothing else writes: we hold the lock
+        # Only where nothing else can be writing: one node (SQLite) whose data-dir lock we hold. Nodes sharing
+        # PostgreSQL leave staged leftovers to garbage collection, which waits an hour before taking them.
+        one_node = settings.database.startswith("sqlite")
+        swept = await services.uploads.sweep_interrupted(Actor.system()) if one_node else 0
         if swept:
             click.echo(f"removed {swept} staged files that interrupted uploads left behind", err=True)
     return startup

@@ -13,7 +13,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -22,6 +22,8 @@ from trustyard.db.database import Database
 from trustyard.db.index import Index
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: The PostgreSQL advisory lock that serialises migrations of nodes starting at once ("trustyar" in ASCII).
+MIGRATION_LOCK = 0x7472757374796172
 
 
 def sqlite_url(path: Path) -> str:
@@ -79,6 +81,10 @@ async def migrate(url: str) -> None:
     engine = create_engine(url, pool=False)
     try:
         async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Nodes started together (compose up, a rolling restart) migrate one after the other: the
+                # others wait for this transaction's lock, then find the schema at head and do nothing.
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             await connection.run_sync(_upgrade)
     finally:
         await engine.dispose()

@@ -1,5 +1,6 @@
 """``Index``: the SQL index as one value: its ``Database`` and one store per noun (repositories, blobs,
-manifests with tags, uploads), plus the operations on the whole index (clear, counts).
+manifests with tags, uploads; leases, collection runs, tag policies and the nodes' shared secrets), plus the
+operations on the whole index (clear, counts).
 
 Each store owns its queries (``db/repositories.py``, ``db/blobs.py``, ``db/manifests.py``, ``db/uploads.py``);
 rows come back as small frozen dataclasses, so nothing above ``db`` sees SQLAlchemy.
@@ -18,6 +19,7 @@ from trustyard.db.leases import LeaseStore
 from trustyard.db.manifests import ManifestStore
 from trustyard.db.policies import PolicyStore
 from trustyard.db.repositories import RepositoryStore
+from trustyard.db.shared_secrets import SharedSecretStore
 from trustyard.db.uploads import UploadStore
 
 
@@ -31,6 +33,7 @@ class Index:
         self.leases = LeaseStore(db)
         self.gc_runs = GcRunStore(db)
         self.policies = PolicyStore(db)
+        self.shared_secrets = SharedSecretStore(db)
 
     @property
     def reader(self) -> AsyncEngine:

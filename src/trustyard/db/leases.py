@@ -36,6 +36,19 @@ class LeaseStore:
         async with self._db.writer.begin() as conn:
             return (await conn.execute(statement)).first() is not None
 
+    async def take_if_free(self, name: str, holder: str, ttl: timedelta) -> bool:
+        """Take the lease only when it is free or expired, even from ourselves: a job that keeps its lease for
+        ``ttl`` after running (``services/upkeep.py``) then runs once per ``ttl`` across all workers and nodes."""
+        at = now()
+        insert = self._db.upsert(t.leases).values(name=name, holder=holder, expires_at=at + ttl)
+        statement = insert.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"holder": holder, "expires_at": at + ttl},
+            where=t.leases.c.expires_at < at,
+        ).returning(t.leases.c.name)
+        async with self._db.writer.begin() as conn:
+            return (await conn.execute(statement)).first() is not None
+
     async def take_over(self, name: str, previous: str, holder: str, ttl: timedelta) -> bool:
         """Take the lease from ``previous`` (a holder known to be dead), unless it changed hands meanwhile."""
         async with self._db.writer.begin() as conn:

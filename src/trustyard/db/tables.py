@@ -285,3 +285,14 @@ tag_policies = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("updated_by", String(64), nullable=False),
 )
+
+# Secrets the nodes share, sealed with the operator's secret key (migration 0009_nodes).
+
+shared_secrets = Table(
+    "shared_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),  # "token_key", "session_key"
+    Column("sealed", Text, nullable=False),  # SecretBox.seal of the value: never stored in the clear
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(128), nullable=False),  # the node (host and pid) that created it
+)

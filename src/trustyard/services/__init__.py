@@ -36,6 +36,7 @@ from trustyard.services.settings import Settings, StartupStorage
 from trustyard.services.storage import StorageAdmin
 from trustyard.services.tags import Tags
 from trustyard.services.tokens import Tokens
+from trustyard.services.upkeep import Upkeep
 from trustyard.services.uploads import Uploads
 from trustyard.services.webhooks import EventSource, Webhooks
 from trustyard.storage.config import StorageSettings
@@ -62,6 +63,7 @@ class Services:
     policies: TagPolicies
     gc: GarbageCollector
     info: InfoService
+    upkeep: Upkeep
 
     @classmethod
     def create(
@@ -144,4 +146,5 @@ class Services:
             policies=policies,
             gc=gc,
             info=InfoService(node or Node("localhost:5000", None, None, None), index, settings, gc),
+            upkeep=Upkeep(index.leases, uploads, webhooks, collector_id()),
         )

@@ -16,7 +16,7 @@ from trustyard.auth import passwords
 from trustyard.auth.policy import Grant, Role, Subject, allowed_actions
 from trustyard.db.accounts import AccountStore, AppTokenRow, GrantRow, ReservedName, TeamRow, UserRow
 from trustyard.db.repositories import RepositoryStore
-from trustyard.errors import Denied, InvalidRequest, NotFound
+from trustyard.errors import AlreadyExists, Denied, InvalidRequest, NotFound
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor, Credential
 from trustyard.services.audit import Audit
@@ -133,7 +133,10 @@ class Accounts:
         if await self._store.user(ADMIN) is not None:
             return None
         generated = None if password else passwords.generate_password()
-        await self._store.create_user(ADMIN, passwords.hash_password(password or generated or ""), admin=True)
+        try:
+            await self._store.create_user(ADMIN, passwords.hash_password(password or generated or ""), admin=True)
+        except AlreadyExists:
+            return None  # another node starting at the same moment created it first
         await self._audit.record(Actor.system(), "user.create", ADMIN, admin=True, bootstrap=True)
         return generated
 

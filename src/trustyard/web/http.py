@@ -1,14 +1,14 @@
 """What every page handler shares: the signed session cookie, the templates, rendering and redirects.
 
-The session is a cookie signed with the node's session key (``DATA_DIR/keys/session.key``, 0600): it holds the
-secret of a server-side session (``services/sessions.py``), a CSRF token and at most one flash message. It is
-HttpOnly, SameSite=Lax, Secure when the registry speaks HTTPS, and lives 12 hours. It never grants anything by
-itself: ``sessions.actor`` resolves the server-side session and its user on every request.
+The session is a cookie signed with the cluster's session key (kept sealed in the database, the same on every
+node, so a session survives hopping nodes: ``services/shared_secrets.py``): it holds the secret of a
+server-side session (``services/sessions.py``), a CSRF token and at most one flash message. It is HttpOnly,
+SameSite=Lax, Secure when the registry speaks HTTPS, and lives 12 hours. It never grants anything by itself:
+``sessions.actor`` resolves the server-side session and its user on every request.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,19 +41,6 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-
-
-def ensure_session_key(path: Path) -> bytes:
-    """The key that signs session cookies: created once (0600) beside the token key, shared by the workers."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes()
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(secrets.token_hex(32).encode())
-    return path.read_bytes().strip()
 
 
 @dataclass
