@@ -89,7 +89,7 @@ def reader(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     every client inside it."""
     workdir = tmp_path / "reader"
     (workdir / "home").mkdir(parents=True)
-    for name in ("scripts", ".venv"):  # a checkout after ./scripts/serve
+    for name in ("scripts", ".venv", "deploy"):  # a checkout after ./scripts/serve (deploy/: docs/deploy.md)
         (workdir / name).symlink_to(REPO_ROOT / name)
     (workdir / "file.txt").write_text("an artifact\n")
     clients = Clients(tmp_path / "clients")
