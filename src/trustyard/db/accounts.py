@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from trustyard.db import tables as t
+from trustyard.db.database import Database
 from trustyard.errors import AlreadyExists, NotFound
 
 
@@ -115,16 +116,31 @@ _USER_COLUMNS = (
 
 
 class AccountStore:
-    def __init__(self, reader: AsyncEngine, writer: AsyncEngine | None = None) -> None:
-        self.reader = reader
-        self.writer = writer or reader
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.reader: AsyncEngine = db.reader
+        self.writer: AsyncEngine = db.writer
+        teams = select(t.team_members.c.team_id).where(t.team_members.c.user_id == bindparam("user_id"))
+        # Built once: the catalog resolves its caller's grants on every request (Database.rows reads them
+        # synchronously on SQLite, in microseconds).
+        self._grants_reaching = select(t.grants.c.target, t.grants.c.namespace, t.grants.c.role).where(
+            or_(t.grants.c.user_id == bindparam("user_id"), t.grants.c.team_id.in_(teams.scalar_subquery()))
+        )
+        self._user_by_name = select(*_USER_COLUMNS).where(t.users.c.name == bindparam("name"))
+        users, grants = t.users.c, t.grants.c
+        own_teams = select(t.team_members.c.team_id).where(t.team_members.c.user_id == users.id)
+        reaching = or_(grants.user_id == users.id, grants.team_id.in_(own_teams.scalar_subquery()))
+        self._policy_rows = (
+            select(users.admin, users.active, grants.target, grants.namespace, grants.role)
+            .select_from(t.users.outerjoin(t.grants, reaching))
+            .where(users.name == bindparam("name"))
+        )
 
     # Users
 
     async def user(self, name: str) -> UserRow | None:
-        async with self.reader.connect() as conn:
-            row = (await conn.execute(select(*_USER_COLUMNS).where(t.users.c.name == name))).first()
-            return None if row is None else _user(row)
+        row = await self._db.first(self._user_by_name, name=name)
+        return None if row is None else _user(row)
 
     async def users(self) -> list[UserRow]:
         async with self.reader.connect() as conn:
@@ -378,14 +394,19 @@ class AccountStore:
             if result.rowcount == 0:
                 raise NotFound(f"no grant {grant_id}")
 
+    async def policy_view(self, name: str) -> tuple[bool, bool, list[tuple[str, bool, int]]] | None:
+        """``(admin, active, grants reaching the user)`` in one query (None: no such user): what the permission
+        policy needs of a user, read on every catalog request and token fetch."""
+        rows = await self._db.rows(self._policy_rows, name=name)
+        if not rows:
+            return None
+        grants = [(r.target, bool(r.namespace), int(r.role)) for r in rows if r.target is not None]
+        return bool(rows[0].admin), bool(rows[0].active), grants
+
     async def grants_reaching(self, user_id: int) -> list[tuple[str, bool, int]]:
         """``(target, namespace, role)`` of every grant to the user or to a team the user is in."""
-        teams = select(t.team_members.c.team_id).where(t.team_members.c.user_id == user_id).scalar_subquery()
-        query = select(t.grants.c.target, t.grants.c.namespace, t.grants.c.role).where(
-            or_(t.grants.c.user_id == user_id, t.grants.c.team_id.in_(teams))
-        )
-        async with self.reader.connect() as conn:
-            return [(r.target, bool(r.namespace), int(r.role)) for r in (await conn.execute(query)).all()]
+        rows = await self._db.rows(self._grants_reaching, user_id=user_id)
+        return [(r.target, bool(r.namespace), int(r.role)) for r in rows]
 
     # App tokens
 
