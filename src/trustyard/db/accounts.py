@@ -7,7 +7,7 @@ name per organization, one token name per user) and their violations become ``Al
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, or_, select, update
@@ -17,6 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from trustyard.db import tables as t
 from trustyard.db.database import Database
 from trustyard.errors import AlreadyExists, NotFound
+
+
+#: How stale an app token's ``last_used_at`` may be before a login writes it again.
+TOKEN_USE_PRECISION = timedelta(seconds=60)
 
 
 def _now() -> datetime:
@@ -125,6 +129,11 @@ class AccountStore:
         # synchronously on SQLite, in microseconds).
         self._grants_reaching = select(t.grants.c.target, t.grants.c.namespace, t.grants.c.role).where(
             or_(t.grants.c.user_id == bindparam("user_id"), t.grants.c.team_id.in_(teams.scalar_subquery()))
+        )
+        self._token_by_id = (
+            select(*self._TOKEN_COLUMNS)
+            .join(t.users, t.users.c.id == t.app_tokens.c.user_id)
+            .where(t.app_tokens.c.id == bindparam("token_id"))
         )
         self._user_by_name = select(*_USER_COLUMNS).where(t.users.c.name == bindparam("name"))
         users, grants = t.users.c, t.grants.c
@@ -435,14 +444,9 @@ class AccountStore:
         return found
 
     async def token(self, token_id: str) -> AppTokenRow | None:
-        query = (
-            select(*self._TOKEN_COLUMNS)
-            .join(t.users, t.users.c.id == t.app_tokens.c.user_id)
-            .where(t.app_tokens.c.id == token_id)
-        )
-        async with self.reader.connect() as conn:
-            row = (await conn.execute(query)).first()
-            return None if row is None else _token(row)
+        """Read on every login with an app token (each ``docker login``, each token fetch of a CI job)."""
+        row = await self._db.first(self._token_by_id, token_id=token_id)
+        return None if row is None else _token(row)
 
     async def tokens(self, user: str) -> list[AppTokenRow]:
         query = (
@@ -463,6 +467,13 @@ class AccountStore:
             if result.rowcount == 0:
                 raise NotFound(f"{user} has no token {token_id}")
 
-    async def touch_token(self, token_id: str) -> None:
+    async def touch_token(self, token_id: str, last_used_at: datetime | None = None) -> None:
+        """Record that the token was used now; a token used within ``TOKEN_USE_PRECISION`` of ``last_used_at``
+        is left as it is, so a CI job fetching a token per image does not write (and serialise writers) each
+        time: "last used" is shown to the minute."""
+        if last_used_at is not None:
+            last = last_used_at if last_used_at.tzinfo is not None else last_used_at.replace(tzinfo=UTC)
+            if _now() - last < TOKEN_USE_PRECISION:
+                return
         async with self.writer.begin() as conn:
             await conn.execute(update(t.app_tokens).where(t.app_tokens.c.id == token_id).values(last_used_at=_now()))
