@@ -18,7 +18,6 @@ from trustyard.db import tables as t
 from trustyard.db.database import Database
 from trustyard.errors import AlreadyExists, NotFound
 
-
 #: How stale an app token's ``last_used_at`` may be before a login writes it again.
 TOKEN_USE_PRECISION = timedelta(seconds=60)
 
