@@ -126,19 +126,21 @@ class AccountStore:
         teams = select(t.team_members.c.team_id).where(t.team_members.c.user_id == bindparam("user_id"))
         # Built once: the catalog resolves its caller's grants on every request (Database.rows reads them
         # synchronously on SQLite, in microseconds).
-        self._grants_reaching = select(t.grants.c.target, t.grants.c.namespace, t.grants.c.role).where(
-            or_(t.grants.c.user_id == bindparam("user_id"), t.grants.c.team_id.in_(teams.scalar_subquery()))
+        self._grants_reaching = db.hot(
+            select(t.grants.c.target, t.grants.c.namespace, t.grants.c.role).where(
+                or_(t.grants.c.user_id == bindparam("user_id"), t.grants.c.team_id.in_(teams.scalar_subquery()))
+            )
         )
-        self._token_by_id = (
+        self._token_by_id = db.hot(
             select(*self._TOKEN_COLUMNS)
             .join(t.users, t.users.c.id == t.app_tokens.c.user_id)
             .where(t.app_tokens.c.id == bindparam("token_id"))
         )
-        self._user_by_name = select(*_USER_COLUMNS).where(t.users.c.name == bindparam("name"))
+        self._user_by_name = db.hot(select(*_USER_COLUMNS).where(t.users.c.name == bindparam("name")))
         users, grants = t.users.c, t.grants.c
         own_teams = select(t.team_members.c.team_id).where(t.team_members.c.user_id == users.id)
         reaching = or_(grants.user_id == users.id, grants.team_id.in_(own_teams.scalar_subquery()))
-        self._policy_rows = (
+        self._policy_rows = db.hot(
             select(users.admin, users.active, grants.target, grants.namespace, grants.role)
             .select_from(t.users.outerjoin(t.grants, reaching))
             .where(users.name == bindparam("name"))

@@ -35,7 +35,7 @@ class RepositoryStore:
         self._repository_id = select(t.repositories.c.id).where(
             t.repositories.c.name == bindparam("repository", type_=String())
         )
-        self._catalog_page = self._build_catalog_page()
+        self._catalog_page = db.hot(self._build_catalog_page())
 
     def _build_catalog_page(self, contains: str | None = None) -> Select[tuple[str, bool]]:
         """One page of the catalog with each name's visibility: one query per page (built once without
