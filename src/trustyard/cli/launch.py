@@ -45,7 +45,8 @@ class Launch:
         os.environ[LAUNCH_ENV] = json.dumps(asdict(self))
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, "-m", "trustyard.cli.launch"])
+        # -P: the working directory (the data directory, see serve) is not put on sys.path by -m.
+        os.execv(sys.executable, [sys.executable, "-P", "-m", "trustyard.cli.launch"])
 
 
 def main() -> None:
