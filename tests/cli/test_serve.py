@@ -176,7 +176,7 @@ def _upload_with_one_part(registry: Registry) -> tuple[str, str]:
         assert patched.status_code == 202, patched.text
     staging = registry.storage_root / ".trustyard-tmp" / "uploads"
     (part,) = [p.name for p in staging.glob("*/*") if p.name != "key"]  # "key": the upload's target (for gc)
-    assert re.fullmatch(r"1\.[0-9a-f]{32}", part)
+    assert re.fullmatch(r"o0\.[0-9a-f]{32}", part)  # the staging file of the part starting at byte 0
     return location, part
 
 

@@ -262,6 +262,37 @@ async def test_catalog_lists_only_what_the_caller_may_pull(world: World) -> None
         await client.aclose()
 
 
+async def test_catalog_pages_fill_through_filtered_names_and_follow_grant_changes(world: World) -> None:
+    """The caller's grants are read once per request, then names are filtered page by page: a page of ``n``
+    is filled past repositories the caller may not pull, public repositories show to everyone, and a grant
+    or deactivation shows at the next request (no cached permission)."""
+    client = world.registry.client
+    for name in ("a/hidden", "b/hidden", "other/x", "pub/open", "c/hidden", "other/y"):
+        await push_image(client, name, "v1")
+    await world.services.repositories.set_public(Actor.system(), _name("pub/open"), True)
+
+    async def pages(who: str, n: int) -> list[list[str]]:
+        caller = client_as(world.registry, who, world.secrets[who])
+        seen, link = [], f"/v2/_catalog?n={n}"
+        while link:
+            response = await caller.get(link)
+            assert response.status_code == 200, response.text
+            seen.append(response.json()["repositories"])
+            header = response.headers.get("link", "")
+            link = header[1 : header.index(">")] if header else ""
+        await caller.aclose()
+        return seen
+
+    # outsider: other/* through the team "other/devs", and the public repository; 2 per page.
+    assert await pages("outsider", 2) == [["other/thing", "other/x"], ["other/y", "pub/open"]]
+    await world.services.accounts.put_grant(Actor.system(), "c/hidden", "read", user="outsider")
+    assert await pages("outsider", 10) == [["c/hidden", "other/thing", "other/x", "other/y", "pub/open"]]
+    await world.services.accounts.update_user(Actor.system(), "outsider", active=False)
+    deactivated = client_as(world.registry, "outsider", PASSWORD)
+    assert (await deactivated.get("/v2/_catalog")).status_code == 401  # a deactivated user gets no token at all
+    await deactivated.aclose()
+
+
 async def test_mount_needs_pull_on_the_source(world: World) -> None:
     client = client_as(world.registry, "outsider", PASSWORD)
     manifest = (await world.registry.client.get(f"/v2/{REPO}/manifests/v1")).json()

@@ -139,3 +139,29 @@ async def test_guessing_slows_one_address_for_one_account(services: Services) ->
     assert 0 < slowed.value.retry_after <= 300
     assert (await services.tokens.login("dave", PASSWORD, "10.0.0.10")).user.name == "dave"
     assert (await services.tokens.login("dave", token.secret, "10.0.0.9")).app_token == token.row
+
+
+async def test_an_app_token_records_its_last_use_to_the_minute(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A login with an app token writes ``last_used_at`` only when the recorded one is older than a minute:
+    a CI job fetching a token per image does not make every fetch a write."""
+    from trustyard.db import accounts as account_store
+
+    await services.accounts.create_user(SYSTEM, "erin", PASSWORD)
+    token = await services.accounts.create_token(SYSTEM, "erin", "ci")
+
+    async def last_used() -> object:
+        (row,) = await services.accounts.tokens(
+            Actor.user("erin", lambda *_: False, Credential.PASSWORD, None, False), "erin"
+        )
+        return row.last_used_at
+
+    await services.tokens.login("erin", token.secret, "10.0.0.1")
+    first = await last_used()
+    assert first is not None
+    await services.tokens.login("erin", token.secret, "10.0.0.1")
+    assert await last_used() == first
+    monkeypatch.setattr(account_store, "TOKEN_USE_PRECISION", account_store.timedelta(0))
+    await services.tokens.login("erin", token.secret, "10.0.0.1")
+    assert await last_used() != first

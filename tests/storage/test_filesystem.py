@@ -1,10 +1,16 @@
-"""FilesystemDriver.sweep_staging: what writes cut off by a crash left in ``.trustyard-tmp`` goes; what an
-upload session recorded stays."""
+"""FilesystemDriver specifics: chunked uploads append to one staging file (completed by a rename), and
+sweep_staging: what writes cut off by a crash left in ``.trustyard-tmp`` goes; what an upload session
+recorded stays."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from pathlib import Path
 
+import pytest
+
+from trustyard.storage.driver import Part
 from trustyard.storage.filesystem import TEMP_DIR, FilesystemDriver
 
 
@@ -34,3 +40,101 @@ async def test_sweep_keeps_recorded_parts_and_removes_the_rest(tmp_path: Path) -
     assert await driver.get("repositories/a/_uploads/1/data") == b"recorded"
     assert await driver.get("docker/registry/v2/blobs/sha256/ab/abc/data") == b"published"
     assert await driver.sweep_staging({}) == 0
+
+
+def _staged(driver: FilesystemDriver, token: str) -> list[str]:
+    return sorted(p.name for p in (driver.root / TEMP_DIR / "uploads" / token).iterdir() if p.name != "key")
+
+
+async def _failing(data: bytes):  # type: ignore[no-untyped-def]
+    yield data
+    raise RuntimeError("client went away")
+
+
+async def test_patches_append_to_one_file_that_becomes_the_blob(tmp_path: Path) -> None:
+    driver = FilesystemDriver(tmp_path)
+    upload = await driver.start_upload("t/data")
+    parts, offset = [], 0
+    for number, data in enumerate([b"one-", b"two-", b"three"], start=1):
+        parts.append(await driver.write_part(upload, number, offset, _chunks(data)))
+        offset += len(data)
+    assert len({p.etag for p in parts}) == 1
+    [staged] = _staged(driver, upload.token)
+    inode = os.stat(driver.root / TEMP_DIR / "uploads" / upload.token / staged).st_ino
+    await driver.complete_upload(upload, parts)
+    assert await driver.get("t/data") == b"one-two-three"
+    assert os.stat(driver.root / "t" / "data").st_ino == inode  # renamed into place, not copied
+
+
+async def test_a_failed_append_is_taken_back_and_the_retry_appends(tmp_path: Path) -> None:
+    driver = FilesystemDriver(tmp_path)
+    upload = await driver.start_upload("t/data")
+    first = await driver.write_part(upload, 1, 0, _chunks(b"first-"))
+    with pytest.raises(RuntimeError):
+        await driver.write_part(upload, 2, 6, _failing(b"half of the second"))
+    [staged] = _staged(driver, upload.token)
+    assert (driver.root / TEMP_DIR / "uploads" / upload.token / staged).read_bytes() == b"first-"
+    second = await driver.write_part(upload, 2, 6, _chunks(b"second"))
+    assert second.etag == first.etag
+    await driver.complete_upload(upload, [first, second])
+    assert await driver.get("t/data") == b"first-second"
+
+
+async def test_bytes_past_the_recorded_parts_are_cut_off(tmp_path: Path) -> None:
+    # A PATCH whose session update lost a race appended bytes nobody recorded: they are not in the blob.
+    driver = FilesystemDriver(tmp_path)
+    upload = await driver.start_upload("t/data")
+    first = await driver.write_part(upload, 1, 0, _chunks(b"kept"))
+    await driver.write_part(upload, 2, 4, _chunks(b"never recorded"))
+    await driver.complete_upload(upload, [first])
+    assert await driver.get("t/data") == b"kept"
+
+
+async def test_a_rewritten_part_is_read_from_its_own_file(tmp_path: Path) -> None:
+    # Part 2 written twice (the first attempt unrecorded), then part 3 appended after the first attempt,
+    # which happens to end at the same offset: every part is read from its file at its own offset.
+    driver = FilesystemDriver(tmp_path)
+    upload = await driver.start_upload("t/data")
+    first = await driver.write_part(upload, 1, 0, _chunks(b"AAAA"))
+    await driver.write_part(upload, 2, 4, _chunks(b"xxxx"))
+    second = await driver.write_part(upload, 2, 4, _chunks(b"BBBB"))
+    third = await driver.write_part(upload, 3, 8, _chunks(b"CCCC"))
+    assert second.etag != first.etag
+    await driver.complete_upload(upload, [first, second, third])
+    assert await driver.get("t/data") == b"AAAABBBBCCCC"
+
+
+async def test_an_upload_staged_by_an_older_version_completes(tmp_path: Path) -> None:
+    driver = FilesystemDriver(tmp_path)
+    upload = await driver.start_upload("t/data")
+    staging = driver.root / TEMP_DIR / "uploads" / upload.token
+    (staging / f"1.{'a' * 32}").write_bytes(b"old-")
+    (staging / f"2.{'b' * 32}").write_bytes(b"style")
+    parts = [Part(1, 0, 4, "a" * 32), Part(2, 4, 5, "b" * 32)]
+    await driver.complete_upload(upload, parts)
+    assert await driver.get("t/data") == b"old-style"
+
+
+async def _slowly(data: bytes, pieces: int):  # type: ignore[no-untyped-def]
+    step = len(data) // pieces
+    for start in range(0, len(data), step):
+        yield data[start : start + step]
+        await asyncio.sleep(0.01)
+
+
+async def test_concurrent_attempts_at_a_part_keep_their_own_bytes(tmp_path: Path) -> None:
+    # Two PATCHes at the same offset at once: one appends (it holds the file's lock), the other writes a file
+    # of its own; whichever the caller records, completing gives exactly its bytes.
+    for recorded in ("slow", "fast"):
+        driver = FilesystemDriver(tmp_path / recorded)
+        upload = await driver.start_upload("t/data")
+        first = await driver.write_part(upload, 1, 0, _chunks(b"1111"))
+        slow, fast = await asyncio.gather(
+            driver.write_part(upload, 2, 4, _slowly(b"slow" * 64, 8)),
+            driver.write_part(upload, 2, 4, _slowly(b"fast" * 64, 2)),
+        )
+        assert slow.etag != fast.etag
+        second = slow if recorded == "slow" else fast
+        third = await driver.write_part(upload, 3, 4 + second.size, _chunks(b"3333"))
+        await driver.complete_upload(upload, [first, second, third])
+        assert await driver.get("t/data") == b"1111" + recorded.encode() * 64 + b"3333"

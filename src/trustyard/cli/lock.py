@@ -46,6 +46,12 @@ def hold_data_dir(data_dir: Path) -> None:
     _held.append(descriptor)
 
 
+def keep_across_exec() -> None:
+    """Keep the held locks through ``os.execv`` (``serve`` becomes the launcher: same process, same locks)."""
+    for descriptor in _held:
+        os.set_inheritable(descriptor, True)
+
+
 def check_address_free(host: str, port: int) -> None:
     """Exit when something already listens on ``host:port`` (a plain bind fails where SO_REUSEPORT would
     let a second server share the port unnoticed)."""

@@ -16,7 +16,7 @@ from trustyard.app import SERVE_PID_ENV, WORKER_SETTINGS_ENV, Startup, configure
 from trustyard.cli import accounts, backup, gc, lock, policies, storage, webhooks
 from trustyard.cli.ca import ca, ca_fingerprint
 from trustyard.cli.info import info
-from trustyard.cli.supervise import serve_supervised
+from trustyard.cli.launch import Launch
 from trustyard.config import Settings, load_settings
 from trustyard.errors import TrustyardError
 from trustyard.services.actor import Actor
@@ -78,9 +78,6 @@ def serve(
     # Before anything is measured: every worker (forked from here) writes its metrics beside the others.
     metrics.enable_multiprocess(settings.metrics_dir.absolute())
     startup: Startup = _run(_prepare_and_adopt(settings))
-    from granian.constants import Interfaces, Loops, SSLProtocols
-    from granian.log import LogLevels
-    from granian.server import Server
 
     host, port = settings.host_port
     # The admin password stays in this process: workers get the rest of the settings.
@@ -101,25 +98,20 @@ def serve(
         click.echo(f"CA SHA-256 fingerprint: {ca_fingerprint(startup.tls.ca_cert)}", err=True)
     if startup.admin_password is not None:
         _announce_admin_password(startup.admin_password)
-    tls: dict[str, Any] = {}
-    if startup.tls is not None:
-        tls = {"ssl_cert": startup.tls.cert, "ssl_key": startup.tls.key, "ssl_protocol_min": SSLProtocols.tls12}
-    serve_supervised(
-        lambda: Server(
-            "trustyard.app:worker_app",
-            address=host,
-            port=port,
-            interface=Interfaces.ASGI,
-            workers=settings.worker_count,
-            loop=Loops.auto,
-            factory=True,
-            log_level=LogLevels("debug" if settings.log_level == "trace" else settings.log_level),
-            log_access=settings.access_log and settings.access_log_format == "text",
-            respawn_failed_workers=True,
-            backlog=2048,
-            **tls,
-        )
-    )
+    trace = settings.log_level == "trace"
+    lock.keep_across_exec()
+    # From here on this process only supervises Granian: it becomes the thin launcher (same pid, lock kept).
+    Launch(
+        host=host,
+        port=port,
+        workers=settings.worker_count,
+        log_level="debug" if trace else settings.log_level,
+        root_level="DEBUG" if trace else settings.log_level.upper(),
+        loggers=dict(settings.loggers),
+        access_log=settings.access_log and settings.access_log_format == "text",
+        tls_cert=None if startup.tls is None else str(startup.tls.cert),
+        tls_key=None if startup.tls is None else str(startup.tls.key),
+    ).exec()
 
 
 def _announce_admin_password(password: str) -> None:

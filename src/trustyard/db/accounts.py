@@ -7,15 +7,19 @@ name per organization, one token name per user) and their violations become ``Al
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from trustyard.db import tables as t
+from trustyard.db.database import Database
 from trustyard.errors import AlreadyExists, NotFound
+
+#: How stale an app token's ``last_used_at`` may be before a login writes it again.
+TOKEN_USE_PRECISION = timedelta(seconds=60)
 
 
 def _now() -> datetime:
@@ -115,16 +119,38 @@ _USER_COLUMNS = (
 
 
 class AccountStore:
-    def __init__(self, reader: AsyncEngine, writer: AsyncEngine | None = None) -> None:
-        self.reader = reader
-        self.writer = writer or reader
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.reader: AsyncEngine = db.reader
+        self.writer: AsyncEngine = db.writer
+        teams = select(t.team_members.c.team_id).where(t.team_members.c.user_id == bindparam("user_id"))
+        # Built once: the catalog resolves its caller's grants on every request (Database.rows reads them
+        # synchronously on SQLite, in microseconds).
+        self._grants_reaching = db.hot(
+            select(t.grants.c.target, t.grants.c.namespace, t.grants.c.role).where(
+                or_(t.grants.c.user_id == bindparam("user_id"), t.grants.c.team_id.in_(teams.scalar_subquery()))
+            )
+        )
+        self._token_by_id = db.hot(
+            select(*self._TOKEN_COLUMNS)
+            .join(t.users, t.users.c.id == t.app_tokens.c.user_id)
+            .where(t.app_tokens.c.id == bindparam("token_id"))
+        )
+        self._user_by_name = db.hot(select(*_USER_COLUMNS).where(t.users.c.name == bindparam("name")))
+        users, grants = t.users.c, t.grants.c
+        own_teams = select(t.team_members.c.team_id).where(t.team_members.c.user_id == users.id)
+        reaching = or_(grants.user_id == users.id, grants.team_id.in_(own_teams.scalar_subquery()))
+        self._policy_rows = db.hot(
+            select(users.admin, users.active, grants.target, grants.namespace, grants.role)
+            .select_from(t.users.outerjoin(t.grants, reaching))
+            .where(users.name == bindparam("name"))
+        )
 
     # Users
 
     async def user(self, name: str) -> UserRow | None:
-        async with self.reader.connect() as conn:
-            row = (await conn.execute(select(*_USER_COLUMNS).where(t.users.c.name == name))).first()
-            return None if row is None else _user(row)
+        row = await self._db.first(self._user_by_name, name=name)
+        return None if row is None else _user(row)
 
     async def users(self) -> list[UserRow]:
         async with self.reader.connect() as conn:
@@ -378,14 +404,19 @@ class AccountStore:
             if result.rowcount == 0:
                 raise NotFound(f"no grant {grant_id}")
 
+    async def policy_view(self, name: str) -> tuple[bool, bool, list[tuple[str, bool, int]]] | None:
+        """``(admin, active, grants reaching the user)`` in one query (None: no such user): what the permission
+        policy needs of a user, read on every catalog request and token fetch."""
+        rows = await self._db.rows(self._policy_rows, name=name)
+        if not rows:
+            return None
+        grants = [(r.target, bool(r.namespace), int(r.role)) for r in rows if r.target is not None]
+        return bool(rows[0].admin), bool(rows[0].active), grants
+
     async def grants_reaching(self, user_id: int) -> list[tuple[str, bool, int]]:
         """``(target, namespace, role)`` of every grant to the user or to a team the user is in."""
-        teams = select(t.team_members.c.team_id).where(t.team_members.c.user_id == user_id).scalar_subquery()
-        query = select(t.grants.c.target, t.grants.c.namespace, t.grants.c.role).where(
-            or_(t.grants.c.user_id == user_id, t.grants.c.team_id.in_(teams))
-        )
-        async with self.reader.connect() as conn:
-            return [(r.target, bool(r.namespace), int(r.role)) for r in (await conn.execute(query)).all()]
+        rows = await self._db.rows(self._grants_reaching, user_id=user_id)
+        return [(r.target, bool(r.namespace), int(r.role)) for r in rows]
 
     # App tokens
 
@@ -414,14 +445,9 @@ class AccountStore:
         return found
 
     async def token(self, token_id: str) -> AppTokenRow | None:
-        query = (
-            select(*self._TOKEN_COLUMNS)
-            .join(t.users, t.users.c.id == t.app_tokens.c.user_id)
-            .where(t.app_tokens.c.id == token_id)
-        )
-        async with self.reader.connect() as conn:
-            row = (await conn.execute(query)).first()
-            return None if row is None else _token(row)
+        """Read on every login with an app token (each ``docker login``, each token fetch of a CI job)."""
+        row = await self._db.first(self._token_by_id, token_id=token_id)
+        return None if row is None else _token(row)
 
     async def tokens(self, user: str) -> list[AppTokenRow]:
         query = (
@@ -442,6 +468,13 @@ class AccountStore:
             if result.rowcount == 0:
                 raise NotFound(f"{user} has no token {token_id}")
 
-    async def touch_token(self, token_id: str) -> None:
+    async def touch_token(self, token_id: str, last_used_at: datetime | None = None) -> None:
+        """Record that the token was used now; a token used within ``TOKEN_USE_PRECISION`` of ``last_used_at``
+        is left as it is, so a CI job fetching a token per image does not write (and serialise writers) each
+        time: "last used" is shown to the minute."""
+        if last_used_at is not None:
+            last = last_used_at if last_used_at.tzinfo is not None else last_used_at.replace(tzinfo=UTC)
+            if _now() - last < TOKEN_USE_PRECISION:
+                return
         async with self.writer.begin() as conn:
             await conn.execute(update(t.app_tokens).where(t.app_tokens.c.id == token_id).values(last_used_at=_now()))

@@ -42,7 +42,7 @@ class BlobStore:
         self._repositories = repositories
         # Built once: every blob GET and HEAD runs it (see Database for why reads are prepared).
         repository, digest = (bindparam(name, type_=String()) for name in ("repository", "digest"))
-        self._linked_blob_size = (
+        self._linked_blob_size = self._db.hot(
             select(t.blobs.c.size)
             .join(t.repository_blobs, t.repository_blobs.c.digest == t.blobs.c.digest)
             .join(t.repositories, t.repositories.c.id == t.repository_blobs.c.repository_id)

@@ -7,9 +7,13 @@ PostgreSQL both are the same pool and conflicting inserts are resolved with ``ON
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+import threading
+from collections import namedtuple
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,9 +21,41 @@ from sqlalchemy.engine import Engine, Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable, Insert
 
+E = TypeVar("E", bound=Executable)
+
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A hot SELECT compiled once for SQLite: its SQL, its parameters in order (with the values of literals),
+    and what SQLAlchemy would do to each bound value and each result column (e.g. text -> datetime)."""
+
+    query: Executable  # kept alive: plans are found by id(query)
+    sql: str
+    names: tuple[str, ...]
+    defaults: dict[str, Any]
+    binds: tuple[Callable[[Any], Any] | None, ...]
+    columns: tuple[Callable[[Any], Any] | None, ...]
+    row: Any  # the namedtuple type of a result row
+
+
+def _plan(query: Executable, engine: Engine) -> _Plan | None:
+    """None when the statement needs what only SQLAlchemy's executor does (expanding IN lists)."""
+    dialect = engine.dialect
+    compiled: Any = query.compile(dialect=dialect)  # type: ignore[attr-defined]
+    sql = str(compiled)
+    if "POSTCOMPILE" in sql or not compiled.positiontup:
+        return None
+    names = tuple(compiled.positiontup)
+    bind_processors = compiled._bind_processors
+    binds = tuple(bind_processors.get(name) for name in names)
+    entries = compiled._result_columns
+    columns = tuple(dialect.type_descriptor(e.type)._cached_result_processor(dialect, None) for e in entries)
+    row = namedtuple("row", [e.keyname for e in entries], rename=True)  # type: ignore[misc]
+    return _Plan(query, sql, names, dict(compiled.params), binds, columns, row)
 
 
 class Database:
@@ -28,8 +64,43 @@ class Database:
         self.writer = writer or reader
         self.local = local
         self.dialect = reader.dialect.name
+        self._plans: dict[int, _Plan] = {}
+        self._raw = threading.local()
+        database = local.url.database if local is not None else None
+        self._file = database if database and database != ":memory:" else None
+
+    def hot(self, query: E) -> E:
+        """Mark a prebuilt statement of a hot path (a pull, a HEAD, a tags list): on SQLite ``rows`` runs it
+        on a plain ``sqlite3`` connection with its SQL compiled once, skipping SQLAlchemy's per-execution
+        work (~60 µs against ~4 µs for the query itself). Only for statements built once: plans live as long
+        as the ``Database``."""
+        if self.local is not None and self._file is not None:
+            plan = _plan(query, self.local)
+            if plan is not None:
+                self._plans[id(query)] = plan
+        return query
+
+    def _run_plan(self, plan: _Plan, params: dict[str, Any]) -> list[Any]:
+        conn: sqlite3.Connection | None = getattr(self._raw, "conn", None)
+        if conn is None:
+            # Autocommit: each SELECT is its own read transaction and sees every commit (WAL: never waits).
+            conn = sqlite3.connect(self._file or "", timeout=30, isolation_level=None)
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._raw.conn = conn
+        values = []
+        for name, bind in zip(plan.names, plan.binds, strict=True):
+            value = params[name] if name in params else plan.defaults[name]
+            values.append(bind(value) if bind is not None else value)
+        rows = conn.execute(plan.sql, values).fetchall()
+        make, columns = plan.row, plan.columns
+        return [make(*[c(v) if c is not None else v for c, v in zip(columns, r, strict=True)]) for r in rows]
 
     async def dispose(self) -> None:
+        conn = getattr(self._raw, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._raw.conn = None
         await self.reader.dispose()
         if self.writer is not self.reader:
             await self.writer.dispose()
@@ -41,6 +112,9 @@ class Database:
     # costs ~100 µs each way. Elsewhere (PostgreSQL) they run on the async reader.
 
     async def rows(self, query: Executable, **params: Any) -> Sequence[Row[Any]]:
+        plan = self._plans.get(id(query))
+        if plan is not None:
+            return self._run_plan(plan, params)
         if self.local is not None:
             with self.local.connect() as conn:
                 return conn.execute(query, params).all()

@@ -10,8 +10,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
@@ -106,6 +104,10 @@ def _private_sqlite_file(url: str) -> None:
 
 
 def _upgrade(connection: Connection) -> None:
+    # Imported here: only `serve` and the commands migrate; workers never load Alembic (~6 MiB each).
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection

@@ -112,18 +112,18 @@ class ManifestStore:
         it on SQLite. Values are bound per call."""
         repository, tag, digest = (bindparam(name, type_=String()) for name in ("repository", "tag", "digest"))
         by_name = t.repositories.c.name == repository
-        self._manifest_by_tag = (
+        self._manifest_by_tag = self._db.hot(
             select(*_MANIFEST_COLUMNS)
             .join(t.tags, t.tags.c.manifest_id == t.manifests.c.id)
             .join(t.repositories, t.repositories.c.id == t.tags.c.repository_id)
             .where(by_name, t.tags.c.name == tag)
         )
-        self._manifest_by_digest = (
+        self._manifest_by_digest = self._db.hot(
             select(*_MANIFEST_COLUMNS)
             .join(t.repositories, t.repositories.c.id == t.manifests.c.repository_id)
             .where(by_name, t.manifests.c.digest == digest)
         )
-        self._all_tags = (
+        self._all_tags = self._db.hot(
             select(t.tags.c.name)
             .join(t.repositories, t.repositories.c.id == t.tags.c.repository_id)
             .where(by_name)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import String, bindparam, delete, exists, func, select, update
+from sqlalchemy import Select, String, bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from trustyard.db import tables as t
@@ -35,6 +35,24 @@ class RepositoryStore:
         self._repository_id = select(t.repositories.c.id).where(
             t.repositories.c.name == bindparam("repository", type_=String())
         )
+        self._catalog_page = db.hot(self._build_catalog_page())
+
+    def _build_catalog_page(self, contains: str | None = None) -> Select[tuple[str, bool]]:
+        """One page of the catalog with each name's visibility: one query per page (built once without
+        ``contains``, the registry's case; the web UI's search builds it per call)."""
+        bytewise, repository, settings = self._db.bytewise, t.repositories.c, t.repository_settings.c
+        public = func.coalesce(settings.public, False).label("public")
+        query = (
+            select(repository.name, public)
+            .select_from(t.repositories.outerjoin(t.repository_settings, settings.name == repository.name))
+            .where(exists().where(t.manifests.c.repository_id == repository.id))
+            .where(bytewise(repository.name) > bindparam("last", type_=String()))
+            .order_by(bytewise(repository.name))
+            .limit(bindparam("limit"))
+        )
+        if contains:
+            query = query.where(repository.name.contains(contains, autoescape=True))
+        return query
 
     async def ensure_repository(self, name: str) -> int:
         async with self._db.writer.begin() as conn:
@@ -69,6 +87,13 @@ class RepositoryStore:
         if contains:
             query = query.where(t.repositories.c.name.contains(contains, autoescape=True))
         return await self._db.scalars(query)
+
+    async def catalog_page(self, limit: int, last: str | None, contains: str | None = None) -> list[tuple[str, bool]]:
+        """``(name, public)`` of repositories holding at least one manifest, in lexical order, after ``last``;
+        with ``contains``, only names containing that text."""
+        query = self._build_catalog_page(contains) if contains else self._catalog_page
+        rows = await self._db.rows(query, limit=limit, last=last or "")
+        return [(row.name, bool(row.public)) for row in rows]
 
     async def names(self, after: str, limit: int) -> list[str]:
         """Every repository name after ``after`` (with or without manifests), a page at a time."""

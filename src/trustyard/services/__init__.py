@@ -89,7 +89,7 @@ class Services:
         ``refresh_tokens``: whether logins may ask for refresh tokens (the ``refresh_tokens`` setting)."""
         storage = storage if isinstance(storage, SwitchableDriver) else SwitchableDriver(storage)
         audit = Audit(AuditStore(index.reader, index.writer))
-        account_store = AccountStore(index.reader, index.writer)
+        account_store = AccountStore(index.db)
         repository_store = index.repositories
         policies = TagPolicies(index, audit)
         accounts = Accounts(account_store, repository_store, storage, policies, audit)
@@ -124,7 +124,7 @@ class Services:
             uploads=uploads,
             manifests=manifests,
             tags=Tags(index),
-            repositories=Repositories(index, policies, storage, audit, accounts.pullable),
+            repositories=Repositories(index, policies, storage, audit, pull_filter=accounts.pull_filter),
             referrers=Referrers(index),
             storage=storage_admin,
             accounts=accounts,

@@ -20,11 +20,11 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 10_000
 CATALOG_SCOPE = "registry:catalog:*"
 
+#: Which of some repository names an actor may pull (``Accounts.pullable``; cross-repository mounts).
 Pullable = Callable[[Actor, Sequence[str]], Awaitable[list[str]]]
-
-
-async def _by_actor(actor: Actor, names: Sequence[str]) -> list[str]:
-    return [n for n in names if actor.can(n, Action.PULL)]
+#: Resolves once per request whether an actor may pull a repository given its visibility
+#: (``Accounts.pull_filter``): ``(name, public) -> bool``.
+PullFilterFor = Callable[[Actor], Awaitable[Callable[[str, bool], bool]]]
 
 
 class Repositories:
@@ -34,13 +34,14 @@ class Repositories:
         policies: TagPolicies,
         storage: StorageDriver | None = None,
         audit: Audit | None = None,
-        pullable: Pullable = _by_actor,
+        *,
+        pull_filter: PullFilterFor,
     ) -> None:
         self._index = index
         self._policies = policies
         self._storage = storage
         self._audit = audit
-        self._pullable = pullable
+        self._pull_filter = pull_filter
 
     async def catalog(self, actor: Actor, limit: int, last: str | None, contains: str | None = None) -> list[str]:
         """Names the actor may pull, after ``last``; with ``contains``, only names containing that text."""
@@ -48,19 +49,22 @@ class Repositories:
             if actor.is_anonymous:
                 raise Unauthorized("authentication required to list the catalog", scope=CATALOG_SCOPE)
             raise InsufficientScope("the token does not cover the catalog", scope=CATALOG_SCOPE)
+        may_pull = await self._pull_filter(actor)  # once per request, not per page or per name
         names: list[str] = []
         # Filtering by permission after the query can shorten a page; keep reading until it is full.
         while len(names) < limit:
-            batch = await self._index.repositories.list_repositories(limit, last, contains)
-            names.extend(await self._pullable(actor, batch))
+            batch = await self._index.repositories.catalog_page(limit, last, contains)
+            names.extend(name for name, public in batch if may_pull(name, public))
             if len(batch) < limit:
                 break
-            last = batch[-1]
+            last = batch[-1][0]
         return names[:limit]
 
     async def summaries(self, actor: Actor, names: Sequence[str]) -> list[RepositorySummary]:
         """Tag count, size and last push of each of ``names`` the actor may pull, in the order given."""
-        allowed = await self._pullable(actor, names)
+        may_pull = await self._pull_filter(actor)
+        public = await self._index.repositories.public(names)
+        allowed = [name for name in names if may_pull(name, name in public)]
         found = await self._index.repositories.summaries(allowed)
         return [found.get(name) or RepositorySummary(name, 0, 0, None) for name in allowed]
 

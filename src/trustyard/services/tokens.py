@@ -115,8 +115,8 @@ class Tokens:
             metrics.AUTH_FAILURES.labels("login").inc()
             await self._audit.record(Actor.claimant(username, source), "login.failed", username)
             raise LoginFailed()
-        if token_id is not None:
-            await self._store.touch_token(token_id)
+        if row is not None:
+            await self._store.touch_token(row.id, row.last_used_at)
         return Principal(user, row)
 
     async def login_basic(self, authorization: str | None, source: str | None) -> Principal | None:

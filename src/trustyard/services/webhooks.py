@@ -33,9 +33,8 @@ from collections.abc import MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import SecretStr, ValidationError
 
 from trustyard import metrics
@@ -53,6 +52,9 @@ from trustyard.errors import ConfigInvalid, NotFound, SettingPinned
 from trustyard.services.actor import Actor
 from trustyard.services.audit import Audit
 from trustyard.services.webhook_settings import EndpointSettings, Ignore, NotificationsSettings
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("trustyard.webhooks")
 
@@ -368,6 +370,8 @@ class Webhooks:
         return delivered
 
     async def _attempt(self, endpoint: Endpoint, row: DeliveryRow) -> Outcome:
+        import httpx  # only where webhooks are delivered: httpx loads rich and pygments (~9 MiB per worker)
+
         settings = endpoint.settings
         body = b'{"events":[' + row.payload.encode() + b"]}"
         headers = {name: ", ".join(values) for name, values in settings.headers.items()}
@@ -396,6 +400,8 @@ class Webhooks:
         return Outcome(row.id, at, status, error, elapsed, at + min(delay, MAX_BACKOFF))
 
     def _http(self) -> httpx.AsyncClient:
+        import httpx
+
         if self._client is None:
             self._client = httpx.AsyncClient(follow_redirects=False, headers={"User-Agent": "trustyard-webhooks"})
         return self._client

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import fcntl
 import itertools
 import os
 import re
@@ -149,8 +150,16 @@ class FilesystemDriver:
         await self._io(partial(self._move_sync, self._path(source), self._path(destination)))
 
     # -- segmented uploads: the token names a staging directory uploads/<token>/ -------------------------
-    # Every write attempt goes to its own file ``<number>.<etag>``, so two racing attempts at the same part
-    # never touch each other's bytes, and completing assembles exactly the parts the caller recorded.
+    # The filesystem can append, so a PATCH appends to the file the previous PATCH wrote (instead of a file
+    # per part that the final PUT copies into one): a chunked push writes every byte once, and a completion
+    # whose parts all sit in one file renames it into place. Each staging file is named ``o<start>.<etag>``:
+    # its first byte is byte ``start`` of the upload, and every byte in it sits at its upload offset, so a
+    # part is read back from its file at ``part.offset - start``. Appends happen only under an exclusive
+    # ``flock`` on the file and only when the file ends exactly where the part begins; a failed append is
+    # truncated away before the lock is released. So the bytes behind a recorded part are never rewritten:
+    # a racing attempt at the same part finds the file locked or longer, writes a file of its own, and the
+    # caller records one of the two etags (the other's bytes are never read). Files of older versions
+    # (``<number>.<etag>``, one part each) still complete.
 
     async def start_upload(self, key: str) -> UploadState:
         check_key(key)
@@ -163,16 +172,21 @@ class FilesystemDriver:
         if number < 1 or offset < 0:
             raise ValueError(f"invalid part {number} at offset {offset}")
         staging = self._staging(upload)
-        etag = uuid.uuid4().hex
-        path = staging / f"{number}.{etag}"
-        file = await self._io(partial(_create, path), missing=f"upload {upload.token}")
+        file, etag, end = await self._io(partial(_open_appendable, staging, offset), missing=f"upload {upload.token}")
         try:
             size = await self._copy_in(file, chunks)
-            await self._io(file.close)
+            await self._io(file.flush)
         except BaseException:
-            file.close()  # synchronous on purpose, see write()
-            _unlink_quietly(path)
+            # Take back exactly what this attempt appended (synchronously, see write()), under the lock.
+            with contextlib.suppress(OSError):
+                file.flush()
+            with contextlib.suppress(OSError):
+                os.ftruncate(file.fileno(), end)
+            file.close()
             raise
+        finally:
+            if not file.closed:
+                file.close()  # releases the flock
         return Part(number, offset, size, etag)
 
     async def complete_upload(self, upload: UploadState, parts: builtins.list[Part]) -> None:
@@ -186,8 +200,7 @@ class FilesystemDriver:
                     f"follow the previous parts (expected part {number} at offset {expected})"
                 )
             expected += part.size
-        files = [(staging / f"{p.number}.{p.etag}", p.size) for p in parts]
-        await self._io(partial(self._complete_sync, staging, files, target))
+        await self._io(partial(self._complete_sync, staging, parts, target))
 
     async def abort_upload(self, upload: UploadState) -> None:
         staging = self._staging(upload)
@@ -344,26 +357,46 @@ class FilesystemDriver:
             for filename in sorted(filenames):
                 yield os.path.relpath(os.path.join(dirpath, filename), self.root).replace(os.sep, "/")
 
-    def _complete_sync(self, staging: Path, files: builtins.list[tuple[Path, int]], target: Path) -> None:
+    def _complete_sync(self, staging: Path, parts: builtins.list[Part], target: Path) -> None:
         if not staging.is_dir():
             raise ObjectNotFound(f"filesystem: upload {staging.name} not found")
-        for path, size in files:
-            if not _is_file(path) or path.stat().st_size != size:
-                raise StorageUnavailable(f"filesystem: upload {staging.name}: part {path.name} is missing or short")
-        if len(files) == 1:
-            # The common case (one PATCH or a monolithic PUT): the part file becomes the object, no copy.
-            assembled = files[0][0]
-            with open(assembled, "rb") as file:
+        files = _staging_files(staging)
+        pieces: list[tuple[Path, int, Part]] = []  # (file, position of the part in it, part)
+        for part in parts:
+            path, start = files.get(part.etag, (None, 0))
+            if path is not None and start < 0:  # a file of an older version: one part, numbered
+                path, start = (path, part.offset) if path.name.startswith(f"{part.number}.") else (None, 0)
+            if path is None or start > part.offset or _size(path) < part.offset - start + part.size:
+                raise StorageUnavailable(f"filesystem: upload {staging.name}: part {part.number} is missing or short")
+            pieces.append((path, part.offset - start, part))
+        total = sum(part.size for part in parts)
+        only = {path for path, _, _ in pieces}
+        if len(only) == 1 and pieces[0][1] == 0:
+            # The common case (one PATCH, a monolithic PUT, or PATCHes appended to one file): that file
+            # becomes the object, without a copy. Locked, so an attempt still appending to it (a racing
+            # PATCH whose session is gone) finishes first; what it added past the parts is cut off.
+            assembled = only.pop()
+            with open(assembled, "r+b") as file:
+                fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+                if os.fstat(file.fileno()).st_size != total:
+                    os.ftruncate(file.fileno(), total)
                 os.fsync(file.fileno())
+                self._replace(assembled, target)
+        elif not pieces:
+            assembled = staging / "assembled"
+            with open(assembled, "wb") as out:
+                os.fsync(out.fileno())
+            self._replace(assembled, target)
         else:
             assembled = staging / "assembled"
             with open(assembled, "wb") as out:
-                for path, size in files:
-                    with open(path, "rb") as part:
-                        _copy_range(part, out, size)
+                for path, position, part in pieces:
+                    with open(path, "rb") as source:
+                        source.seek(position)
+                        _copy_range(source, out, part.size)
                 out.flush()
                 os.fsync(out.fileno())
-        self._replace(assembled, target)
+            self._replace(assembled, target)
         _rmtree(staging)
 
     def _sweep_sync(self, recorded: Mapping[str, Collection[str]]) -> int:
@@ -397,8 +430,57 @@ def _count_files(path: Path) -> int:
     return 1
 
 
-def _create(path: Path) -> BinaryIO:
-    return open(path, "xb")
+def _staging_files(staging: Path) -> dict[str, tuple[Path, int]]:
+    """etag -> (file, upload offset of its first byte) of a staging directory; -1: an older version's
+    ``<number>.<etag>`` file, which holds exactly one part."""
+    found: dict[str, tuple[Path, int]] = {}
+    with os.scandir(staging) as entries:
+        for entry in entries:
+            prefix, _, etag = entry.name.partition(".")
+            if not _TOKEN.fullmatch(etag):
+                continue
+            if prefix.startswith("o") and prefix[1:].isdigit():
+                found[etag] = (Path(entry.path), int(prefix[1:]))
+            elif prefix.isdigit():
+                found[etag] = (Path(entry.path), -1)
+    return found
+
+
+def _open_appendable(staging: Path, offset: int) -> tuple[BinaryIO, str, int]:
+    """A staging file to write the part starting at upload byte ``offset`` into, locked (``flock``) and
+    positioned at its end: a file that ends exactly at ``offset`` and that no other attempt holds, else a new
+    file ``o<offset>.<etag>``. Returns the file, its etag and the position the part starts at in it."""
+    if not staging.is_dir():
+        raise FileNotFoundError(staging)
+    for etag, (path, start) in _staging_files(staging).items():
+        if start < 0 or start > offset:
+            continue
+        try:
+            existing: BinaryIO = open(path, "r+b")  # noqa: SIM115 -- returned to the caller, which closes it
+        except _MISSING:
+            continue  # completed, or assembled, meanwhile
+        try:
+            fcntl.flock(existing.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Under the lock: still the file of that name (not renamed into place by a completion), and it
+            # ends where this part begins.
+            info = os.fstat(existing.fileno())
+            if info.st_size == offset - start and os.stat(path).st_ino == info.st_ino:
+                existing.seek(0, os.SEEK_END)
+                return existing, etag, offset - start
+        except (BlockingIOError, *_MISSING):
+            pass
+        existing.close()
+    etag = uuid.uuid4().hex
+    file: BinaryIO = open(staging / f"o{offset}.{etag}", "xb")  # noqa: SIM115 -- returned to the caller, which closes it
+    fcntl.flock(file.fileno(), fcntl.LOCK_EX)  # new: nobody else can hold it yet
+    return file, etag, 0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except _MISSING:
+        return -1
 
 
 def _open_at(path: Path, offset: int) -> BinaryIO:
