@@ -379,7 +379,7 @@ def test_skopeo_podman_and_docker_push_and_pull_through_the_balancer(
     docker("rmi", tag, pushed_ref)
     pulled = docker("pull", tag).stdout
     assert found.group(1) in pulled
-    print(f"docker pushed and pulled {tag} through HAProxy: {found.group(1)}")  # noqa: T201 - shows it ran
+    print(f"docker pushed and pulled {tag} through HAProxy: {found.group(1)}")
 
 
 def test_a_token_from_one_node_is_accepted_by_another(cluster: Cluster) -> None:
