@@ -105,6 +105,9 @@ def backends(registry: Registry, stores: list[Store], tmp: Path) -> list[dict[st
 def test_save_then_push_at_once_across_workers_twenty_times(
     registry: Registry, stores: list[Store], tmp_path: Path
 ) -> None:
+    with admin(registry) as api:  # both workers serve and have recorded themselves
+        nodes = api.get("/info").json()["nodes"]
+    assert [node["workers"] for node in nodes] == [2], nodes
     cycle = backends(registry, stores, tmp_path)
     failures: list[str] = []
     for round_number in range(SWITCHES):
