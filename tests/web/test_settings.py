@@ -56,7 +56,8 @@ async def test_save_filesystem_then_test_and_a_failure(admin: Browser, tmp_path:
     )
     assert saved.status_code == 303
     page = await admin.get("/settings/storage")
-    assert f"Saved. Images are now stored in the directory {root}" in page.text
+    assert f"Saved. Every worker now stores images in the directory {root}" in page.text
+    assert "Images in this backend" in page.text  # the adoption's progress panel
     assert f'value="{root}"' in page.text
     failed = await admin.post(
         "/settings/storage", {"type": "filesystem", "filesystem_rootdirectory": "relative/dir", "op": "save"}
