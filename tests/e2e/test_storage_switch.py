@@ -170,3 +170,45 @@ def test_a_push_straddling_a_switch_succeeds(registry: Registry, stores: list[St
         image = Pushed(sha256_digest(manifest), manifest, {sha256_digest(config): config, sha256_digest(layer): layer})
         pull_and_verify(http, "switch/straddle", "v1", image)
     assert sha256_digest(layer).removeprefix("sha256:") in " ".join(stores[1].blob_keys())
+
+
+ADOPTED = 300
+
+
+def test_a_bucket_is_adopted_in_the_background_while_requests_answer(registry: Registry, tmp_path: Path) -> None:
+    """Storage that already holds images (written as another registry left them) is indexed after the switch
+    returns, in the background: /v2/ keeps answering quickly, progress shows, and every tag arrives."""
+    import asyncio
+    import time
+
+    from trustyard.storage.filesystem import FilesystemDriver
+
+    from ..stored_images import write_images
+
+    root = tmp_path / "bucket"
+    asyncio.run(write_images(FilesystemDriver(root), ADOPTED, repositories=20))
+    started = time.monotonic()
+    save(registry, {"filesystem": {"rootdirectory": str(root)}})
+    assert time.monotonic() - started < 8.0  # the save does not index them inside the request
+
+    progress: list[int] = []
+    slowest = 0.0
+    with admin(registry) as api, registry.http() as http:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            began = time.monotonic()
+            assert http.get("/v2/").status_code == 200
+            slowest = max(slowest, time.monotonic() - began)
+            state = api.get("/settings/storage/adoption").json()
+            progress.append(state["manifests"])
+            if state["state"] != "running":
+                break
+            time.sleep(0.05)
+        assert state["state"] == "done", state
+        assert (state["repositories"], state["manifests"], state["tags"]) == (20, ADOPTED, ADOPTED)
+        assert any(0 < count < ADOPTED for count in progress), progress  # served while it was indexing
+        assert slowest < 1.0, f"/v2/ took {slowest:.2f}s during the adoption"
+        tags = http.get("/v2/adopt/r7/tags/list").json()["tags"]
+        assert len(tags) == ADOPTED // 20
+        got = http.get(f"/v2/adopt/r7/manifests/{tags[0]}", headers={"Accept": OCI_MANIFEST})
+        assert got.status_code == 200
