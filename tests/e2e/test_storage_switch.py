@@ -207,7 +207,7 @@ def test_a_bucket_is_adopted_in_the_background_while_requests_answer(registry: R
         assert state["state"] == "done", state
         assert (state["repositories"], state["manifests"], state["tags"]) == (20, ADOPTED, ADOPTED)
         assert any(0 < count < ADOPTED for count in progress), progress  # served while it was indexing
-        assert slowest < 1.0, f"/v2/ took {slowest:.2f}s during the adoption"
+        assert slowest < 2.0, f"/v2/ took {slowest:.2f}s during the adoption"
         tags = http.get("/v2/adopt/r7/tags/list").json()["tags"]
         assert len(tags) == ADOPTED // 20
         got = http.get(f"/v2/adopt/r7/manifests/{tags[0]}", headers={"Accept": OCI_MANIFEST})

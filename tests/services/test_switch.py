@@ -203,5 +203,5 @@ async def test_adoption_runs_in_the_background_while_the_index_answers(index: In
     assert view.adoption.state == "done", view.adoption.error
     assert (view.adoption.repositories, view.adoption.manifests, view.adoption.tags) == (20, 300, 300)
     assert any(0 < count < 300 for count in seen), seen  # progress showed while it ran
-    assert slowest < 0.5
+    assert slowest < 2.0  # never waits for the adoption (which takes seconds; the machine may be loaded)
     assert (await index.counts())["manifests"] == 300
