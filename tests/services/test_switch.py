@@ -205,3 +205,20 @@ async def test_adoption_runs_in_the_background_while_the_index_answers(index: In
     assert any(0 < count < 300 for count in seen), seen  # progress showed while it ran
     assert slowest < 2.0  # never waits for the adoption (which takes seconds; the machine may be loaded)
     assert (await index.counts())["manifests"] == 300
+
+
+async def test_collection_and_a_switch_do_not_overlap(index: Index, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from trustyard.errors import AlreadyExists
+    from trustyard.services.gc import GcOptions
+    from trustyard.services.reservations import LEASE
+
+    one = worker(index, tmp_path)
+    await index.adoptions.start(0)  # an adoption runs: collection waits for it
+    with pytest.raises(AlreadyExists, match="still being indexed"):
+        await one.gc.run(ADMIN, GcOptions(dry_run=True))
+    assert await index.leases.acquire(LEASE, "collector", timedelta(minutes=1))
+    with pytest.raises(AlreadyExists, match="garbage collection is running"):
+        await one.settings.save_storage(ADMIN, on_disk(tmp_path / "b"))
+    assert (await index.backends.plan()).version == 0

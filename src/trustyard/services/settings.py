@@ -29,11 +29,12 @@ from pydantic import SecretStr
 
 from trustyard.db.index import Index
 from trustyard.db.storage_backends import StorageBackendRow
-from trustyard.errors import SettingPinned, StorageProbeFailed, TrustyardError
+from trustyard.errors import AlreadyExists, SettingPinned, StorageProbeFailed, TrustyardError
 from trustyard.services.actor import Actor
 from trustyard.services.adoption import Adoption
 from trustyard.services.audit import Audit
 from trustyard.services.backends import Backends, secret_fields
+from trustyard.services.reservations import LEASE as GC_LEASE
 from trustyard.services.switch import StorageSwitch
 from trustyard.storage.config import StorageSettings
 from trustyard.storage.driver import StorageDriver
@@ -117,6 +118,9 @@ class Settings:
         actor.require_admin()
         if self._startup.pinned_by is not None:
             raise SettingPinned(f"storage is set by the {self._startup.pinned_by}; change it there")
+        collecting = await self._index.leases.current(GC_LEASE)
+        if collecting is not None:  # it deletes by what the index says of the backend in use
+            raise AlreadyExists(f"garbage collection is running ({collecting.holder}); save again when it has finished")
         settings = await self._complete_secrets(candidate)
         driver = self._backends.build(settings)
         try:
