@@ -180,7 +180,7 @@ async def open_services(settings: Settings, *, serving: bool = False) -> AsyncIt
         )
         try:
             await services.switch.refresh()
-            await services.switch.heartbeat()
+            await services.switch.register()
             await services.webhooks.refresh()
             yield services
         finally:

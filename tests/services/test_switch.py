@@ -222,3 +222,19 @@ async def test_collection_and_a_switch_do_not_overlap(index: Index, tmp_path: Pa
     with pytest.raises(AlreadyExists, match="garbage collection is running"):
         await one.settings.save_storage(ADMIN, on_disk(tmp_path / "b"))
     assert (await index.backends.plan()).version == 0
+
+
+async def test_pinned_storage_ignores_a_plan_saved_before_it_was_pinned(index: Index, tmp_path: Path) -> None:
+    await worker(index, tmp_path).settings.save_storage(ADMIN, on_disk(tmp_path / "b"))
+    pinned = Services.create(
+        index,
+        FilesystemDriver(tmp_path / "pinned"),
+        startup=StartupStorage(on_disk(tmp_path / "pinned"), "config file", tmp_path / "default"),
+        box=SecretBox(KEY),
+    )
+    await pinned.switch.refresh()
+    assert pinned.switch.plan.active == 0  # sessions begin on the configured storage
+    status = await pinned.uploads.start(ADMIN, REPO)
+    data = b"pinned"
+    await pinned.uploads.complete(ADMIN, REPO, status.id, Digest.of(data), body(data))
+    assert blob_file(tmp_path / "pinned", Digest.of(data)).exists()
