@@ -27,7 +27,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from trustyard import errors
+from trustyard import __version__, errors
 from trustyard.admin import errors as admin_errors
 from trustyard.admin.routes import PREFIX as ADMIN_PREFIX
 from trustyard.admin.routes import routes as admin_routes
@@ -50,6 +50,7 @@ from trustyard.services.gc import GcSchedule
 from trustyard.services.info import Node
 from trustyard.services.settings import StartupStorage
 from trustyard.services.shared_secrets import NodeKeys, SharedSecrets
+from trustyard.services.switch import HEARTBEAT_SECONDS, POLL_SECONDS, WorkerIdentity
 from trustyard.services.webhooks import REQUEST_SCOPE, EventSource
 from trustyard.storage.factory import build_driver
 from trustyard.storage.switchable import SwitchableDriver
@@ -69,7 +70,8 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message],
 
 
 SERVICE = "trustyard"  # the token ``service`` and ``aud``
-#: How often each worker looks for storage settings saved by another worker or node.
+#: How often each worker looks for webhook endpoints saved by another worker or node (storage has its own,
+#: faster poll and a fence: services/switch.py).
 SETTINGS_POLL_SECONDS = 2.0
 #: Strict-Transport-Security on TLS responses: one year, this host only (its subdomains are not ours).
 HSTS_MAX_AGE = 365 * 24 * 3600
@@ -104,7 +106,7 @@ async def prepare(settings: Settings, *, serving: bool = False) -> Startup:
     index = open_index(settings.database)
     try:
         box = await ensure_secret_box(settings, index)
-        await SharedSecrets(index.shared_secrets, box, node_name()).ensure(settings.keys_dir)
+        await SharedSecrets(index.shared_secrets, box, process_name()).ensure(settings.keys_dir)
     finally:
         await index.dispose()
     if not serving:
@@ -143,7 +145,7 @@ def token_authority(settings: Settings, keys: NodeKeys | None) -> TokenAuthority
     return TokenAuthority(key, SERVICE, SERVICE, settings.token_ttl, settings.refresh_token_ttl)
 
 
-def node_name() -> str:
+def process_name() -> str:
     """This process as the creator of a shared secret: host and pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -189,15 +191,15 @@ def ensure_secret_key(path: Path) -> None:
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, *, serving: bool = False) -> AsyncIterator[Services]:
     """Services over the configured index and storage; the storage saved at run time (if any) replaces the
-    startup storage before anything is served."""
-    async with open_node(settings) as (services, _keys):
+    startup storage before anything is served. A ``serving`` worker registers itself in ``workers``."""
+    async with open_node(settings, serving=serving) as (services, _keys):
         yield services
 
 
 @asynccontextmanager
-async def open_node(settings: Settings) -> AsyncIterator[tuple[Services, NodeKeys | None]]:
+async def open_node(settings: Settings, *, serving: bool = False) -> AsyncIterator[tuple[Services, NodeKeys | None]]:
     """``open_services``, and the cluster's shared keys in the clear (None before ``prepare`` created them)."""
     index = open_index(settings.database)
     pinned_by = None if settings.storage_source == "default" else settings.storage_source
@@ -206,7 +208,7 @@ async def open_node(settings: Settings) -> AsyncIterator[tuple[Services, NodeKey
     box = secret_box(settings)
     source = EventSource.local(settings.listen, settings.public_url)
     try:
-        keys = None if box is None else await SharedSecrets(index.shared_secrets, box, node_name()).keys()
+        keys = None if box is None else await SharedSecrets(index.shared_secrets, box, process_name()).keys()
         authority = token_authority(settings, keys)
         schedule = GcSchedule.parse(settings.gc_every, settings.gc_untagged, settings.gc_grace)
         services = Services.create(
@@ -218,18 +220,27 @@ async def open_node(settings: Settings) -> AsyncIterator[tuple[Services, NodeKey
             source,
             schedule,
             node(settings),
+            WorkerIdentity.here(node_name(settings), __version__) if serving else None,
             basic_auth_cache_ttl=settings.basic_auth_cache_ttl,
             refresh_tokens=settings.refresh_tokens,
         )
         try:
-            await services.settings.refresh()
+            await services.switch.refresh()
+            await services.switch.register()
             await services.webhooks.refresh()
             yield services, keys
         finally:
+            await services.adoption.close()
             await services.webhooks.close()
+            await services.switch.stop()
+            await services.switch.close()  # every backend's driver, the startup one among them
     finally:
-        await driver.close()
         await index.dispose()
+
+
+def node_name(settings: Settings) -> str:
+    """How ``workers`` names this node: its public address when configured, else host name and port."""
+    return node(settings).name
 
 
 def node(settings: Settings) -> Node:
@@ -248,15 +259,30 @@ def backups(settings: Settings, services: Services, config_file: Path | None) ->
     )
 
 
+async def _follow_storage_plan(services: Services) -> None:
+    """Per worker: read the storage plan every POLL_SECONDS (serving a new one at once, acking it) and
+    heartbeat; a worker that cannot read it fences itself before serving (``StorageFence``)."""
+    last_heartbeat = time.monotonic()
+    while True:
+        await asyncio.sleep(POLL_SECONDS)
+        try:
+            await services.switch.refresh()
+            if time.monotonic() - last_heartbeat >= HEARTBEAT_SECONDS:
+                last_heartbeat = time.monotonic()
+                await services.switch.heartbeat()
+        except Exception:  # a database hiccup must not end the loop; the fence covers the gap
+            log.warning("could not read the storage plan; retrying", exc_info=True)
+
+
 async def _maintain(services: Services) -> None:
-    """Per worker: pick up storage settings and webhook endpoints saved elsewhere, and look now and then whether
-    a scheduled garbage collection or the hourly upkeep (abandoned uploads, the webhook log) is due: their
-    leases in SQL let one worker of one node run each."""
+    """Per worker: pick up webhook endpoints saved elsewhere, run a pending storage adoption, and look now and
+    then whether a scheduled garbage collection or the hourly upkeep (abandoned uploads, the webhook log) is due:
+    their leases in SQL let one worker of one node run each."""
     last_schedule = 0.0
     while True:
         await asyncio.sleep(SETTINGS_POLL_SECONDS)
         try:
-            await services.settings.refresh()
+            services.adoption.kick()
             await services.webhooks.refresh()
             now = time.monotonic()
             if now - last_schedule > GC_SCHEDULE_CHECK_SECONDS:
@@ -274,12 +300,17 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
             await prepare(settings, serving=True)
         ca = settings.tls_dir / "ca.crt"
         app.state.ca_pem = ca.read_bytes() if ca.exists() else None
-        async with open_node(settings) as (services, keys):
+        async with open_node(settings, serving=True) as (services, keys):
             if keys is None:  # prepare() creates them before any worker starts
                 raise errors.ConfigInvalid("the shared keys are not in the database: start with `trustyard serve`")
             app.state.session_key = keys.session_key
             app.state.services = services
-            background = [asyncio.create_task(_maintain(services)), asyncio.create_task(services.webhooks.run())]
+            services.adoption.kick()
+            background = [
+                asyncio.create_task(_follow_storage_plan(services)),
+                asyncio.create_task(_maintain(services)),
+                asyncio.create_task(services.webhooks.run()),
+            ]
             try:
                 yield
             finally:
@@ -296,6 +327,7 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
             Middleware(RequestMetrics, json_access_log=settings.access_log and settings.access_log_format == "json"),
             Middleware(ApiVersionHeader),
             Middleware(RequestScope),
+            Middleware(StorageFence),
             Middleware(DrainUnreadBody),
         ],
         exception_handlers={
@@ -387,6 +419,26 @@ class ApiVersionHeader:
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+
+class StorageFence:
+    """Before a request that may touch storage or the index, make sure this worker serves the current storage
+    plan: a worker that has not read it within the fence reads it now (services/switch.py; what makes a
+    storage switch atomic). Monitoring endpoints touch neither and skip it."""
+
+    skip = ("/metrics", "/healthz")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
+    ) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(self.skip):
+            services = getattr(scope["app"].state, "services", None)
+            if services is not None:
+                await services.switch.fence()
+        await self.app(scope, receive, send)
 
 
 class RequestScope:

@@ -3,9 +3,12 @@ never a secret), write-only secrets, and settings pinned by the config file."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
-from tests.registry.conftest import running
+from tests.registry.conftest import Registry, running
+from trustyard.services import Services
+from trustyard.services.adoption import LEASE
 from trustyard.storage.config import parse_storage_block
 
 from .conftest import Browser, browser_of
@@ -56,7 +59,8 @@ async def test_save_filesystem_then_test_and_a_failure(admin: Browser, tmp_path:
     )
     assert saved.status_code == 303
     page = await admin.get("/settings/storage")
-    assert f"Saved. Images are now stored in the directory {root}" in page.text
+    assert f"Saved. Every worker now stores images in the directory {root}" in page.text
+    assert "Images in this backend" in page.text  # the adoption's progress panel
     assert f'value="{root}"' in page.text
     failed = await admin.post(
         "/settings/storage", {"type": "filesystem", "filesystem_rootdirectory": "relative/dir", "op": "save"}
@@ -116,3 +120,15 @@ async def test_pinned_by_the_config_file(tmp_path: Path) -> None:
             refused = await admin.post("/settings/storage", {"type": "filesystem", "op": "save"})
             assert refused.status_code == 409
             assert "change it there" in refused.text
+
+
+async def test_a_running_adoption_shows_its_progress_and_the_page_refreshes(admin: Browser, registry: Registry) -> None:
+    services: Services = registry.asgi.state.services
+    index = services.switch._index
+    assert await index.leases.acquire(LEASE, "another-node:1:x", timedelta(minutes=1))  # it runs elsewhere
+    adoption = await index.adoptions.start(0)  # as a switch begins it
+    await index.adoptions.progress(adoption, {"repositories": 3, "manifests": 1234, "tags": 7})
+    page = await admin.get("/settings/storage")
+    assert "indexing" in page.text
+    assert "1,234 manifests" in page.text
+    assert '<meta http-equiv="refresh" content="3">' in page.text

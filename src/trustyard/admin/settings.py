@@ -1,5 +1,5 @@
 """``/api/v1/settings/storage``: show, test and save the storage backend (Distribution's storage block as JSON
-or YAML; secrets write-only)."""
+or YAML; secrets write-only), and ``/adoption``: how far indexing what the backend holds got (or start it again)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,16 @@ async def put_storage(request: Request) -> Response:
     caller, candidate = await actor(request), await storage_body(request)
     view = await services(request).settings.save_storage(caller, candidate)
     return render(view.as_document())
+
+
+async def get_adoption(request: Request) -> Response:
+    view = await services(request).adoption.status(await actor(request))
+    return render(view.as_document())
+
+
+async def post_adoption(request: Request) -> Response:
+    view = await services(request).adoption.restart(await actor(request))
+    return render(view.as_document(), status=202)
 
 
 async def storage_body(request: Request) -> StorageSettings:

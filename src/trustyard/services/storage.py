@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,7 +33,28 @@ class ReindexReport:
     blobs: int = 0
     manifests: int = 0
     tags: int = 0
+    objects_listed: int = 0  # keys listed under repositories/ so far
     skipped: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "repositories": self.repositories,
+            "blobs": self.blobs,
+            "manifests": self.manifests,
+            "tags": self.tags,
+            "objects_listed": self.objects_listed,
+            "skipped": len(self.skipped),
+        }
+
+
+#: Called with the report so far, while listing (every ``PROGRESS_EVERY`` keys) and after each repository;
+#: returns False to stop (the adoption was superseded or its lease lost).
+Progress = Callable[[ReindexReport], Awaitable[bool]]
+PROGRESS_EVERY = 1000
+
+
+class ReindexStopped(Exception):
+    """Reindexing was stopped by its progress callback."""
 
 
 @dataclass
@@ -40,6 +62,7 @@ class _Found:
     layers: set[Digest] = field(default_factory=set)
     revisions: set[Digest] = field(default_factory=set)
     tags: set[str] = field(default_factory=set)
+    linked: set[Digest] = field(default_factory=set)  # blobs linked into the index by this run (link once)
 
 
 class StorageAdmin:
@@ -55,10 +78,15 @@ class StorageAdmin:
             return True
         return False
 
-    async def reindex(self, actor: Actor) -> ReindexReport:
+    async def reindex(self, actor: Actor, progress: Progress | None = None) -> ReindexReport:
+        """Index what storage holds; ``progress`` hears how far it got (and may stop it: ReindexStopped)."""
         actor.require_system()
         found: dict[str, _Found] = defaultdict(_Found)
+        report = ReindexReport()
         async for key in self._storage.list(layout.REPOSITORIES):
+            report.objects_listed += 1
+            if progress is not None and report.objects_listed % PROGRESS_EVERY == 0 and not await progress(report):
+                raise ReindexStopped()
             kind = layout.classify(key)
             if isinstance(kind, layout.LayerLink):
                 found[kind.repository].layers.add(kind.digest)
@@ -66,7 +94,6 @@ class StorageAdmin:
                 found[kind.repository].revisions.add(kind.digest)
             elif isinstance(kind, layout.TagLink):
                 found[kind.repository].tags.add(kind.tag)
-        report = ReindexReport()
         for name in sorted(found):
             try:
                 repository = RepositoryName.parse(name)
@@ -74,12 +101,14 @@ class StorageAdmin:
                 report.skipped.append(f"{name}: not a valid repository name")
                 continue
             await self._reindex_repository(repository, found[name], report)
+            if progress is not None and not await progress(report):
+                raise ReindexStopped()
         return report
 
     async def _reindex_repository(self, repository: RepositoryName, found: _Found, report: ReindexReport) -> None:
         report.repositories += 1
         for digest in sorted(found.layers):
-            if await self._link_if_stored(repository, digest):
+            if await self._link_if_stored(repository, digest, found):
                 report.blobs += 1
         manifests: dict[Digest, tuple[bytes, Manifest]] = {}
         for digest in sorted(found.revisions):
@@ -90,7 +119,7 @@ class StorageAdmin:
                 report.skipped.append(f"{repository}@{digest}: {exc}")
         for digest, (payload, manifest) in manifests.items():
             stored_at = await self._modified(layout.revision_link(repository, digest))
-            if await self._record(repository, digest, payload, manifest, (), stored_at, report):
+            if await self._record(repository, digest, payload, manifest, (), stored_at, report, found):
                 report.manifests += 1
         for tag in sorted(found.tags):
             try:
@@ -103,7 +132,8 @@ class StorageAdmin:
                 report.skipped.append(f"{repository}:{tag}: points at {digest}, which has no revision link")
                 continue
             payload, manifest = manifests[digest]
-            if await self._record(repository, digest, payload, manifest, (tag,), await self._modified(link), report):
+            pushed_at = await self._modified(link)
+            if await self._record(repository, digest, payload, manifest, (tag,), pushed_at, report, found):
                 report.tags += 1
 
     async def _modified(self, key: str) -> datetime | None:
@@ -111,13 +141,16 @@ class StorageAdmin:
         info = await self._storage.stat(key)
         return None if info is None else datetime.fromtimestamp(info.modified, UTC)
 
-    async def _link_if_stored(self, repository: RepositoryName, digest: Digest) -> bool:
+    async def _link_if_stored(self, repository: RepositoryName, digest: Digest, found: _Found) -> bool:
+        if digest in found.linked:
+            return True
         info = await self._storage.stat(layout.blob_data(digest))
         if info is None:
             return False
         if not await self._index.blobs.reserve_blob(str(digest), info.size):
             return False  # garbage collection is deleting it
         await self._index.blobs.link_blob(repository.value, str(digest), info.size)
+        found.linked.add(digest)
         return True
 
     async def _record(
@@ -129,11 +162,12 @@ class StorageAdmin:
         tags: tuple[str, ...],
         pushed_at: datetime | None,
         report: ReindexReport,
+        found: _Found,
     ) -> bool:
         blobs = [d.digest for d in manifest.blobs]
         for blob in blobs:
             # Some writers reference blobs without a _layers link in the repository; link what is stored.
-            if not await self._link_if_stored(repository, blob):
+            if not await self._link_if_stored(repository, blob, found):
                 report.skipped.append(f"{repository}@{digest}: blob {blob} is not in storage")
                 return False
         record = manifest_record(digest, payload, manifest, blobs)

@@ -108,10 +108,11 @@ def describe(settings: StorageSettings) -> str:
     return "the default directory"
 
 
-def _page(
+async def _page(
     request: Request, caller: Actor, view: StorageView, values: dict[str, Any], result: Any = None, status: int = 200
 ) -> Response:
     secrets = {f"{view.driver}_{name}": present for name, present in view.secrets.items()}
+    adoption = (await services(request).adoption.status(caller)).as_document()
     return render(
         request,
         "storage.html",
@@ -122,13 +123,14 @@ def _page(
         v=values,
         secrets=secrets,
         result=result,
+        adoption=adoption,
     )
 
 
 async def storage_page(request: Request) -> Response:
     caller = await actor(request)
     view = await services(request).settings.storage(caller)
-    return _page(request, caller, view, _values_of_view(view))
+    return await _page(request, caller, view, _values_of_view(view))
 
 
 async def _apply(request: Request, caller: Actor, op: str, candidate: StorageSettings) -> str | None:
@@ -138,7 +140,12 @@ async def _apply(request: Request, caller: Actor, op: str, candidate: StorageSet
         await settings.test_storage(caller, candidate)
         return f"Test passed: wrote, read back and deleted a probe object in {describe(candidate)}. Nothing was saved."
     await settings.save_storage(caller, candidate)
-    flash(request, "ok", f"Saved. Images are now stored in {describe(candidate)}; every worker uses it within seconds.")
+    flash(
+        request,
+        "ok",
+        f"Saved. Every worker now stores images in {describe(candidate)}; the images it already holds are "
+        "indexed in the background (progress below).",
+    )
     return None
 
 
@@ -151,8 +158,10 @@ async def save_storage(request: Request) -> Response:
     try:
         passed = await _apply(request, caller, text(data, "op"), _candidate(data, view))
     except TrustyardError as error:
-        return _page(request, caller, view, values, ("error", message_of(error)), status_of(error))
-    return redirect(request, STORAGE_URL) if passed is None else _page(request, caller, view, values, ("ok", passed))
+        return await _page(request, caller, view, values, ("error", message_of(error)), status_of(error))
+    return (
+        redirect(request, STORAGE_URL) if passed is None else await _page(request, caller, view, values, ("ok", passed))
+    )
 
 
 async def upload_storage(request: Request) -> Response:
@@ -163,10 +172,10 @@ async def upload_storage(request: Request) -> Response:
     try:
         passed = await _apply(request, caller, text(data, "op"), await _yaml_block(data))
     except TrustyardError as error:
-        return _page(request, caller, view, _values_of_view(view), ("error", message_of(error)), status_of(error))
+        return await _page(request, caller, view, _values_of_view(view), ("error", message_of(error)), status_of(error))
     if passed is None:
         return redirect(request, STORAGE_URL)
-    return _page(request, caller, view, _values_of_view(view), ("ok", passed))
+    return await _page(request, caller, view, _values_of_view(view), ("ok", passed))
 
 
 async def _yaml_block(data: FormData) -> StorageSettings:

@@ -1,6 +1,6 @@
 """Secrets every node of a cluster shares (the token signing key, the web session key), sealed.
 
-Revision ID: 0009_nodes
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-29
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_nodes"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
