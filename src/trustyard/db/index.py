@@ -18,6 +18,7 @@ from trustyard.db.leases import LeaseStore
 from trustyard.db.manifests import ManifestStore
 from trustyard.db.policies import PolicyStore
 from trustyard.db.repositories import RepositoryStore
+from trustyard.db.storage_migrations import MigrationStore
 from trustyard.db.uploads import UploadStore
 
 
@@ -31,6 +32,7 @@ class Index:
         self.leases = LeaseStore(db)
         self.gc_runs = GcRunStore(db)
         self.policies = PolicyStore(db)
+        self.migrations = MigrationStore(db)
 
     @property
     def reader(self) -> AsyncEngine:
