@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -27,7 +28,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from trustyard import errors
+from trustyard import __version__, errors
 from trustyard.admin import errors as admin_errors
 from trustyard.admin.routes import PREFIX as ADMIN_PREFIX
 from trustyard.admin.routes import routes as admin_routes
@@ -49,6 +50,7 @@ from trustyard.services.backup import Backups
 from trustyard.services.gc import GcSchedule
 from trustyard.services.info import Node
 from trustyard.services.settings import StartupStorage
+from trustyard.services.switch import HEARTBEAT_SECONDS, POLL_SECONDS, WorkerIdentity
 from trustyard.services.webhooks import REQUEST_SCOPE, EventSource
 from trustyard.storage.factory import build_driver
 from trustyard.storage.switchable import SwitchableDriver
@@ -69,7 +71,8 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message],
 
 
 SERVICE = "trustyard"  # the token ``service`` and ``aud``
-#: How often each worker looks for storage settings saved by another worker or node.
+#: How often each worker looks for webhook endpoints saved by another worker or node (storage has its own,
+#: faster poll and a fence: services/switch.py).
 SETTINGS_POLL_SECONDS = 2.0
 #: Upload sessions idle this long are cancelled (Distribution's uploadpurging default age), checked hourly.
 UPLOAD_PURGE_AGE = timedelta(days=7)
@@ -152,9 +155,9 @@ def ensure_secret_key(path: Path) -> None:
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, *, serving: bool = False) -> AsyncIterator[Services]:
     """Services over the configured index and storage; the storage saved at run time (if any) replaces the
-    startup storage before anything is served."""
+    startup storage before anything is served. A ``serving`` worker registers itself in ``workers``."""
     index = open_index(settings.database)
     pinned_by = None if settings.storage_source == "default" else settings.storage_source
     startup = StartupStorage(settings.storage, pinned_by, settings.default_storage_root)
@@ -172,18 +175,29 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             source,
             schedule,
             node(settings),
+            WorkerIdentity.here(node_name(settings), __version__) if serving else None,
             basic_auth_cache_ttl=settings.basic_auth_cache_ttl,
             refresh_tokens=settings.refresh_tokens,
         )
         try:
-            await services.settings.refresh()
+            await services.switch.refresh()
+            await services.switch.heartbeat()
             await services.webhooks.refresh()
             yield services
         finally:
+            await services.adoption.close()
             await services.webhooks.close()
+            await services.switch.stop()
+            await services.switch.close()  # every backend's driver, the startup one among them
     finally:
-        await driver.close()
         await index.dispose()
+
+
+def node_name(settings: Settings) -> str:
+    """How ``workers`` names this node: its public address when configured, else host name and port."""
+    if settings.public_url:
+        return settings.public_url.split("://", 1)[-1].rstrip("/")
+    return f"{socket.gethostname()}:{settings.host_port[1]}"
 
 
 def node(settings: Settings) -> Node:
@@ -202,15 +216,30 @@ def backups(settings: Settings, services: Services, config_file: Path | None) ->
     )
 
 
+async def _follow_storage_plan(services: Services) -> None:
+    """Per worker: read the storage plan every POLL_SECONDS (serving a new one at once, acking it) and
+    heartbeat; a worker that cannot read it fences itself before serving (``StorageFence``)."""
+    last_heartbeat = time.monotonic()
+    while True:
+        await asyncio.sleep(POLL_SECONDS)
+        try:
+            await services.switch.refresh()
+            if time.monotonic() - last_heartbeat >= HEARTBEAT_SECONDS:
+                last_heartbeat = time.monotonic()
+                await services.switch.heartbeat()
+        except Exception:  # a database hiccup must not end the loop; the fence covers the gap
+            log.warning("could not read the storage plan; retrying", exc_info=True)
+
+
 async def _maintain(services: Services) -> None:
-    """Per worker: pick up storage settings and webhook endpoints saved elsewhere, purge upload sessions clients
-    abandoned, and start scheduled garbage collection when it is due (the lease lets one worker of one node run
-    it)."""
+    """Per worker: pick up webhook endpoints saved elsewhere, run a pending storage adoption (the lease lets one
+    worker of one node run it), purge upload sessions clients abandoned, and start scheduled garbage collection
+    when it is due (likewise under a lease)."""
     last_purge = last_schedule = 0.0
     while True:
         await asyncio.sleep(SETTINGS_POLL_SECONDS)
         try:
-            await services.settings.refresh()
+            services.adoption.kick()
             await services.webhooks.refresh()
             now = time.monotonic()
             if now - last_schedule > GC_SCHEDULE_CHECK_SECONDS:
@@ -232,9 +261,14 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
         ca = settings.tls_dir / "ca.crt"
         app.state.ca_pem = ca.read_bytes() if ca.exists() else None
         app.state.session_key = ensure_session_key(session_key_path(settings))
-        async with open_services(settings) as services:
+        async with open_services(settings, serving=True) as services:
             app.state.services = services
-            background = [asyncio.create_task(_maintain(services)), asyncio.create_task(services.webhooks.run())]
+            services.adoption.kick()
+            background = [
+                asyncio.create_task(_follow_storage_plan(services)),
+                asyncio.create_task(_maintain(services)),
+                asyncio.create_task(services.webhooks.run()),
+            ]
             try:
                 yield
             finally:
@@ -251,6 +285,7 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
             Middleware(RequestMetrics, json_access_log=settings.access_log and settings.access_log_format == "json"),
             Middleware(ApiVersionHeader),
             Middleware(RequestScope),
+            Middleware(StorageFence),
             Middleware(DrainUnreadBody),
         ],
         exception_handlers={
@@ -342,6 +377,26 @@ class ApiVersionHeader:
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+
+class StorageFence:
+    """Before a request that may touch storage or the index, make sure this worker serves the current storage
+    plan: a worker that has not read it within the fence reads it now (services/switch.py; what makes a
+    storage switch atomic). Monitoring endpoints touch neither and skip it."""
+
+    skip = ("/metrics", "/healthz")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
+    ) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(self.skip):
+            services = getattr(scope["app"].state, "services", None)
+            if services is not None:
+                await services.switch.fence()
+        await self.app(scope, receive, send)
 
 
 class RequestScope:

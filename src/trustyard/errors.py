@@ -209,6 +209,12 @@ class ObjectNotFound(TrustyardError):
     default_message = "object not found in storage"
 
 
+class StorageBackendGone(StorageUnavailable):
+    """A storage backend generation has no stored settings, or they no longer build a driver."""
+
+    default_message = "the storage backend is gone"
+
+
 class ConfigInvalid(TrustyardError):
     code = "CONFIG_INVALID"
     default_message = "invalid configuration"

@@ -1,4 +1,4 @@
-"""Runtime storage settings: probe before save, swap on every worker, index rebuilt, secrets sealed, pins."""
+"""Runtime storage settings: probe before save, swap on every worker, index adopted, secrets sealed, pins."""
 
 from __future__ import annotations
 
@@ -12,20 +12,15 @@ import pytest
 from pydantic import SecretStr
 
 from trustyard.auth.secretbox import SecretBox
-from trustyard.db.audit import AuditStore
 from trustyard.db.engine import migrate, open_index, sqlite_url
 from trustyard.db.index import Index
-from trustyard.db.settings import RuntimeSettings
-from trustyard.db.webhooks import WebhookStore
 from trustyard.errors import Denied, SettingPinned, StorageProbeFailed
 from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName
+from trustyard.services import Services
 from trustyard.services.actor import Action, Actor, Credential
-from trustyard.services.audit import Audit
-from trustyard.services.settings import STORAGE, Settings, StartupStorage
-from trustyard.services.storage import StorageAdmin
+from trustyard.services.settings import Settings, StartupStorage
 from trustyard.services.uploads import Uploads
-from trustyard.services.webhooks import EventSource, Webhooks
 from trustyard.storage.config import FilesystemStorage, S3Storage, StorageSettings
 from trustyard.storage.filesystem import FilesystemDriver
 from trustyard.storage.switchable import SwitchableDriver
@@ -36,11 +31,12 @@ REPO = RepositoryName("team/app")
 
 @dataclass
 class Worker:
-    """What one worker process holds: its switchable driver and the settings service over the shared index."""
+    """What one worker process holds: its switchable driver and the services over the shared index."""
 
     settings: Settings
     driver: SwitchableDriver
     uploads: Uploads
+    services: Services
 
 
 @pytest.fixture
@@ -67,19 +63,13 @@ def worker(
     default_root = tmp_path / "default"
     driver = SwitchableDriver(FilesystemDriver(default_root))
     startup = StartupStorage(configured or StorageSettings(), pinned_by, default_root)
-    audit = Audit(AuditStore(index.reader, index.writer))
-    settings = Settings(
-        RuntimeSettings(index.reader, index.writer),
-        index,
-        driver,
-        SecretBox(KEY),
-        startup,
-        StorageAdmin(index, driver),
-        audit,
-    )
-    source = EventSource("test:5000", "t", None)
-    webhooks = Webhooks(WebhookStore(index.reader, index.writer), SecretBox(KEY), audit, source)
-    return Worker(settings, driver, Uploads(index, driver, _pullable_by_actor, webhooks))
+    services = Services.create(index, driver, startup=startup, box=SecretBox(KEY))
+    return Worker(services.settings, driver, services.uploads, services)
+
+
+async def adopted(w: Worker) -> None:
+    """Run the adoption a switch began (a worker's background loop does this when serving)."""
+    await w.services.adoption.run_pending(Actor.system())
 
 
 def on_disk(root: Path) -> StorageSettings:
@@ -108,6 +98,7 @@ async def test_switching_rebuilds_the_index_and_switching_back_shows_images_agai
     assert await index.blobs.linked_blob_size(REPO.value, str(first)) is not None
 
     view = await w.settings.save_storage(ADMIN, on_disk(tmp_path / "other"))
+    await adopted(w)
     assert view.source == "runtime"
     assert view.parameters["rootdirectory"] == str(tmp_path / "other")
     assert isinstance(w.driver.current, FilesystemDriver)
@@ -118,6 +109,7 @@ async def test_switching_rebuilds_the_index_and_switching_back_shows_images_agai
     assert (tmp_path / "other" / "docker/registry/v2/blobs/sha256" / second.hex[:2] / second.hex / "data").exists()
 
     await w.settings.save_storage(ADMIN, on_disk(tmp_path / "default"))
+    await adopted(w)
     # Blob links alone are not images; what reindex brings back is what storage holds in Distribution's layout.
     assert await index.blobs.linked_blob_size(REPO.value, str(first)) == len(b"on the default backend")
     assert await index.blobs.linked_blob_size(REPO.value, str(second)) is None
@@ -131,7 +123,7 @@ async def test_a_failing_backend_is_refused_and_the_old_one_stays(index: Index, 
     with pytest.raises(StorageProbeFailed, match="filesystem"):
         await w.settings.save_storage(ADMIN, on_disk(blocker / "root"))
     assert w.driver.current is before
-    assert await RuntimeSettings(index.reader, index.writer).generation(STORAGE) == 0
+    assert (await index.backends.plan()).version == 0
 
 
 async def test_other_workers_pick_the_change_up(index: Index, tmp_path: Path) -> None:
@@ -194,10 +186,10 @@ async def test_secrets_are_sealed_write_only_and_kept_when_left_empty(index: Ind
     assert view.driver == "s3"
     assert view.secrets["secretkey"] is True
     assert "secretkey" not in view.parameters
-    stored = await RuntimeSettings(index.reader, index.writer).get(STORAGE)
+    stored = await index.backends.get((await index.backends.plan()).active)
     assert stored is not None
-    assert secret not in stored.value  # sealed at rest
-    assert json.loads(stored.value)["s3"]["bucket"] == bucket
+    assert secret not in stored.settings  # sealed at rest
+    assert json.loads(stored.settings)["s3"]["bucket"] == bucket
 
     # Saving the form again with the secret left empty keeps the saved secret (the probe would fail without it
     # against a store that checks signatures; here we check that it is carried over).
@@ -212,5 +204,5 @@ async def test_secrets_are_sealed_write_only_and_kept_when_left_empty(index: Ind
     assert effective.s3.secretkey is not None
     assert effective.s3.secretkey.get_secret_value() == secret
     assert effective.s3.rootdirectory == "prefix"
-    await other.driver.close()
-    await w.driver.close()
+    await other.services.switch.close()
+    await w.services.switch.close()

@@ -132,14 +132,14 @@ def _announce_admin_password(password: str) -> None:
 
 
 async def _prepare_and_adopt(settings: Settings) -> Startup:
-    """Migrate, and adopt an existing root automatically when the index is empty (the bucket outlives us)."""
+    """Migrate, and adopt an existing root automatically when the index is empty (the bucket outlives us): the
+    workers index it in the background while serving what is indexed so far."""
     startup = await prepare(settings, serving=True)
     async with open_services(settings) as services:
-        if await services.storage.index_is_empty() and await services.storage.holds_repositories():
-            click.echo("index is empty but storage holds repositories: reindexing", err=True)
-            report = await services.storage.reindex(Actor.system())
+        if await services.adoption.begin_if_unindexed(Actor.system()):
             click.echo(
-                f"reindexed {report.repositories} repositories, {report.manifests} manifests, {report.tags} tags",
+                "index is empty but storage holds repositories: adopting them in the background "
+                "(progress: trustyard storage status)",
                 err=True,
             )
         swept = await services.uploads.sweep_interrupted(Actor.system())  # nothing else writes: we hold the lock

@@ -8,9 +8,10 @@ rows come back as small frozen dataclasses, so nothing above ``db`` sees SQLAlch
 from __future__ import annotations
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from trustyard.db import tables as t
+from trustyard.db.adoptions import AdoptionStore
 from trustyard.db.blobs import BlobStore
 from trustyard.db.database import Database
 from trustyard.db.gc_runs import GcRunStore
@@ -18,8 +19,10 @@ from trustyard.db.leases import LeaseStore
 from trustyard.db.manifests import ManifestStore
 from trustyard.db.policies import PolicyStore
 from trustyard.db.repositories import RepositoryStore
+from trustyard.db.storage_backends import StorageBackendStore, StoragePlan
 from trustyard.db.storage_migrations import MigrationStore
 from trustyard.db.uploads import UploadStore
+from trustyard.db.workers import WorkerStore
 
 
 class Index:
@@ -33,6 +36,9 @@ class Index:
         self.gc_runs = GcRunStore(db)
         self.policies = PolicyStore(db)
         self.migrations = MigrationStore(db)
+        self.backends = StorageBackendStore(db)
+        self.workers = WorkerStore(db)
+        self.adoptions = AdoptionStore(db)
 
     @property
     def reader(self) -> AsyncEngine:
@@ -46,20 +52,21 @@ class Index:
         await self.db.dispose()
 
     async def clear(self) -> None:
-        """Forget every repository, blob, manifest, tag and upload (before indexing another storage backend).
-        Accounts, grants and visibility are kept: they are by name and outlive a storage switch."""
+        """Forget every repository, blob, manifest and tag (before indexing another storage backend).
+        Accounts, grants and visibility are kept: they are by name and outlive a storage switch. Upload
+        sessions are kept too, with the repositories they name: they remember their backend and finish."""
         async with self.db.writer.begin() as conn:
-            for table in (
-                t.uploads,
-                t.tags,
-                t.manifest_children,
-                t.manifest_blobs,
-                t.manifests,
-                t.repository_blobs,
-                t.blobs,
-                t.repositories,
-            ):
-                await conn.execute(delete(table))
+            await _clear_rows(conn)
+
+    async def switch_storage(self, active: int, fallback: int | None, by: str, *, adopt: bool) -> StoragePlan:
+        """Change the storage plan; with ``adopt``, in the same transaction clear the index and begin a
+        background adoption of ``active`` (so no request sees the new plan with the old backend's index)."""
+        async with self.db.writer.begin() as conn:
+            if adopt:
+                await _clear_rows(conn)
+                await AdoptionStore.start_in(conn, active)
+            version = await StorageBackendStore.write_plan(conn, active, fallback, by)
+        return StoragePlan(active, fallback, version)
 
     async def counts(self) -> dict[str, int]:
         """Rows of repositories, blobs, manifests and tags, and ``bytes``: the size of every blob stored."""
@@ -69,3 +76,10 @@ class Index:
                 out[table.name] = int(await conn.scalar(select(func.count()).select_from(table)) or 0)
             out["bytes"] = int(await conn.scalar(select(func.coalesce(func.sum(t.blobs.c.size), 0))) or 0)
             return out
+
+
+async def _clear_rows(conn: AsyncConnection) -> None:
+    for table in (t.tags, t.manifest_children, t.manifest_blobs, t.manifests, t.repository_blobs, t.blobs):
+        await conn.execute(delete(table))
+    in_use = select(t.uploads.c.repository_id)
+    await conn.execute(delete(t.repositories).where(t.repositories.c.id.not_in(in_use)))

@@ -123,6 +123,8 @@ uploads = Table(
     Column("size", BigInteger, nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The storage backend generation the session's parts are on (0: the startup storage), migration 0009.
+    Column("backend", Integer, nullable=False, server_default="0"),
 )
 
 # Accounts, grants, app tokens, repository visibility, audit (migration 0002).
@@ -284,6 +286,48 @@ tag_policies = Table(
     Column("keep_tags", String(255)),  # ... and those matching this glob; the rest go before collection
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("updated_by", String(64), nullable=False),
+)
+
+# Storage backends by generation, the workers acking the storage plan, background adoptions (migration 0009).
+
+storage_backends = Table(
+    "storage_backends",
+    metadata,
+    Column("generation", Integer, primary_key=True, autoincrement=False),  # 0 is the startup storage, never here
+    Column("settings", Text, nullable=False),  # sealed JSON (services/backends.seal)
+    Column("saved_at", DateTime(timezone=True), nullable=False),
+    Column("saved_by", String(64), nullable=False),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(300), primary_key=True),  # "<node>:<pid>"
+    Column("node", String(255), nullable=False),  # the public address, else host name and port
+    Column("pid", Integer, nullable=False),
+    Column("version", String(64), nullable=False),  # trustyard's version
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),  # heartbeat
+    Column("plan_acked", Integer, nullable=False),  # the storage plan version the worker serves
+)
+
+storage_adoptions = Table(
+    "storage_adoptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("generation", Integer, nullable=False),  # the backend being indexed
+    Column("state", String(16), nullable=False),  # running, done, failed, superseded
+    Column("repositories", Integer, nullable=False),
+    Column("manifests", Integer, nullable=False),
+    Column("tags", Integer, nullable=False),
+    Column("blobs", Integer, nullable=False),
+    Column("objects_listed", Integer, nullable=False),
+    Column("skipped", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("error", Text),
+    Index("ix_storage_adoptions_state", "state"),
 )
 
 # Online migrations between storage backends (migration 0010, services/migration.py).

@@ -23,6 +23,7 @@ class UploadRow:
     parts: list[dict[str, Any]]
     size: int
     started_at: datetime
+    backend: int = 0  # the storage backend generation holding the session's parts
 
 
 class UploadStore:
@@ -43,6 +44,7 @@ class UploadStore:
                     size=upload.size,
                     started_at=upload.started_at,
                     updated_at=upload.started_at,
+                    backend=upload.backend,
                 )
             )
 
@@ -63,6 +65,7 @@ class UploadStore:
             parts=json.loads(row.parts),
             size=row.size,
             started_at=row.started_at,
+            backend=row.backend,
         )
 
     async def advance_upload(self, upload_id: str, expected_size: int, parts: list[dict[str, Any]], size: int) -> bool:
@@ -95,5 +98,6 @@ class UploadStore:
         )
         rows = await self._db.rows(query)
         return [
-            UploadRow(r.id, r.name, r.storage_key, r.token, json.loads(r.parts), r.size, r.started_at) for r in rows
+            UploadRow(r.id, r.name, r.storage_key, r.token, json.loads(r.parts), r.size, r.started_at, r.backend)
+            for r in rows
         ]

@@ -20,7 +20,9 @@ from trustyard.db.sessions import SessionStore
 from trustyard.db.settings import RuntimeSettings
 from trustyard.db.webhooks import WebhookStore
 from trustyard.services.accounts import Accounts
+from trustyard.services.adoption import Adoption
 from trustyard.services.audit import Audit
+from trustyard.services.backends import Backends
 from trustyard.services.blobs import Blobs
 from trustyard.services.gc import GarbageCollector, GcSchedule, collector_id
 from trustyard.services.health import Health
@@ -34,6 +36,7 @@ from trustyard.services.retention import Retention
 from trustyard.services.sessions import Sessions
 from trustyard.services.settings import Settings, StartupStorage
 from trustyard.services.storage import StorageAdmin
+from trustyard.services.switch import StorageSwitch, WorkerIdentity
 from trustyard.services.tags import Tags
 from trustyard.services.tokens import Tokens
 from trustyard.services.uploads import Uploads
@@ -62,6 +65,8 @@ class Services:
     policies: TagPolicies
     gc: GarbageCollector
     info: InfoService
+    switch: StorageSwitch
+    adoption: Adoption
 
     @classmethod
     def create(
@@ -74,38 +79,35 @@ class Services:
         source: EventSource | None = None,
         gc_schedule: GcSchedule | None = None,
         node: Node | None = None,
+        worker: WorkerIdentity | None = None,
         *,
         basic_auth_cache_ttl: float = DEFAULT_TTL,
         refresh_tokens: bool = False,
     ) -> Services:
         """``authority`` signs registry tokens; without one (tests, one-off commands) a throwaway key does.
-        ``startup`` is the storage the process started with (runtime settings may replace it, see
-        services/settings.py) and ``box`` seals saved secrets; ``source`` names this node in webhook events;
-        ``gc_schedule`` is the configured collection schedule (default: off); ``node`` is what this node's settings
-        say of it (for ``info``; default: plain HTTP on localhost:5000). Tests may leave these out.
-        ``basic_auth_cache_ttl``: how long verified HTTP Basic credentials are trusted without a new check;
-        ``refresh_tokens``: whether logins may ask for refresh tokens (the ``refresh_tokens`` setting)."""
+        ``startup`` is the storage the process started with (the storage plan may replace it, see
+        services/switch.py) and ``box`` seals saved secrets; ``source`` names this node in webhook events;
+        ``gc_schedule`` is the configured collection schedule (default: off); ``node`` is what this node's
+        settings say of it (for ``info``; default: plain HTTP on localhost:5000); ``worker`` is this serving
+        worker (None in a one-off command: it neither heartbeats nor acks the storage plan). Tests may leave
+        these out. ``basic_auth_cache_ttl``: how long verified HTTP Basic credentials are trusted without a new
+        check; ``refresh_tokens``: whether logins may ask for refresh tokens (the ``refresh_tokens`` setting)."""
         storage = storage if isinstance(storage, SwitchableDriver) else SwitchableDriver(storage)
+        startup = startup or StartupStorage(StorageSettings(), None, Path("trustyard-data") / "storage")
+        box = box or SecretBox(SecretBox.new_key())
+        backends = Backends(index.backends, box, storage.current, startup.settings, startup.default_root)
+        switch = StorageSwitch(index, backends, storage, worker, pinned=startup.pinned_by is not None)
         audit = Audit(AuditStore(index.reader, index.writer))
         account_store = AccountStore(index.reader, index.writer)
         repository_store = index.repositories
         policies = TagPolicies(index, audit)
         accounts = Accounts(account_store, repository_store, storage, policies, audit)
         storage_admin = StorageAdmin(index, storage)
-        box = box or SecretBox(SecretBox.new_key())
         webhooks = Webhooks(
             WebhookStore(index.reader, index.writer), box, audit, source or EventSource.local("localhost:5000", None)
         )
-        settings = Settings(
-            RuntimeSettings(index.reader, index.writer),
-            index,
-            storage,
-            box,
-            startup or StartupStorage(StorageSettings(), None, Path("trustyard-data") / "storage"),
-            storage_admin,
-            audit,
-        )
-        uploads = Uploads(index, storage, accounts.pullable, webhooks)
+        settings = Settings(index, backends, switch, startup, audit)
+        uploads = Uploads(index, storage, switch, accounts.pullable, webhooks)
         manifests = Manifests(index, storage, policies, audit, webhooks)
         gc = GarbageCollector(
             index,
@@ -144,4 +146,6 @@ class Services:
             policies=policies,
             gc=gc,
             info=InfoService(node or Node("localhost:5000", None, None, None), index, settings, gc),
+            switch=switch,
+            adoption=Adoption(index, storage_admin, switch, collector_id()),
         )

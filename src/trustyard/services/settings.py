@@ -2,19 +2,21 @@
 
 Saving new storage settings probes the backend first (write, stat, read back, delete a probe object) and
 refuses with the backend's own error, keeping the old backend. Secrets are sealed before they are stored and
-never shown back (only whether they are set). Every worker polls the settings generation (``refresh``) and
-swaps its driver when it changes, so a change takes effect everywhere without a restart.
+never shown back (only whether they are set). A save stores the backend under a new generation
+(services/backends.py), makes it the storage plan's active backend, and returns once every live worker serves
+it (services/switch.py: the switch is atomic).
 
-What a switch does to images: the SQL index is a cache of what storage holds, so after a switch it is
-rebuilt from the new backend (images already there appear; nothing is copied). Switching back shows the
-earlier images again, because they never left their backend.
+What a switch does to images: the SQL index is a cache of what storage holds, so a switch clears it (in the
+same transaction as the plan change) and a background adoption indexes the new backend (services/adoption.py;
+images already there appear as it goes; nothing is copied). Switching back shows the earlier images again,
+because they never left their backend. Upload sessions begun before the switch finish on their own backend.
 
 Settings given in the config file or environment pin the storage: they show read-only with their source.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -23,22 +25,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
-from trustyard.auth.secretbox import SecretBox
 from trustyard.db.index import Index
-from trustyard.db.settings import RuntimeSettings
-from trustyard.errors import ConfigInvalid, SettingPinned, StorageProbeFailed, TrustyardError
+from trustyard.db.storage_backends import StorageBackendRow
+from trustyard.errors import SettingPinned, StorageProbeFailed, TrustyardError
 from trustyard.services.actor import Actor
 from trustyard.services.audit import Audit
-from trustyard.services.storage import StorageAdmin
-from trustyard.storage.config import DRIVERS, StorageSettings
+from trustyard.services.backends import Backends, secret_fields
+from trustyard.services.switch import StorageSwitch
+from trustyard.storage.config import StorageSettings
 from trustyard.storage.driver import StorageDriver
-from trustyard.storage.factory import build_driver
-from trustyard.storage.switchable import SwitchableDriver
 
-STORAGE = "storage"
-_SEALED = "$sealed"
+log = logging.getLogger(__name__)
 #: Where probe objects go, under the backend's root: outside Distribution's docker/ tree.
 PROBE_PREFIX = "trustyard-probe"
 
@@ -77,23 +76,13 @@ class StorageView:
 
 class Settings:
     def __init__(
-        self,
-        runtime: RuntimeSettings,
-        index: Index,
-        driver: SwitchableDriver,
-        box: SecretBox,
-        startup: StartupStorage,
-        storage_admin: StorageAdmin,
-        audit: Audit,
+        self, index: Index, backends: Backends, switch: StorageSwitch, startup: StartupStorage, audit: Audit
     ) -> None:
-        self._runtime = runtime
         self._index = index
-        self._driver = driver
-        self._box = box
+        self._backends = backends
+        self._switch = switch
         self._startup = startup
-        self._storage_admin = storage_admin
         self._audit = audit
-        self._generation = 0  # the runtime generation this process serves (0: the startup settings)
 
     async def storage(self, actor: Actor) -> StorageView:
         actor.require_admin()
@@ -108,56 +97,52 @@ class Settings:
         """Probe ``candidate`` without saving it; raises StorageProbeFailed with the backend's message."""
         actor.require_admin()
         settings = await self._complete_secrets(candidate)
-        driver = self._build(settings)
+        driver = self._backends.build(settings)
         try:
             await probe(driver)
         finally:
             await driver.close()
 
     async def save_storage(self, actor: Actor, candidate: StorageSettings) -> StorageView:
+        """Probe, store as a new backend generation, switch the plan to it (clearing the index and starting its
+        background adoption in the same transaction), serve it here, and return once every live worker does."""
         actor.require_admin()
         if self._startup.pinned_by is not None:
             raise SettingPinned(f"storage is set by the {self._startup.pinned_by}; change it there")
         settings = await self._complete_secrets(candidate)
-        driver = self._build(settings)
+        driver = self._backends.build(settings)
         try:
             await probe(driver)
         except BaseException:
             await driver.close()
             raise
-        self._generation = await self._runtime.put(STORAGE, self._seal(settings), actor.name)
-        self._driver.swap(driver)
-        # The index is a cache of storage: rebuild it from the backend now in use.
-        await self._index.clear()
-        report = await self._storage_admin.reindex(Actor.system())
+        generation = await self._backends.add(settings, driver, actor.name)
+        plan = await self._index.switch_storage(generation, None, actor.name, adopt=True)
+        await self._switch.refresh()
+        lagging = await self._switch.wait_for_workers(plan.version)
+        if lagging:
+            log.warning("storage plan %d: %d workers did not ack; they fence themselves", plan.version, len(lagging))
         await self._audit.record(
             actor,
             "settings.storage",
             settings.driver,
             parameters=_view(settings, "runtime", False, None).parameters,
-            repositories=report.repositories,
+            generation=generation,
         )
         return await self.storage(actor)
 
     async def refresh(self) -> bool:
-        """Adopt storage settings another worker or node saved; True when the backend was swapped."""
-        if self._startup.pinned_by is not None:
-            return False
-        generation = await self._runtime.generation(STORAGE)
-        if generation == self._generation:
-            return False
-        settings, _stored = await self._effective()
-        self._driver.swap(self._build(settings))
-        self._generation = generation
-        return True
+        """Serve the plan another worker or node saved; True when the backend was swapped."""
+        return await self._switch.refresh()
 
-    async def _effective(self) -> tuple[StorageSettings, Any]:
+    async def _effective(self) -> tuple[StorageSettings, StorageBackendRow | None]:
         if self._startup.pinned_by is not None:
             return self._startup.settings, None
-        stored = await self._runtime.get(STORAGE)
+        active = (await self._index.backends.plan()).active
+        stored = None if active == 0 else await self._index.backends.get(active)
         if stored is None:
             return self._startup.settings, None
-        return self._unseal(stored.value), stored
+        return self._backends.unseal(stored.settings), stored
 
     async def _complete_secrets(self, candidate: StorageSettings) -> StorageSettings:
         """Secrets are write-only: a secret left empty keeps the one already saved for the same driver."""
@@ -168,43 +153,10 @@ class Settings:
             return candidate
         kept = {
             field: getattr(saved, field)
-            for field in _secret_fields(section)
+            for field in secret_fields(section)
             if _blank(getattr(section, field)) and getattr(saved, field) is not None
         }
         return candidate.model_copy(update={name: section.model_copy(update=kept)}) if kept else candidate
-
-    def _build(self, settings: StorageSettings) -> StorageDriver:
-        fs = settings.filesystem
-        if fs is not None and fs.rootdirectory is not None and not fs.rootdirectory.is_absolute():
-            raise ConfigInvalid(f"the filesystem root directory must be an absolute path, not {fs.rootdirectory}")
-        try:
-            return build_driver(settings, self._startup.default_root)
-        except TrustyardError:
-            raise
-        except (OSError, ValueError) as exc:
-            raise StorageProbeFailed(f"cannot set up the {settings.driver} backend: {exc}") from None
-
-    def _seal(self, settings: StorageSettings) -> str:
-        document = settings.model_dump(mode="python", exclude_none=True)
-        name = settings.driver
-        section = getattr(settings, name, None)
-        if section is not None:
-            for field in _secret_fields(section):
-                value = getattr(section, field)
-                if value is not None:
-                    document[name][field] = {_SEALED: self._box.seal(value.get_secret_value())}
-        return json.dumps(document, default=str)
-
-    def _unseal(self, stored: str) -> StorageSettings:
-        document = json.loads(stored)
-        for name in DRIVERS:
-            for field, value in (document.get(name) or {}).items():
-                if isinstance(value, dict) and _SEALED in value:
-                    document[name][field] = self._box.open(value[_SEALED])
-        try:
-            return StorageSettings.model_validate(document)
-        except ValidationError as exc:
-            raise ConfigInvalid(f"stored storage settings are invalid: {exc}") from None
 
 
 async def probe(driver: StorageDriver) -> None:
@@ -234,10 +186,6 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-def _secret_fields(section: Any) -> list[str]:
-    return [name for name, info in type(section).model_fields.items() if "SecretStr" in str(info.annotation)]
-
-
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, SecretStr) and not value.get_secret_value())
 
@@ -248,7 +196,7 @@ def _view(settings: StorageSettings, source: str, pinned: bool, stored: Any) -> 
     parameters: dict[str, Any] = {}
     secrets: dict[str, bool] = {}
     if section is not None:
-        hidden = set(_secret_fields(section))
+        hidden = set(secret_fields(section))
         parameters = section.model_dump(mode="json", exclude=hidden, exclude_none=True)
         secrets = {field: not _blank(getattr(section, field)) for field in hidden}
         if "redirect" in parameters and settings.redirects_disabled:
@@ -259,6 +207,6 @@ def _view(settings: StorageSettings, source: str, pinned: bool, stored: Any) -> 
         secrets=secrets,
         source=source,
         pinned=pinned,
-        updated_by=getattr(stored, "updated_by", None),
-        updated_at=getattr(stored, "updated_at", None),
+        updated_by=getattr(stored, "saved_by", None),
+        updated_at=getattr(stored, "saved_at", None),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,7 +33,28 @@ class ReindexReport:
     blobs: int = 0
     manifests: int = 0
     tags: int = 0
+    objects_listed: int = 0  # keys listed under repositories/ so far
     skipped: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "repositories": self.repositories,
+            "blobs": self.blobs,
+            "manifests": self.manifests,
+            "tags": self.tags,
+            "objects_listed": self.objects_listed,
+            "skipped": len(self.skipped),
+        }
+
+
+#: Called with the report so far, while listing (every ``PROGRESS_EVERY`` keys) and after each repository;
+#: returns False to stop (the adoption was superseded or its lease lost).
+Progress = Callable[[ReindexReport], Awaitable[bool]]
+PROGRESS_EVERY = 1000
+
+
+class ReindexStopped(Exception):
+    """Reindexing was stopped by its progress callback."""
 
 
 @dataclass
@@ -55,10 +77,15 @@ class StorageAdmin:
             return True
         return False
 
-    async def reindex(self, actor: Actor) -> ReindexReport:
+    async def reindex(self, actor: Actor, progress: Progress | None = None) -> ReindexReport:
+        """Index what storage holds; ``progress`` hears how far it got (and may stop it: ReindexStopped)."""
         actor.require_system()
         found: dict[str, _Found] = defaultdict(_Found)
+        report = ReindexReport()
         async for key in self._storage.list(layout.REPOSITORIES):
+            report.objects_listed += 1
+            if progress is not None and report.objects_listed % PROGRESS_EVERY == 0 and not await progress(report):
+                raise ReindexStopped()
             kind = layout.classify(key)
             if isinstance(kind, layout.LayerLink):
                 found[kind.repository].layers.add(kind.digest)
@@ -66,7 +93,6 @@ class StorageAdmin:
                 found[kind.repository].revisions.add(kind.digest)
             elif isinstance(kind, layout.TagLink):
                 found[kind.repository].tags.add(kind.tag)
-        report = ReindexReport()
         for name in sorted(found):
             try:
                 repository = RepositoryName.parse(name)
@@ -74,6 +100,8 @@ class StorageAdmin:
                 report.skipped.append(f"{name}: not a valid repository name")
                 continue
             await self._reindex_repository(repository, found[name], report)
+            if progress is not None and not await progress(report):
+                raise ReindexStopped()
         return report
 
     async def _reindex_repository(self, repository: RepositoryName, found: _Found, report: ReindexReport) -> None:

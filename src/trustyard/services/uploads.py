@@ -7,6 +7,12 @@ another algorithm (sha512) makes the PUT re-read the staged bytes.
 
 Publishing a blob: staged bytes move to the blob key (or are dropped when that blob already exists), the
 repository's ``_layers`` link is written, and only then is the blob recorded in the index.
+
+A session remembers the storage backend generation it began on (``backend``): its PATCHes and PUT use that
+backend's driver on any worker, even after a storage switch. A session that completes on a backend that is no
+longer the active one is assembled there and stream-copied into the active backend, its digest verified while
+copying, before it is published: the index never names a blob the active backend lacks. A session whose
+backend is gone fails with BLOB_UPLOAD_UNKNOWN, and the client starts the upload again.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from trustyard.errors import (
     DigestInvalid,
     RangeInvalid,
     SizeInvalid,
+    StorageBackendGone,
     UploadOutOfOrder,
 )
 from trustyard.oci.digest import Digest, Hasher
@@ -35,6 +42,7 @@ from trustyard.services.actor import Action, Actor
 from trustyard.services.blobs import BlobInfo, blob_target
 from trustyard.services.repositories import Pullable
 from trustyard.services.reservations import reserve
+from trustyard.services.switch import StorageSwitch
 from trustyard.services.webhooks import Webhooks
 from trustyard.storage import layout
 from trustyard.storage.driver import Part, StorageDriver, UploadState
@@ -66,11 +74,15 @@ MOUNT_CANDIDATES = 100
 
 
 class Uploads:
-    def __init__(self, index: Index, storage: StorageDriver, pullable: Pullable, events: Webhooks) -> None:
-        """``pullable`` answers, from the policy, which repositories an actor may pull (cross-repository mounts);
-        ``events`` queues webhook events."""
+    def __init__(
+        self, index: Index, storage: StorageDriver, switch: StorageSwitch, pullable: Pullable, events: Webhooks
+    ) -> None:
+        """``storage`` is the driver of the plan in force; ``switch`` gives each session the driver of the
+        backend it began on; ``pullable`` answers, from the policy, which repositories an actor may pull
+        (cross-repository mounts); ``events`` queues webhook events."""
         self._index = index
         self._storage = storage
+        self._switch = switch
         self._pullable = pullable
         self._events = events
 
@@ -81,10 +93,12 @@ class Uploads:
     async def start(self, actor: Actor, repository: RepositoryName) -> UploadStatus:
         actor.require(repository, Action.PUSH)
         upload_id = str(uuid.uuid4())
-        state = await self._storage.start_upload(layout.upload_data(repository, upload_id))
+        backend = self._switch.plan.active  # new writes go where they will stay
+        driver = await self._switch.driver(backend)
+        state = await driver.start_upload(layout.upload_data(repository, upload_id))
         now = datetime.now(UTC)
         await self._index.uploads.create_upload(
-            UploadRow(upload_id, repository.value, state.key, state.token, [], 0, now)
+            UploadRow(upload_id, repository.value, state.key, state.token, [], 0, now, backend)
         )
         metrics.UPLOADS.labels("started").inc()
         return UploadStatus(upload_id, repository, 0)
@@ -138,7 +152,7 @@ class Uploads:
         actor.require(repository, Action.PUSH)
         row = await self._row(repository, upload_id)
         _check_in_order(row, content_range)
-        size = await self._write_part(row, chunks, content_range)
+        size = await self._write_part(await self._session_driver(row), row, chunks, content_range)
         return UploadStatus(row.id, repository, size)
 
     async def complete(
@@ -152,10 +166,11 @@ class Uploads:
     ) -> BlobInfo:
         actor.require(repository, Action.PUSH)
         row = await self._row(repository, upload_id)
+        driver = await self._session_driver(row)
         if chunks is not None:
             _check_in_order(row, content_range)
         if chunks is not None or _pieces(row)[1] is not None:
-            await self._write_part(row, chunks or _nothing(), content_range if chunks else None, final=True)
+            await self._write_part(driver, row, chunks or _nothing(), content_range if chunks else None, final=True)
             row = await self._row(repository, upload_id)
         size = row.size
         # Claim the session: of two racing PUTs only one goes on; the other finds no upload.
@@ -163,22 +178,29 @@ class Uploads:
             raise BlobUploadUnknown(f"upload {upload_id[:64]!r} was completed or cancelled by another request")
         state = UploadState(row.storage_key, row.token)
         hasher = _running_hash(row)
+        moved = row.backend != self._switch.plan.active
         try:
             parts = _pieces(row)[0]
             if parts:
-                await self._storage.complete_upload(state, parts)
+                await driver.complete_upload(state, parts)
             else:  # an empty blob: object stores refuse a multipart upload without parts
-                await self._storage.abort_upload(state)
-                await self._storage.put(row.storage_key, b"")
+                await driver.abort_upload(state)
+                await driver.put(row.storage_key, b"")
             if hasher is None or hasher.size != size or hasher.algorithm != digest.algorithm:
-                hasher = await self._rehash(row.storage_key, digest.algorithm)
+                hasher = await self._rehash(driver, row.storage_key, digest.algorithm)
             self._check(digest, hasher.digest())
+            if moved:  # the session began before a storage switch: bring the blob to the active backend
+                await self._copy_to_active(driver, row.storage_key, digest)
         except BaseException:
             metrics.UPLOADS.labels("failed").inc()
-            await self._tidy(layout.upload_dir(repository, upload_id), state)
+            await self._tidy(driver, layout.upload_dir(repository, upload_id), state)
+            if moved:
+                await self._tidy(self._storage, layout.upload_dir(repository, upload_id))
             raise
+        if moved:
+            await self._tidy(driver, layout.upload_dir(repository, upload_id))
         await self._publish(repository, digest, row.storage_key, size)
-        await self._tidy(layout.upload_dir(repository, upload_id))
+        await self._tidy(self._storage, layout.upload_dir(repository, upload_id))
         metrics.UPLOADS.labels("completed").inc()
         await self._events.emit(actor, "push", blob_target(repository, BlobInfo(digest, size)))
         return BlobInfo(digest, size)
@@ -201,7 +223,7 @@ class Uploads:
             metrics.UPLOADS.labels("failed").inc()
             raise
         finally:
-            await self._tidy(layout.upload_dir(repository, upload_id))
+            await self._tidy(self._storage, layout.upload_dir(repository, upload_id))
         await self._events.emit(actor, "push", blob_target(repository, BlobInfo(digest, size)))
         return BlobInfo(digest, size)
 
@@ -210,8 +232,9 @@ class Uploads:
         row = await self._row(repository, upload_id)
         await self._index.uploads.delete_upload(upload_id)
         metrics.UPLOADS.labels("cancelled").inc()
-        await self._storage.abort_upload(UploadState(row.storage_key, row.token))
-        await self._storage.delete_prefix(layout.upload_dir(repository, upload_id))
+        driver = await self._session_driver(row)
+        await driver.abort_upload(UploadState(row.storage_key, row.token))
+        await driver.delete_prefix(layout.upload_dir(repository, upload_id))
 
     async def purge(self, actor: Actor, older_than: timedelta) -> int:
         """Cancel sessions idle for longer than ``older_than`` (clients that gave up); returns how many.
@@ -223,8 +246,13 @@ class Uploads:
         for row in await self._index.uploads.stale_uploads(datetime.now(UTC) - older_than):
             if not await self._index.uploads.delete_upload(row.id):
                 continue  # another worker purged or finished it
-            await self._storage.abort_upload(UploadState(row.storage_key, row.token))
-            await self._storage.delete_prefix(row.storage_key.rpartition("/")[0])
+            try:
+                driver = await self._switch.driver(row.backend)
+            except StorageBackendGone:
+                driver = None  # nothing to remove where nothing can be reached
+            if driver is not None:
+                await driver.abort_upload(UploadState(row.storage_key, row.token))
+                await driver.delete_prefix(row.storage_key.rpartition("/")[0])
             purged += 1
             metrics.UPLOADS.labels("expired").inc()
         return purged
@@ -235,17 +263,18 @@ class Uploads:
         writes; the sessions themselves stay, so their clients resume where the recorded parts end."""
         actor.require_system()
         sessions = await self._index.uploads.stale_uploads(datetime.max.replace(tzinfo=UTC))  # all of them
-        recorded = {row.token: {part.etag for part in _pieces(row)[0]} for row in sessions}
+        active = self._switch.plan.active
+        recorded = {row.token: {part.etag for part in _pieces(row)[0]} for row in sessions if row.backend == active}
         return await self._storage.sweep_staging(recorded)
 
-    async def _tidy(self, upload_dir: str, state: UploadState | None = None) -> None:
+    async def _tidy(self, driver: StorageDriver, upload_dir: str, state: UploadState | None = None) -> None:
         """Remove what a finished or failed upload left in storage. Failures here are logged, never raised:
         they must not hide the error that ended the upload (a storage outage fails both), and what stays
         behind is invisible staging that the purge of idle sessions and garbage collection remove."""
         try:
             if state is not None:
-                await self._storage.abort_upload(state)
-            await self._storage.delete_prefix(upload_dir)
+                await driver.abort_upload(state)
+            await driver.delete_prefix(upload_dir)
         except Exception as exc:
             log.warning("could not remove upload staging %s: %s", upload_dir, exc)
 
@@ -255,8 +284,31 @@ class Uploads:
             raise BlobUploadUnknown(f"upload {upload_id[:64]!r} is not in progress in {repository}")
         return row
 
+    async def _session_driver(self, row: UploadRow) -> StorageDriver:
+        """The driver of the backend the session began on; a session whose backend is gone is unknown (the
+        client starts the upload again, on the active backend)."""
+        try:
+            return await self._switch.driver(row.backend)
+        except StorageBackendGone as exc:
+            raise BlobUploadUnknown(
+                f"upload {row.id[:64]!r} began on a storage backend that is gone ({exc.message}); "
+                "start the upload again"
+            ) from None
+
+    async def _copy_to_active(self, source: StorageDriver, key: str, digest: Digest) -> None:
+        """Stream the assembled blob from the session's backend into the active one, verifying its digest on
+        the way; a mismatch (the old backend changed the bytes) fails the upload and keeps nothing."""
+        hasher = Hasher(digest.algorithm)
+        await self._storage.write(key, _hashing(source.read(key), hasher))
+        self._check(digest, hasher.digest())
+
     async def _write_part(
-        self, row: UploadRow, chunks: AsyncIterable[bytes], content_range: ContentRange | None, final: bool = False
+        self,
+        driver: StorageDriver,
+        row: UploadRow,
+        chunks: AsyncIterable[bytes],
+        content_range: ContentRange | None,
+        final: bool = False,
     ) -> int:
         """Stream one request body into the session; returns the session's new size.
 
@@ -271,19 +323,19 @@ class Uploads:
         body: AsyncIterable[bytes] = chunks if hasher is None else _hashing(chunks, hasher)
         parts, parked = _pieces(row)
         committed = row.size - (parked.size if parked else 0)
-        prefix = await self._storage.get(parked.key) if parked else b""
-        head, rest = await _lookahead(body, self._storage.min_part_size - len(prefix))
+        prefix = await driver.get(parked.key) if parked else b""
+        head, rest = await _lookahead(body, driver.min_part_size - len(prefix))
         if rest is None and not head and (parked is None or not final):
             return row.size  # an empty body changes nothing
         pending = len(prefix) + len(head)
         piece: dict[str, object]
-        if rest is None and pending < self._storage.min_part_size and not final:
+        if rest is None and pending < driver.min_part_size and not final:
             key = layout.upload_parked(row.storage_key, uuid.uuid4().hex)
-            await self._storage.put(key, prefix + head)
+            await driver.put(key, prefix + head)
             piece, added = {"parked": key, "offset": committed, "size": pending}, pending
         else:
             state = UploadState(row.storage_key, row.token)
-            part = await self._storage.write_part(state, len(parts) + 1, committed, _chain(prefix + head, rest))
+            part = await driver.write_part(state, len(parts) + 1, committed, _chain(prefix + head, rest))
             piece, added = _part_json(part), part.size
         if hasher is not None and (saved := hasher.state()) is not None:
             piece[HASH_STATE] = base64.b64encode(saved).decode()
@@ -291,12 +343,12 @@ class Uploads:
         if not await self._index.uploads.advance_upload(row.id, row.size, pieces, committed + added):
             raise RangeInvalid("the upload was advanced by another request at the same time; ask for its status")
         if parked is not None:
-            await self._storage.delete(parked.key)
+            await driver.delete(parked.key)
         return committed + added
 
-    async def _rehash(self, key: str, algorithm: str) -> Hasher:
+    async def _rehash(self, driver: StorageDriver, key: str, algorithm: str) -> Hasher:
         hasher = Hasher(algorithm)
-        async for chunk in self._storage.read(key):
+        async for chunk in driver.read(key):
             hasher.update(chunk)
         return hasher
 

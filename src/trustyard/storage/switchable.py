@@ -35,9 +35,12 @@ class SwitchableDriver:
         self.current = current
         self._retiring: dict[asyncio.Task[None], StorageDriver] = {}
 
-    def swap(self, replacement: StorageDriver) -> StorageDriver:
-        """Serve from ``replacement`` from now on; the previous driver closes after the grace period."""
+    def swap(self, replacement: StorageDriver, *, retire: bool = True) -> StorageDriver:
+        """Serve from ``replacement`` from now on; the previous driver closes after the grace period (unless
+        ``retire`` is False: its owner, e.g. services/backends.py, keeps it for other uses and closes it)."""
         previous, self.current = self.current, replacement
+        if not retire:
+            return previous
         task = asyncio.get_running_loop().create_task(self._retire(previous))
         self._retiring[task] = previous
         task.add_done_callback(lambda done: self._retiring.pop(done, None))

@@ -1,7 +1,7 @@
 """Online migrations between storage backends: one row per migration, its resumable cursor and progress.
 
 Revision ID: 0010
-Revises: 0008 (0009 once the switch branch is merged)
+Revises: 0009
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
