@@ -186,6 +186,7 @@ async def open_services(settings: Settings, *, serving: bool = False) -> AsyncIt
             yield services
         finally:
             await services.adoption.close()
+            await services.migrations.close()
             await services.webhooks.close()
             await services.switch.stop()
             await services.switch.close()  # every backend's driver, the startup one among them
@@ -232,14 +233,15 @@ async def _follow_storage_plan(services: Services) -> None:
 
 
 async def _maintain(services: Services) -> None:
-    """Per worker: pick up webhook endpoints saved elsewhere, run a pending storage adoption (the lease lets one
-    worker of one node run it), purge upload sessions clients abandoned, and start scheduled garbage collection
-    when it is due (likewise under a lease)."""
+    """Per worker: pick up webhook endpoints saved elsewhere, run a pending storage adoption and resume a storage
+    migration whose copier is gone (their leases let one worker of one node run each), purge upload sessions
+    clients abandoned, and start scheduled garbage collection when it is due (likewise under a lease)."""
     last_purge = last_schedule = 0.0
     while True:
         await asyncio.sleep(SETTINGS_POLL_SECONDS)
         try:
             services.adoption.kick()
+            await services.migrations.resume_if_orphaned()
             await services.webhooks.refresh()
             now = time.monotonic()
             if now - last_schedule > GC_SCHEDULE_CHECK_SECONDS:

@@ -29,6 +29,7 @@ from trustyard.services.health import Health
 from trustyard.services.info import InfoService, Node
 from trustyard.services.lockout import Lockout
 from trustyard.services.manifests import Manifests
+from trustyard.services.migration import Migrations, StoragePlans
 from trustyard.services.policies import TagPolicies
 from trustyard.services.referrers import Referrers
 from trustyard.services.repositories import Repositories
@@ -67,6 +68,7 @@ class Services:
     info: InfoService
     switch: StorageSwitch
     adoption: Adoption
+    migrations: Migrations
 
     @classmethod
     def create(
@@ -148,4 +150,5 @@ class Services:
             info=InfoService(node or Node("localhost:5000", None, None, None), index, settings, gc),
             switch=switch,
             adoption=Adoption(index, storage_admin, switch, collector_id()),
+            migrations=Migrations(index, StoragePlans(index, backends, switch, settings), audit, collector_id()),
         )

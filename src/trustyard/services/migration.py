@@ -31,7 +31,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from trustyard.db.index import Index
 from trustyard.db.storage_migrations import MigrationRow, Progress, StoredBlob
@@ -40,7 +40,10 @@ from trustyard.oci.digest import Digest, Hasher
 from trustyard.oci.names import RepositoryName, Tag
 from trustyard.services.actor import Actor
 from trustyard.services.audit import Audit
+from trustyard.services.backends import Backends
 from trustyard.services.reservations import collector_alive, dead_here
+from trustyard.services.settings import Settings
+from trustyard.services.switch import StorageSwitch
 from trustyard.storage import layout
 from trustyard.storage.config import StorageSettings
 from trustyard.storage.driver import StorageDriver
@@ -66,29 +69,53 @@ REPORT_LIMIT = 200
 Watcher = Callable[[MigrationRow], None]
 
 
-class StoragePlans(Protocol):
-    """What a migration needs from the storage plan (services/settings.py owns it)."""
+class StoragePlans:
+    """The storage plan as a migration drives it: backends by generation (services/backends.py), the plan in
+    SQL, and this worker's switch (services/switch.py), which waits until every live worker serves a new plan."""
+
+    def __init__(self, index: Index, backends: Backends, switch: StorageSwitch, settings: Settings) -> None:
+        self._index = index
+        self._backends = backends
+        self._switch = switch
+        self._settings = settings
 
     async def plan(self) -> tuple[int, int | None]:
-        """The plan in force: (active generation, fallback generation or None)."""
-        ...
+        plan = await self._index.backends.plan()
+        return plan.active, plan.fallback
 
     async def register(self, actor: Actor, candidate: StorageSettings) -> int:
-        """Probe ``candidate`` and store it as a new backend generation (not active yet); its generation."""
-        ...
+        """Probe ``candidate`` and store it as a new backend generation (not in the plan yet)."""
+        return await self._settings.register(actor, candidate)
 
     async def switch(self, actor: Actor, active: int, fallback: int | None) -> None:
-        """Make ``{"active": active, "fallback": fallback}`` the plan on every worker (returns once they serve it),
-        keeping the SQL index as it is."""
-        ...
+        """Make ``{"active": active, "fallback": fallback}`` the plan, the SQL index kept as it is, and return
+        once every live worker serves it (idempotent: a plan already in force is not bumped again)."""
+        plan = await self._index.backends.plan()
+        if (plan.active, plan.fallback) != (active, fallback):
+            plan = await self._index.backends.set_plan(active, fallback, actor.name)
+        await self._switch.refresh()
+        lagging = await self._switch.wait_for_workers(plan.version)
+        if lagging:
+            log.warning("storage plan %d: %d workers did not ack; they fence themselves", plan.version, len(lagging))
 
     async def driver(self, generation: int) -> StorageDriver:
-        """The driver of one backend generation (cached and owned by the plan: callers do not close it)."""
-        ...
+        """The raw driver of one backend generation (cached and owned by ``Backends``: never closed here)."""
+        return await self._switch.driver(generation)
 
-    def describe(self, generation: int) -> str:
-        """A backend in words, for people ("the S3 bucket b at http://...")."""
-        ...
+    async def describe(self, generation: int) -> str:
+        return describe(await self._backends.settings(generation))
+
+
+def describe(settings: StorageSettings) -> str:
+    """A backend in words, for people and the audit log."""
+    if settings.s3 is not None:
+        where = f" at {settings.s3.regionendpoint}" if settings.s3.regionendpoint else ""
+        return f"the S3 bucket {settings.s3.bucket}{where}"
+    if settings.swift is not None:
+        return f"the Swift container {settings.swift.container} ({settings.swift.authurl})"
+    if settings.filesystem is not None and settings.filesystem.rootdirectory is not None:
+        return f"the directory {settings.filesystem.rootdirectory}"
+    return f"the {settings.driver} default" if settings.driver != "filesystem" else "the default directory"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +179,8 @@ class Migrations:
         await self._audit.record(
             actor,
             "storage.migrate",
-            self._plans.describe(target),
-            source=self._plans.describe(active),
+            await self._plans.describe(target),
+            source=await self._plans.describe(active),
             migration=migration_id,
             objects=objects,
             bytes=size,
@@ -169,6 +196,13 @@ class Migrations:
             )
         if await collector_alive(self._index):
             raise AlreadyExists("garbage collection is running; start the migration when it has finished")
+        adoption = await self._index.adoptions.running()
+        if adoption is not None:
+            # A migration copies what the index knows: with the index half built it would leave images behind.
+            raise AlreadyExists(
+                f"the index is still being built from the current backend (adoption {adoption.id}); start the "
+                "migration once `trustyard storage status` says the adoption is done"
+            )
 
     async def status(self, actor: Actor, migration_id: int | None = None) -> MigrationStatus | None:
         """The migration ``migration_id`` (default: the latest), or None when there never was one."""
@@ -234,6 +268,10 @@ class Migrations:
         if not task.cancelled() and task.exception() is not None:
             log.error("storage migration stopped: %s (it resumes)", task.exception())
 
+    async def join(self) -> None:
+        """Wait until the copies this process started in the background have ended (tests, shutdown)."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
@@ -286,7 +324,8 @@ class Migrations:
             raise
         done = await self._get(migration_id)
         log.info("storage migration %d done: %s", migration_id, done.report.get("summary", {}))
-        await self._audit.record(Actor.system(), "storage.migrated", self._plans.describe(done.target), **done.report)
+        counts = {name: value for name, value in done.report.items() if not isinstance(value, list)}
+        await self._audit.record(Actor.system(), "storage.migrated", await self._plans.describe(done.target), **counts)
         return done
 
 
