@@ -187,6 +187,14 @@ class Migrations:
         )
         return await self._get(migration_id)
 
+    async def begin(self, actor: Actor, candidate: StorageSettings) -> MigrationStatus:
+        """``start``, then copy in the background of this process (the admin API, the web UI); its status."""
+        migration = await self.start(actor, candidate)
+        await self.start_copy(actor, migration.id)
+        status = await self.status(actor, migration.id)
+        assert status is not None
+        return status
+
     async def _refuse_if_busy(self) -> None:
         running = await self._index.migrations.active()
         if running is not None:
