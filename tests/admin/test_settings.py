@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -55,6 +56,7 @@ async def test_save_switches_storage_and_audits(admin: httpx.AsyncClient, regist
 
     back = await admin.put(URL, json={"storage": {"filesystem": {"rootdirectory": str(registry.data_dir / "storage")}}})
     assert back.status_code == 200
+    await adopted(admin)
     catalog = await registry.client.get("/v2/_catalog", headers=await _bearer(registry, "registry:catalog:*"))
     assert catalog.json()["repositories"] == ["acme/app"]  # the first backend's images are back
 
@@ -102,6 +104,26 @@ async def test_a_backend_that_fails_the_probe_is_refused_and_kept(
 
 async def _bearer(registry: Registry, scope: str) -> dict[str, str]:
     return {"authorization": f"Bearer {await registry.token(scope)}"}
+
+
+async def adopted(admin: httpx.AsyncClient) -> dict[str, object]:
+    """Wait for the background adoption a save began (the saving worker runs it at once)."""
+    for _ in range(200):
+        body: dict[str, object] = (await admin.get(f"{URL}/adoption")).json()
+        if body["state"] != "running":
+            assert body["state"] == "done", body
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"adoption still running: {body}")
+
+
+async def test_adoption_progress_and_restart(admin: httpx.AsyncClient, registry: Registry) -> None:
+    await push_image(registry.client, "acme/app", "v1")
+    assert (await admin.get(f"{URL}/adoption")).json() == {"state": "none"}
+    started = await admin.post(f"{URL}/adoption")
+    assert started.status_code == 202
+    body = await adopted(admin)
+    assert (body["repositories"], body["manifests"], body["tags"], body["generation"]) == (1, 1, 1, 0)
 
 
 MIGRATION = "/api/v1/settings/storage/migration"

@@ -75,3 +75,24 @@ def test_usage_errors_say_what_to_do(tmp_path: Path, args: tuple[str, ...], word
     code, out = invoke("test", "--data-dir", str(tmp_path / "data"), *args)
     assert code == 2
     assert words in out
+
+
+def test_status_and_adopt_wait(tmp_path: Path) -> None:
+    """A backend holding images is adopted by `storage adopt --wait` (no server runs: the command runs it)."""
+    from trustyard.storage.filesystem import FilesystemDriver
+
+    from ..stored_images import write_images
+
+    data = str(tmp_path / "data")
+    code, out = invoke("status", "--data-dir", data)
+    assert code == 0, out
+    assert json.loads(out) == {"state": "none"}
+
+    asyncio.run(write_images(FilesystemDriver(tmp_path / "data" / "storage"), 30, repositories=3))
+    code, out = invoke("adopt", "--wait", "--data-dir", data)
+    assert code == 0, out
+    assert "done: " in out
+    assert "30 manifests, 30 tags" in out
+    code, out = invoke("status", "--wait", "--data-dir", data)
+    assert code == 0, out
+    assert "3 repositories" in out

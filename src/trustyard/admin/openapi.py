@@ -33,6 +33,7 @@ def _object(required: Sequence[str] = (), **properties: Any) -> dict[str, Any]:
 
 STRING, BOOLEAN, INTEGER = {"type": "string"}, {"type": "boolean"}, {"type": "integer"}
 TIME = {"type": "string", "format": "date-time"}
+NUMBER = {"type": "number"}
 ROLE = {"type": "string", "enum": ["read", "read-write", "admin"]}
 
 
@@ -168,6 +169,23 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         untagged=BOOLEAN,
         grace={**STRING, "description": "90s, 30m, 2h, 7d (default 2h)"},
         source={**STRING, "enum": ["config", "runtime"], "readOnly": True},
+    ),
+    "Adoption": _object(
+        ["state"],
+        state={**STRING, "enum": ["none", "running", "done", "failed", "superseded"]},
+        generation={**INTEGER, "description": "the storage backend being indexed (0: the startup storage)"},
+        repositories=INTEGER,
+        manifests=INTEGER,
+        tags=INTEGER,
+        blobs=INTEGER,
+        objects_listed=INTEGER,
+        skipped=INTEGER,
+        started_at=TIME,
+        updated_at=TIME,
+        finished_at=TIME,
+        seconds=NUMBER,
+        holder={**STRING, "description": "the worker indexing now"},
+        error=STRING,
     ),
     "GcStatus": _object(["running"], running=BOOLEAN, holder=STRING, last_run={"$ref": "#/components/schemas/GcRun"}),
     "Info": _object(

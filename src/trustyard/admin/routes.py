@@ -92,8 +92,23 @@ ENDPOINTS = [
         "PUT",
         "/settings/storage",
         settings.put_storage,
-        "Probe and save the storage backend; every worker switches to it (admin)",
+        "Probe and save the storage backend; returns when every worker serves it, and the backend's images are "
+        "indexed in the background (admin)",
         body="StorageSettings",
+    ),
+    Endpoint(
+        "GET",
+        "/settings/storage/adoption",
+        settings.get_adoption,
+        "How far indexing what the storage backend holds got: state, counts (admin)",
+        response="Adoption",
+    ),
+    Endpoint(
+        "POST",
+        "/settings/storage/adoption",
+        settings.post_adoption,
+        "Index the storage backend again, in the background (admin)",
+        response="Adoption",
     ),
     Endpoint(
         "POST",

@@ -1,5 +1,6 @@
 """``/api/v1/settings/storage``: show, test and save the storage backend (Distribution's storage block as JSON
-or YAML; secrets write-only), and migrate to another backend (``/settings/storage/migration``)."""
+or YAML; secrets write-only); ``/adoption``: how far indexing what the backend holds got (or start it again);
+``/migration``: migrate to another backend, and its progress."""
 
 from __future__ import annotations
 
@@ -42,6 +43,16 @@ async def get_migration(request: Request) -> Response:
     if status is None:
         raise NotFound("no storage migration has been started: POST a storage block to start one")
     return render(status.document())
+
+
+async def get_adoption(request: Request) -> Response:
+    view = await services(request).adoption.status(await actor(request))
+    return render(view.as_document())
+
+
+async def post_adoption(request: Request) -> Response:
+    view = await services(request).adoption.restart(await actor(request))
+    return render(view.as_document(), status=202)
 
 
 async def storage_body(request: Request) -> StorageSettings:

@@ -1,17 +1,24 @@
 """``trustyard storage``: show, test and set the storage backend (as Settings > Storage and the admin API do),
-and rebuild the SQL index from what storage holds. Running servers pick a change up within seconds."""
+follow the background adoption of what it holds (``status``, ``adopt``), and rebuild the SQL index from what
+storage holds. ``set`` returns once every running server serves the new backend."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from trustyard.cli.command import CONFIG, DATA_DIR, run, show
 from trustyard.errors import ConfigInvalid
+from trustyard.services import Services
+from trustyard.services.actor import Actor
+from trustyard.services.adoption import AdoptionView
 from trustyard.storage.config import StorageSettings, parse_storage_block
 
 FROM_FILE = click.option(
@@ -31,7 +38,7 @@ PARAMS = click.option(
 
 @click.group()
 def storage() -> None:
-    """The storage backend: show, test, set; reindex."""
+    """The storage backend: show, test, set; follow its adoption; reindex."""
 
 
 @storage.command("show")
@@ -67,7 +74,8 @@ def test_storage(
 def set_storage(
     config_file: Path | None, data_dir: Path | None, from_file: Path | None, driver: str | None, params: tuple[str, ...]
 ) -> None:
-    """Probe and save the storage backend; the index is rebuilt from it and every server switches to it.
+    """Probe and save the storage backend; returns once every running server serves it. Its images are
+    indexed in the background (follow with `trustyard storage status --wait`).
 
     Images already in the previous backend stay there (nothing is copied) and show again if you switch back.
     A secret left out keeps the one saved for the same backend.
@@ -75,6 +83,80 @@ def set_storage(
     candidate = _candidate(from_file, driver, params)
     view = run(config_file, data_dir, lambda services, actor: services.settings.save_storage(actor, candidate))
     show(view.as_document())
+
+
+WAIT = click.option("--wait", is_flag=True, help="Follow it to the end with a progress display.")
+
+
+@storage.command("status")
+@CONFIG
+@DATA_DIR
+@WAIT
+def adoption_status(config_file: Path | None, data_dir: Path | None, wait: bool) -> None:
+    """How far indexing what the storage backend holds got (after a switch, or at first start)."""
+    if wait:
+        view = run(config_file, data_dir, lambda services, actor: _follow(services, actor))
+        click.echo(summary(view))
+        return
+    view = run(config_file, data_dir, lambda services, actor: services.adoption.status(actor))
+    show(view.as_document())
+
+
+@storage.command("adopt")
+@CONFIG
+@DATA_DIR
+@WAIT
+def adopt(config_file: Path | None, data_dir: Path | None, wait: bool) -> None:
+    """Index the storage backend again in the background (e.g. after a failed adoption); servers keep serving
+    what is indexed so far. With --wait, follow it (and run it here when no server does)."""
+
+    async def go(services: Services, actor: Actor) -> AdoptionView:
+        view = await services.adoption.restart(actor)
+        return await _follow(services, actor) if wait else view
+
+    view = run(config_file, data_dir, go)
+    click.echo(summary(view) if wait else f"adoption {view.as_document().get('id')} started in the background")
+
+
+async def _follow(services: Services, actor: Actor) -> AdoptionView:
+    """Show the running adoption's counts until it ends; run it in this process when no server holds it."""
+    here = asyncio.create_task(services.adoption.run_pending(Actor.system()))
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("adopting", total=None)
+        while True:
+            view = await services.adoption.status(actor)
+            progress.update(task, description=_counts(view))
+            if view.adoption is None or view.adoption.state != "running":
+                break
+            await asyncio.sleep(0.3 if not here.done() else 1.0)
+    await asyncio.gather(here, return_exceptions=True)  # a failure shows in the adoption's state and error
+    return view
+
+
+def _counts(view: AdoptionView) -> str:
+    a = view.adoption
+    if a is None:
+        return "nothing to adopt"
+    return (
+        f"{a.state}: {a.objects_listed:,} objects listed, {a.repositories:,} repositories, "
+        f"{a.manifests:,} manifests, {a.tags:,} tags, {a.blobs:,} blobs"
+    )
+
+
+def summary(view: AdoptionView) -> str:
+    a = view.adoption
+    if a is None:
+        return "no adoption has run"
+    line = f"adoption {a.id} of backend {a.generation} {_counts(view)}"
+    if a.skipped:
+        line += f" ({a.skipped:,} skipped: see the server log)"
+    return line + (f"; error: {a.error}" if a.error else "")
 
 
 @storage.command()

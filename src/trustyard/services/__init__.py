@@ -108,7 +108,8 @@ class Services:
         webhooks = Webhooks(
             WebhookStore(index.reader, index.writer), box, audit, source or EventSource.local("localhost:5000", None)
         )
-        settings = Settings(index, backends, switch, startup, audit)
+        adoption = Adoption(index, storage_admin, switch, collector_id(), background=worker is not None)
+        settings = Settings(index, backends, switch, adoption, startup, audit)
         uploads = Uploads(index, storage, switch, accounts.pullable, webhooks)
         manifests = Manifests(index, storage, policies, audit, webhooks)
         gc = GarbageCollector(
@@ -149,6 +150,6 @@ class Services:
             gc=gc,
             info=InfoService(node or Node("localhost:5000", None, None, None), index, settings, gc),
             switch=switch,
-            adoption=Adoption(index, storage_admin, switch, collector_id()),
+            adoption=adoption,
             migrations=Migrations(index, StoragePlans(index, backends, switch, settings), audit, collector_id()),
         )

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from trustyard.db.adoptions import AdoptionRow
 from trustyard.db.index import Index
@@ -28,18 +30,69 @@ LEASE = "storage-adoption"
 LEASE_TTL = timedelta(seconds=30)
 
 
+@dataclass(frozen=True, slots=True)
+class AdoptionView:
+    """How far the adoption of a backend got, as every edge shows it."""
+
+    adoption: AdoptionRow | None  # None: nothing was ever adopted
+    holder: str | None  # the worker indexing now
+
+    def as_document(self) -> dict[str, Any]:
+        a = self.adoption
+        if a is None:
+            return {"state": "none"}
+        end = _aware(a.finished_at) if a.finished_at else datetime.now(UTC)
+        return {
+            "id": a.id,
+            "generation": a.generation,
+            "state": a.state,
+            "repositories": a.repositories,
+            "manifests": a.manifests,
+            "tags": a.tags,
+            "blobs": a.blobs,
+            "objects_listed": a.objects_listed,
+            "skipped": a.skipped,
+            "started_at": a.started_at.isoformat(),
+            "updated_at": a.updated_at.isoformat(),
+            "finished_at": a.finished_at.isoformat() if a.finished_at else None,
+            "seconds": round((end - _aware(a.started_at)).total_seconds(), 1),
+            "holder": self.holder,
+            "error": a.error,
+        }
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite gives naive UTC back
+
+
 class Adoption:
-    def __init__(self, index: Index, storage_admin: StorageAdmin, switch: StorageSwitch, holder: str) -> None:
+    def __init__(
+        self, index: Index, storage_admin: StorageAdmin, switch: StorageSwitch, holder: str, *, background: bool
+    ) -> None:
+        """``background``: this process serves, so it runs adoptions itself (a one-off command leaves them to
+        the serving workers)."""
         self._index = index
         self._storage_admin = storage_admin
         self._switch = switch
         self._holder = holder
+        self._background = background
         self._task: asyncio.Task[None] | None = None
 
-    async def status(self, actor: Actor) -> AdoptionRow | None:
-        """The running adoption, else the last one (None: never adopted)."""
+    async def status(self, actor: Actor) -> AdoptionView:
+        """The running adoption, else the last one."""
         actor.require_admin()
-        return await self._index.adoptions.running() or await self._index.adoptions.latest()
+        adoption = await self._index.adoptions.running() or await self._index.adoptions.latest()
+        lease = await self._index.leases.current(LEASE) if adoption and adoption.state == "running" else None
+        return AdoptionView(adoption, lease.holder if lease else None)
+
+    async def restart(self, actor: Actor) -> AdoptionView:
+        """Index the active backend again from the start (after a failed adoption, or storage changed behind
+        the registry's back); what is indexed stays and requests keep being served."""
+        actor.require_admin()
+        await self._switch.refresh()
+        await self._index.adoptions.start(self._switch.plan.active)
+        self.kick()
+        return await self.status(actor)
 
     async def begin_if_unindexed(self, actor: Actor) -> bool:
         """At start: when the index is empty but storage holds repositories (the bucket outlived the registry,
@@ -55,6 +108,8 @@ class Adoption:
 
     def kick(self) -> None:
         """Run a pending adoption in the background of this worker, unless one already runs here."""
+        if not self._background:
+            return
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run_logged())
 

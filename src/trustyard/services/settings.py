@@ -31,6 +31,7 @@ from trustyard.db.index import Index
 from trustyard.db.storage_backends import StorageBackendRow
 from trustyard.errors import AlreadyExists, SettingPinned, StorageProbeFailed, TrustyardError
 from trustyard.services.actor import Actor
+from trustyard.services.adoption import Adoption
 from trustyard.services.audit import Audit
 from trustyard.services.backends import Backends, secret_fields
 from trustyard.services.switch import StorageSwitch
@@ -76,11 +77,18 @@ class StorageView:
 
 class Settings:
     def __init__(
-        self, index: Index, backends: Backends, switch: StorageSwitch, startup: StartupStorage, audit: Audit
+        self,
+        index: Index,
+        backends: Backends,
+        switch: StorageSwitch,
+        adoption: Adoption,
+        startup: StartupStorage,
+        audit: Audit,
     ) -> None:
         self._index = index
         self._backends = backends
         self._switch = switch
+        self._adoption = adoption
         self._startup = startup
         self._audit = audit
 
@@ -126,6 +134,7 @@ class Settings:
         generation = await self._backends.add(settings, driver, actor.name)
         plan = await self._index.switch_storage(generation, None, actor.name, adopt=True)
         await self._switch.refresh()
+        self._adoption.kick()  # here at once; otherwise the first worker whose loop sees it
         lagging = await self._switch.wait_for_workers(plan.version)
         if lagging:
             log.warning("storage plan %d: %d workers did not ack; they fence themselves", plan.version, len(lagging))
