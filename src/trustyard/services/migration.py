@@ -29,13 +29,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from trustyard.db.index import Index
 from trustyard.db.storage_migrations import MigrationRow, Progress, StoredBlob
-from trustyard.errors import AlreadyExists, NotFound, ObjectNotFound, StorageUnavailable
+from trustyard.errors import AlreadyExists, InvalidRequest, NotFound, ObjectNotFound, StorageUnavailable
 from trustyard.oci.digest import Digest, Hasher
 from trustyard.oci.names import RepositoryName, Tag
 from trustyard.services.actor import Actor
@@ -62,6 +62,8 @@ PARALLEL = 8
 REPOSITORY_PAGE = 16
 #: Tries per object before a storage error stops the copy (it resumes from the last page).
 ATTEMPTS = 3
+#: How often ``migrate`` looks at a migration another process copies.
+FOLLOW_SECONDS = 1.0
 #: Missing and mismatched objects named in the report (the counts are always complete).
 REPORT_LIMIT = 200
 
@@ -186,6 +188,34 @@ class Migrations:
             bytes=size,
         )
         return await self._get(migration_id)
+
+    async def migrate(self, actor: Actor, candidate: StorageSettings | None, watcher: Watcher) -> MigrationRow:
+        """``trustyard storage migrate``: start a migration to ``candidate``, or resume the one under way (the
+        same target, or ``candidate`` None), and see it to the end: copying here, or following the copier that
+        holds the lease elsewhere (and taking over should it die). ``watcher`` sees progress every page."""
+        actor.require_admin()
+        migration = await self._index.migrations.active()
+        if migration is None:
+            if candidate is None:
+                raise InvalidRequest("no storage migration is under way: say where to migrate with --to")
+            migration = await self.start(actor, candidate)
+        elif candidate is not None:
+            wanted, under_way = describe(candidate), await self._plans.describe(migration.target)
+            if wanted != under_way:
+                raise AlreadyExists(
+                    f"migration {migration.id} to {under_way} is under way; re-run without --to (or with the same "
+                    "target) to resume it, and migrate elsewhere once it is done"
+                )
+        while True:
+            try:
+                return await self.run(actor, migration.id, watcher)
+            except AlreadyExists:  # a live copier elsewhere (a server's worker): follow it
+                pass
+            migration = await self._get(migration.id)
+            watcher(migration)
+            if not migration.active:
+                return migration
+            await asyncio.sleep(FOLLOW_SECONDS)
 
     async def begin(self, actor: Actor, candidate: StorageSettings) -> MigrationStatus:
         """``start``, then copy in the background of this process (the admin API, the web UI); its status."""
@@ -392,6 +422,7 @@ class _Copy:
         self._source = source
         self._target = target
         self._id = migration.id
+        self._row = migration
         self._phase, self._cursor = migration.phase, migration.cursor
         self._objects, self._bytes = migration.objects_done, migration.bytes_done
         self._verified, self._failed = migration.verified, migration.failed
@@ -417,6 +448,7 @@ class _Copy:
         await self._index.migrations.record(self._id, progress)
         row = await self._index.migrations.get(self._id)
         if row is not None:
+            self._row = row
             self._watcher(row)
 
     # Blobs.
@@ -468,6 +500,18 @@ class _Copy:
         self._objects += 1
         self._bytes += size
         self._verified += int(verified)
+        # Between pages too, so a progress bar moves with every object (only pages are saved).
+        self._watcher(
+            replace(
+                self._row,
+                phase=self._phase,
+                objects_done=self._objects,
+                bytes_done=self._bytes,
+                verified=self._verified,
+                failed=self._failed,
+                updated_at=datetime.now(UTC),
+            )
+        )
 
     # Links.
 
