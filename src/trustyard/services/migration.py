@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,7 +57,7 @@ LEASE = "storage-migration"
 LEASE_TTL = timedelta(minutes=1)
 #: Blobs per page (the cursor moves a page at a time) and blobs copied at once.
 PAGE = 64
-PARALLEL = 8
+PARALLEL = 16
 #: Repositories whose links are written per page.
 REPOSITORY_PAGE = 16
 #: Tries per object before a storage error stops the copy (it resumes from the last page).
@@ -329,6 +329,29 @@ class Migrations:
         holder = current.holder if current else "another copier"
         raise AlreadyExists(f"the storage migration is being copied by {holder}")
 
+    async def _holding_lease(self, work: Awaitable[None]) -> None:
+        """Run ``work`` while renewing the lease every quarter of its life (a page of links or large blobs on a
+        slow store can outlast the lease); a lease lost to another copier stops the work."""
+
+        async def keep() -> None:
+            while True:
+                await asyncio.sleep(LEASE_TTL.total_seconds() / 4)
+                await self._renew()
+
+        renewing = asyncio.ensure_future(keep())
+        working = asyncio.ensure_future(work)
+        try:
+            await asyncio.wait([renewing, working], return_when=asyncio.FIRST_COMPLETED)
+            if renewing.done():
+                working.cancel()
+                await asyncio.gather(working, return_exceptions=True)
+                renewing.result()  # raises: the lease was lost
+            working.result()
+        finally:
+            renewing.cancel()
+            working.cancel()
+            await asyncio.gather(renewing, working, return_exceptions=True)
+
     async def _renew(self) -> None:
         if not await self._index.leases.renew(LEASE, self._holder, LEASE_TTL):
             raise StorageUnavailable("the storage migration lost its lease (another copier took over); stopped")
@@ -352,7 +375,7 @@ class Migrations:
             source, target = await self._plans.driver(migration.source), await self._plans.driver(migration.target)
             copy = _Copy(self._index, source, target, migration, self._renew, watcher)
             if migration.state == "copying":
-                await copy.run()
+                await self._holding_lease(copy.run())
                 await store.set_state(migration_id, "switching")
             await self._plans.switch(Actor.system(), migration.target, None)
             await store.set_state(migration_id, "done")
@@ -375,7 +398,6 @@ class _Report:
     blobs_present: int = 0  # already in the target with the right digest
     bytes_copied: int = 0
     links_written: int = 0
-    links_present: int = 0
     links_removed: int = 0  # their index row vanished while the copy ran
     missing: list[str] = field(default_factory=list)  # in the index, not in the source
     mismatched: list[str] = field(default_factory=list)  # bytes whose digest is not their name
@@ -391,7 +413,7 @@ class _Report:
         out = {name: getattr(self, name) for name in self.__dataclass_fields__}
         out["summary"] = (
             f"{self.blobs_copied} blobs copied ({self.bytes_copied} bytes), {self.blobs_present} already there; "
-            f"{self.links_written} links written, {self.links_present} already there, {self.links_removed} removed; "
+            f"{self.links_written} links written and read back, {self.links_removed} removed; "
             f"{self.missing_count} missing from the source, {self.mismatched_count} not matching their digest"
         )
         return out
@@ -460,14 +482,7 @@ class _Copy:
 
     async def _blob(self, blob: StoredBlob) -> None:
         async with self._gate:
-            for attempt in range(1, ATTEMPTS + 1):
-                try:
-                    await self._copy_blob(blob)
-                    return
-                except (StorageUnavailable, OSError) as exc:
-                    if attempt == ATTEMPTS:
-                        raise StorageUnavailable(f"copying blob {blob.digest} failed {ATTEMPTS} times: {exc}") from exc
-                    await asyncio.sleep(0.5 * attempt)
+            await _retrying(f"copying blob {blob.digest}", lambda: self._copy_blob(blob))
 
     async def _copy_blob(self, blob: StoredBlob) -> None:
         digest = Digest.parse(blob.digest)
@@ -524,8 +539,7 @@ class _Copy:
     async def _repository(self, name: str) -> None:
         repository = RepositoryName(name)
         before = _link_files(repository, await self._index.migrations.links(name))
-        for key, body in before.items():
-            await self._link(key, body)
+        await asyncio.gather(*(self._link(key, body) for key, body in before.items()))
         # Re-read the index: a delete that raced the writes above removed its row after we read it, and its
         # storage delete may have run before our write. Storage first, index second means the index now says
         # what must stay: remove what it no longer names, rewrite what moved (a tag pushed meanwhile).
@@ -538,18 +552,30 @@ class _Copy:
                 await self._link(key, body)
 
     async def _link(self, key: str, body: bytes) -> None:
-        try:
-            held: bytes | None = await self._target.get(key)
-        except ObjectNotFound:
-            held = None
-        if held == body:
-            self._report.links_present += 1
-        else:
-            await self._target.put(key, body)
-            if await self._target.get(key) != body:
-                raise StorageUnavailable(f"the link {key} read back different bytes from the target")
-            self._report.links_written += 1
+        async with self._gate:
+            await _retrying(f"writing the link {key}", lambda: self._write_link(key, body))
+
+    async def _write_link(self, key: str, body: bytes) -> None:
+        # Written whatever the target holds (a link is a few bytes: writing costs what checking would), then
+        # read back and compared.
+        await self._target.put(key, body)
+        if await self._target.get(key) != body:
+            raise StorageUnavailable(f"the link {key} read back different bytes from the target")
+        self._report.links_written += 1
         self._done(0, verified=True)
+
+
+async def _retrying(what: str, attempt: Callable[[], Awaitable[None]]) -> None:
+    """``attempt`` up to ``ATTEMPTS`` times over storage errors (a store's hiccup); then the copy stops (and
+    resumes from its last page)."""
+    for number in range(1, ATTEMPTS + 1):
+        try:
+            await attempt()
+            return
+        except (StorageUnavailable, OSError) as exc:
+            if number == ATTEMPTS:
+                raise StorageUnavailable(f"{what} failed {ATTEMPTS} times: {exc}") from exc
+            await asyncio.sleep(0.5 * number)
 
 
 def _link_files(repository: RepositoryName, links: Any) -> dict[str, bytes]:
