@@ -234,8 +234,8 @@ class Migrations:
             )
         if await collector_alive(self._index):
             raise AlreadyExists("garbage collection is running; start the migration when it has finished")
-        adoption = await self._index.adoptions.running()
-        if adoption is not None:
+        adoption = await self._index.adoptions.latest()
+        if adoption is not None and adoption.state == "running":
             # A migration copies what the index knows: with the index half built it would leave images behind.
             raise AlreadyExists(
                 f"the index is still being built from the current backend (adoption {adoption.id}); start the "
