@@ -262,3 +262,34 @@ async def test_what_may_not_run_beside_a_migration(index: Index, tmp_path: Path)
         await one.gc.run(SYSTEM, GcOptions())
     with pytest.raises(AlreadyExists, match="storage migration"):
         await one.settings.save_storage(SYSTEM, on_disk(tmp_path / "other"))
+
+
+async def test_what_a_request_running_across_the_switch_wrote_to_the_old_backend_is_caught_up(
+    index: Index, tmp_path: Path
+) -> None:
+    one, late = worker(index, tmp_path), worker(index, tmp_path)
+    await populate(one)
+    await late.switch.refresh()  # serving the plan before the migration: it will not look again in time
+    started = await one.migrations.start(SYSTEM, on_disk(tmp_path / "new"))
+
+    class Stop(Exception):
+        pass
+
+    def stop_before_catching_up(row: migration.MigrationRow) -> None:
+        if row.phase == "recent" and row.cursor == "":
+            raise Stop
+
+    with pytest.raises(Stop):
+        await one.migrations.run(SYSTEM, started.id, stop_before_catching_up)
+    # A push that began before the switch ends now: its bytes and links went to the old backend, and the
+    # copy has passed them already.
+    pushed = await push_image(late, "in-flight", os.urandom(3000), repository=WEB)
+    assert not any(pushed.hex in key for key in files(tmp_path / "new"))
+    done = await one.migrations.run(SYSTEM, started.id)
+    assert done.state == "done"
+    assert done.report["caught_up"] >= 2  # its layer and config (and its manifest)
+    new = files(tmp_path / "new")
+    assert any(pushed.hex in key for key in new)
+    assert any(key.endswith("team/web/_manifests/tags/in-flight/current/link") for key in new)
+    await late.switch.refresh()
+    await pull(late, WEB, "in-flight")

@@ -127,7 +127,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ["id", "state", "objects", "bytes"],
         id=INTEGER,
         state={**STRING, "enum": ["copying", "switching", "done", "failed", "cancelled"]},
-        phase={**STRING, "enum": ["blobs", "links", "done"]},
+        phase={**STRING, "enum": ["blobs", "links", "recent", "done"]},
         source={**INTEGER, "description": "the backend generation copied from (left intact)"},
         target={**INTEGER, "description": "the backend generation copied to (active from the start)"},
         running={**BOOLEAN, "description": "a copier holds the migration's lease now"},

@@ -29,7 +29,7 @@ class MigrationRow:
     source: int
     target: int
     state: str  # copying, switching, done, failed, cancelled
-    phase: str  # blobs, links, done
+    phase: str  # blobs, links, recent, done
     cursor: str
     objects_total: int
     bytes_total: int
@@ -172,6 +172,31 @@ class MigrationStore:
             .limit(limit)
         )
         return [StoredBlob(r.digest, int(r.size)) for r in await self._db.rows(query)]
+
+    async def blobs_touched_since(self, since: datetime, after: str, limit: int) -> list[StoredBlob]:
+        """Blobs a push recorded or touched at or after ``since`` (digest order, after ``after``)."""
+        query = (
+            select(t.blobs.c.digest, t.blobs.c.size)
+            .where(t.blobs.c.touched_at >= since, t.blobs.c.digest > after)
+            .order_by(t.blobs.c.digest)
+            .limit(limit)
+        )
+        return [StoredBlob(r.digest, int(r.size)) for r in await self._db.rows(query)]
+
+    async def repositories_changed_since(self, since: datetime) -> list[str]:
+        """Repositories that linked a blob, got a manifest or moved a tag at or after ``since``."""
+        ids = (
+            select(t.repository_blobs.c.repository_id)
+            .where(t.repository_blobs.c.created_at >= since)
+            .union(
+                select(t.manifests.c.repository_id).where(t.manifests.c.created_at >= since),
+                select(t.tags.c.repository_id).where(t.tags.c.updated_at >= since),
+            )
+            .subquery()
+        )
+        changed = select(t.repositories.c.name).where(t.repositories.c.id.in_(select(ids.c.repository_id)))
+        query = changed.order_by(t.repositories.c.name)
+        return [r.name for r in await self._db.rows(query)]
 
     async def blob_known(self, digest: str) -> bool:
         return await self._db.first(select(t.blobs.c.digest).where(t.blobs.c.digest == digest)) is not None

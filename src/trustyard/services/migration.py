@@ -62,6 +62,9 @@ PARALLEL = 16
 REPOSITORY_PAGE = 16
 #: Tries per object before a storage error stops the copy (it resumes from the last page).
 ATTEMPTS = 3
+#: Blobs and repositories recorded this long before the migration began are looked at again at the end
+#: (requests running across the switch; clocks of several nodes).
+CATCH_UP_MARGIN = timedelta(minutes=1)
 #: How often ``migrate`` looks at a migration another process copies.
 FOLLOW_SECONDS = 1.0
 #: Missing and mismatched objects named in the report (the counts are always complete).
@@ -399,6 +402,7 @@ class _Report:
     bytes_copied: int = 0
     links_written: int = 0
     links_removed: int = 0  # their index row vanished while the copy ran
+    caught_up: int = 0  # blobs and links written to the source by requests running when the plan switched
     missing: list[str] = field(default_factory=list)  # in the index, not in the source
     mismatched: list[str] = field(default_factory=list)  # bytes whose digest is not their name
     missing_count: int = 0
@@ -414,6 +418,7 @@ class _Report:
         out["summary"] = (
             f"{self.blobs_copied} blobs copied ({self.bytes_copied} bytes), {self.blobs_present} already there; "
             f"{self.links_written} links written and read back, {self.links_removed} removed; "
+            f"{self.caught_up} caught up after the copy; "
             f"{self.missing_count} missing from the source, {self.mismatched_count} not matching their digest"
         )
         return out
@@ -449,6 +454,8 @@ class _Copy:
         self._objects, self._bytes = migration.objects_done, migration.bytes_done
         self._verified, self._failed = migration.verified, migration.failed
         self._report = _Report.load(migration.report)
+        #: Blobs this migration found missing or corrupt in the source: not tried again when catching up.
+        self._lost = {entry.split(" ")[0] for entry in [*self._report.missing, *self._report.mismatched]}
         self._renew = renew
         self._watcher = watcher
         self._gate = asyncio.Semaphore(PARALLEL)
@@ -459,6 +466,9 @@ class _Copy:
             await self._save("links", "")
         if self._phase == "links":
             await self._links()
+            await self._save("recent", "")
+        if self._phase == "recent":
+            await self._recent()
             await self._save("done", "")
 
     async def _save(self, phase: str, cursor: str) -> None:
@@ -497,12 +507,14 @@ class _Copy:
             written = await self._target.write(key, _hashing(self._source.read(key), hasher))
         except ObjectNotFound:
             if await self._index.migrations.blob_known(blob.digest):
+                self._lost.add(blob.digest)
                 self._report.lost("missing", blob.digest)
                 self._failed += 1
             self._done(0, verified=False)
             return
         if hasher.digest() != digest or written != blob.size:
             await self._target.delete(key)  # never leave bytes under a name they do not have
+            self._lost.add(blob.digest)
             self._report.lost("mismatched", f"{blob.digest} (read {written} bytes hashing to {hasher.digest()})")
             self._failed += 1
             self._done(0, verified=False)
@@ -528,6 +540,30 @@ class _Copy:
             )
         )
 
+    # What changed while the copy ran.
+
+    async def _recent(self) -> None:
+        """A request that was already running when the plan switched still wrote to the source (it holds the
+        driver it began with) and may have been indexed after the copy passed its digest or repository: go
+        over what was recorded since the migration began once more. (Everything recorded from now on was
+        written by a request that began after the switch, so to the target.)"""
+        since = _aware(self._row.started_at) - CATCH_UP_MARGIN
+        after = ""
+        while page := await self._index.migrations.blobs_touched_since(since, after, PAGE):
+            await asyncio.gather(*(self._recent_blob(blob) for blob in page))
+            after = page[-1].digest
+            await self._save("recent", "")
+        for name in await self._index.migrations.repositories_changed_since(since):
+            await self._repository(name, catching_up=True)
+
+    async def _recent_blob(self, blob: StoredBlob) -> None:
+        async with self._gate:
+            held = await self._target.stat(layout.blob_data(Digest.parse(blob.digest)))
+            if (held is not None and held.size == blob.size) or blob.digest in self._lost:
+                return  # a push wrote it there (and verified it), or the copy did (or reported it lost)
+            self._report.caught_up += 1
+            await _retrying(f"copying blob {blob.digest}", lambda: self._copy_blob(blob))
+
     # Links.
 
     async def _links(self) -> None:
@@ -536,10 +572,10 @@ class _Copy:
                 await self._repository(name)
             await self._save("links", page[-1])
 
-    async def _repository(self, name: str) -> None:
+    async def _repository(self, name: str, *, catching_up: bool = False) -> None:
         repository = RepositoryName(name)
         before = _link_files(repository, await self._index.migrations.links(name))
-        await asyncio.gather(*(self._link(key, body) for key, body in before.items()))
+        await asyncio.gather(*(self._link(key, body, catching_up) for key, body in before.items()))
         # Re-read the index: a delete that raced the writes above removed its row after we read it, and its
         # storage delete may have run before our write. Storage first, index second means the index now says
         # what must stay: remove what it no longer names, rewrite what moved (a tag pushed meanwhile).
@@ -549,18 +585,28 @@ class _Copy:
             self._report.links_removed += 1
         for key, body in after.items():
             if before.get(key) != body:
-                await self._link(key, body)
+                await self._link(key, body, catching_up)
 
-    async def _link(self, key: str, body: bytes) -> None:
+    async def _link(self, key: str, body: bytes, catching_up: bool = False) -> None:
         async with self._gate:
-            await _retrying(f"writing the link {key}", lambda: self._write_link(key, body))
+            await _retrying(f"writing the link {key}", lambda: self._write_link(key, body, catching_up))
 
-    async def _write_link(self, key: str, body: bytes) -> None:
+    async def _write_link(self, key: str, body: bytes, catching_up: bool) -> None:
+        if catching_up:
+            # Most links are there already (the copy or a push wrote them): look before writing.
+            try:
+                if await self._target.get(key) == body:
+                    return
+            except ObjectNotFound:
+                pass
         # Written whatever the target holds (a link is a few bytes: writing costs what checking would), then
         # read back and compared.
         await self._target.put(key, body)
         if await self._target.get(key) != body:
             raise StorageUnavailable(f"the link {key} read back different bytes from the target")
+        if catching_up:
+            self._report.caught_up += 1
+            return
         self._report.links_written += 1
         self._done(0, verified=True)
 
