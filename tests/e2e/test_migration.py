@@ -14,6 +14,7 @@ test; the default is what fits, and the number used is printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -22,8 +23,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -197,5 +200,27 @@ def test_filesystem_to_swift_to_s3_to_filesystem_while_serving(registry: Registr
         assert len(s3.blob_keys()) > 0, "the S3 bucket was left intact"
         assert (registry.data_dir / "storage/docker/registry/v2/blobs").is_dir(), "the first backend too"
     finally:
-        swift.remove()
-        s3.remove()
+        for store in (swift, s3):
+            remove_fast(store)
+
+
+def remove_fast(store: Store) -> None:
+    """Empty the bucket or container with 16 deletes in flight (thousands of objects: one at a time takes
+    minutes on a loaded Swift), then remove it the usual way."""
+    with contextlib.suppress(Exception):
+        names = store.names()
+        if store.kind == "swift":
+            url, headers = store._swift_session()
+
+            def delete(name: str) -> None:
+                httpx.delete(f"{url}/{quote(name)}", headers=headers, timeout=60)
+
+        else:
+            client = store.s3()
+
+            def delete(name: str) -> None:
+                client.delete_object(Bucket=store.name, Key=name)
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(delete, names))
+    store.remove()
