@@ -293,3 +293,27 @@ async def test_what_a_request_running_across_the_switch_wrote_to_the_old_backend
     assert any(key.endswith("team/web/_manifests/tags/in-flight/current/link") for key in new)
     await late.switch.refresh()
     await pull(late, WEB, "in-flight")
+
+
+async def test_a_blob_reserved_but_not_yet_written_is_not_reported_missing(index: Index, tmp_path: Path) -> None:
+    one = worker(index, tmp_path)
+    await populate(one)
+    data = os.urandom(7000)
+    digest = Digest.of(data)
+    assert await index.blobs.reserve_blob(str(digest), len(data))  # a push about to write its bytes
+    started = await one.migrations.start(SYSTEM, on_disk(tmp_path / "new"))
+
+    class Stop(Exception):
+        pass
+
+    def stop_before_catching_up(row: migration.MigrationRow) -> None:
+        if row.phase == "recent" and row.cursor == "":
+            raise Stop
+
+    with pytest.raises(Stop):
+        await one.migrations.run(SYSTEM, started.id, stop_before_catching_up)
+    await one.switch.refresh()
+    target = await one.switch.driver(started.target)
+    await target.put(layout.blob_data(digest), data)  # the push writes (to the new backend) and goes on
+    done = await one.migrations.run(SYSTEM, started.id)
+    assert (done.state, done.failed, done.report["missing"], done.report["deferred"]) == ("done", 0, [], [])
