@@ -62,9 +62,10 @@ PARALLEL = 16
 REPOSITORY_PAGE = 16
 #: Tries per object before a storage error stops the copy (it resumes from the last page).
 ATTEMPTS = 3
-#: Blobs and repositories recorded this long before the migration began are looked at again at the end
-#: (requests running across the switch; clocks of several nodes).
-CATCH_UP_MARGIN = timedelta(minutes=1)
+#: Blobs and repositories recorded this long before the migration began are looked at again at the end too:
+#: the rows a request running across the switch records are stamped after it, by the clock of the node that
+#: served it, which may lag this one's by seconds.
+CATCH_UP_MARGIN = timedelta(seconds=15)
 #: How often ``migrate`` looks at a migration another process copies.
 FOLLOW_SECONDS = 1.0
 #: Missing and mismatched objects named in the report (the counts are always complete).
