@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -181,7 +180,7 @@ async def open_services(settings: Settings, *, serving: bool = False) -> AsyncIt
         )
         try:
             await services.switch.refresh()
-            await services.switch.heartbeat()
+            await services.switch.register()
             await services.webhooks.refresh()
             yield services
         finally:
@@ -196,9 +195,7 @@ async def open_services(settings: Settings, *, serving: bool = False) -> AsyncIt
 
 def node_name(settings: Settings) -> str:
     """How ``workers`` names this node: its public address when configured, else host name and port."""
-    if settings.public_url:
-        return settings.public_url.split("://", 1)[-1].rstrip("/")
-    return f"{socket.gethostname()}:{settings.host_port[1]}"
+    return node(settings).name
 
 
 def node(settings: Settings) -> Node:

@@ -26,7 +26,7 @@ def test_json_names_urls_storage_database_and_counts(data: Path) -> None:
     assert found["database"]["revision"]
     assert found["counts"] == {"repositories": 0, "tags": 0, "manifests": 0, "blobs": 0, "bytes": 0}
     assert [node["this"] for node in found["nodes"]] == [True]
-    assert "no registry of nodes" in found["nodes_note"]
+    assert "no server has served lately" in found["nodes_note"]
     assert found["gc"] == {"running": False, "last_run": None}
     # serve has not run here: no certificate yet, and it says so
     assert found["tls"]["not_after"] is None

@@ -165,6 +165,20 @@ def running(
         registry.stop()
 
 
+def wait_adopted(registry: Registry, timeout: float = 120.0) -> dict[str, Any]:
+    """Wait until the registry's background adoption of its storage is done (the admin API says how far)."""
+    assert registry.password is not None
+    deadline = time.monotonic() + timeout
+    with httpx.Client(verify=registry.ssl_context(), auth=("admin", registry.password), timeout=30) as api:
+        while True:
+            state: dict[str, Any] = api.get(f"{registry.url}/api/v1/settings/storage/adoption").json()
+            if state["state"] != "running":
+                assert state["state"] == "done", state
+                return state
+            assert time.monotonic() < deadline, f"adoption still running after {timeout}s: {state}"
+            time.sleep(0.2)
+
+
 # --------------------------------------------------------------------------------------------------------
 # Memory of a registry's processes
 

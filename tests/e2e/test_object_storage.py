@@ -44,7 +44,7 @@ from . import (
     sha256_digest,
     trustyard_bin,
 )
-from .stores import PREFIX, Store, ThreadedFaultProxy, running
+from .stores import PREFIX, Store, ThreadedFaultProxy, running, wait_adopted
 from .test_docker import PULLED, build, push, repo_digests
 from .test_interop import OTHER_REPO, REPO, images, push_all
 from .test_interop import check_all as interop_check_all
@@ -255,7 +255,8 @@ def test_the_bucket_outlives_the_registry(store: Store, clients: Clients, tmp_pa
     # The registry is gone with its data directory (SQL index, keys, CA); only the bucket remains.
     shutil.rmtree(first)
     with running("trustyard", tmp_path / "second", store.storage()) as adopted:
-        assert "index is empty but storage holds repositories: reindexing" in adopted.server.log_tail(200)
+        assert "index is empty but storage holds repositories: adopting" in adopted.server.log_tail(200)
+        wait_adopted(adopted)  # indexed in the background, while it serves
         clients.login(adopted)
         assert snapshot(adopted, subject.digest) == before
         check_all(adopted, clients, tmp_path / "pull-adopted", tagged)
@@ -268,7 +269,7 @@ def test_the_bucket_outlives_the_registry(store: Store, clients: Clients, tmp_pa
     # 1.0/stable, latest, the index, its two images, the SBOM
     assert report["manifests"] == 6, report
     with running("trustyard", tmp_path / "third", store.storage()) as reindexed:
-        assert "reindexing" not in reindexed.server.log_tail(200)  # the command did it; serve found an index
+        assert "adopting" not in reindexed.server.log_tail(200)  # the command did it; serve found an index
         clients.login(reindexed)
         assert snapshot(reindexed, subject.digest) == before
 
@@ -297,7 +298,8 @@ def test_distribution_bucket_adopted_by_trustyard(store: Store, clients: Clients
         assert any(n.startswith(f"{PREFIX}/segments/") for n in names), names
 
     with running("trustyard", tmp_path / "data", store.storage()) as reader:
-        assert "reindexing" in reader.server.log_tail(200)
+        assert "adopting them in the background" in reader.server.log_tail(200)
+        wait_adopted(reader)
         clients.login(reader)
         after = snapshot(reader, subject.digest)
         assert without_referrers(after) == before

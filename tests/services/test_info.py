@@ -104,6 +104,13 @@ async def test_storage_nodes_and_the_last_collection(services: Services) -> None
     assert found.nodes[0].name.endswith(":5443")
     assert found.nodes_note == NODES_NOTE
 
+    # A serving worker records itself (services/switch.py); info then lists the nodes seen lately.
+    await index_workers_heartbeat(services)
+    seen = (await services.info.info(SYSTEM)).nodes
+    assert [(n.name.endswith(":5443"), n.this, n.workers) for n in seen] == [(True, True, 1), (False, False, 2)]
+    assert seen[1].name == "other:5000"
+    assert seen[1].versions == ("9.9",)
+
     run = await services.gc.run(SYSTEM, GcOptions(dry_run=True))
 
     last = (await services.info.info(SYSTEM)).last_gc
@@ -163,3 +170,13 @@ async def test_an_operators_certificate_without_a_ca_of_our_own(sqlite_url: str,
     assert found.tls.ca_fingerprint is None
     assert found.urls.ca is None
     assert found.urls.registry == "https://127.0.0.1:5443/v2/"
+
+
+async def index_workers_heartbeat(services: Services) -> None:
+    """One worker of this node and two of another node heartbeat."""
+    from trustyard.db.workers import WorkerRow
+
+    this = services.info._node.name
+    at = datetime.now(UTC)
+    for name, pid, version in ((this, 1, "0.1.0"), ("other:5000", 2, "9.9"), ("other:5000", 3, "9.9")):
+        await services.info._index.workers.heartbeat(WorkerRow(f"{name}:{pid}", name, pid, version, at, at, 0))

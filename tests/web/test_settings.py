@@ -3,10 +3,12 @@ never a secret), write-only secrets, and settings pinned by the config file."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from tests.registry.conftest import Registry, push_image, running
 from trustyard.services import Services
+from trustyard.services.adoption import LEASE
 from trustyard.storage.config import parse_storage_block
 
 from .conftest import Browser, browser_of
@@ -59,7 +61,8 @@ async def test_save_filesystem_then_test_and_a_failure(admin: Browser, tmp_path:
     )
     assert saved.status_code == 303
     page = await admin.get("/settings/storage")
-    assert f"Saved. Images are now stored in the directory {root}" in page.text
+    assert f"Saved. Every worker now stores images in the directory {root}" in page.text
+    assert "Images in this backend" in page.text  # the adoption's progress panel
     assert f'value="{root}"' in page.text
     failed = await admin.post(
         "/settings/storage", {"type": "filesystem", "filesystem_rootdirectory": "relative/dir", "op": "save"}
@@ -148,3 +151,15 @@ async def test_migrate_to_this_backend_shows_progress_and_the_report(
         "/settings/storage", {"type": "filesystem", "filesystem_rootdirectory": str(root), "op": "save"}
     )
     assert again.status_code == 303  # a save after the migration is an ordinary switch
+
+
+async def test_a_running_adoption_shows_its_progress_and_the_page_refreshes(admin: Browser, registry: Registry) -> None:
+    services: Services = registry.asgi.state.services
+    index = services.switch._index
+    assert await index.leases.acquire(LEASE, "another-node:1:x", timedelta(minutes=1))  # it runs elsewhere
+    adoption = await index.adoptions.start(0)  # as a switch begins it
+    await index.adoptions.progress(adoption, {"repositories": 3, "manifests": 1234, "tags": 7})
+    page = await admin.get("/settings/storage")
+    assert "indexing" in page.text
+    assert "1,234 manifests" in page.text
+    assert '<meta http-equiv="refresh" content="3">' in page.text

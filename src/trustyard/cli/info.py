@@ -10,7 +10,7 @@ import click
 
 from trustyard.cli.command import CONFIG, DATA_DIR, JSON, run, show
 from trustyard.cli.gc import summary
-from trustyard.services.info import Info, expires_in
+from trustyard.services.info import Info, NodeSeen, expires_in
 
 
 @click.command("info")
@@ -46,13 +46,21 @@ def lines(found: Info) -> list[str]:
             f"{counts.repositories:,} repositories, {counts.tags:,} tags, {counts.manifests:,} manifests, "
             f"{counts.blobs:,} blobs, {_size(counts.bytes)}",
         ),
-        *(("Node", f"{node.name} (listen {node.listen}){' (this node)' if node.this else ''}") for node in found.nodes),
+        *(("Node", _node(node)) for node in found.nodes),
         ("", found.nodes_note),
         ("Last collection", summary(found.last_gc) if found.last_gc else "none yet"),
     ]
     if found.gc_running:
         rows.append(("", "a collection is running now"))
     return [f"{label + ':' if label and not label.startswith(' ') else label:<17}{value}" for label, value in rows]
+
+
+def _node(node: NodeSeen) -> str:
+    where = f" (listen {node.listen})" if node.listen else ""
+    line = f"{node.name}{where}{' (this node)' if node.this else ''}"
+    if node.workers:
+        line += f": {node.workers} workers, version {', '.join(node.versions)}, last seen {node.last_seen}"
+    return line
 
 
 def _tls(found: Info) -> list[tuple[str, str]]:

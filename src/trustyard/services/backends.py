@@ -53,7 +53,11 @@ class Backends:
         async with self._lock:
             found = self._drivers.get(generation)
             if found is None:
-                found = self._drivers[generation] = self.build(await self.settings(generation))
+                try:
+                    found = self.build(await self.settings(generation))
+                except (ConfigInvalid, StorageProbeFailed) as exc:
+                    raise StorageBackendGone(f"storage backend {generation} cannot be set up: {exc.message}") from None
+                self._drivers[generation] = found
             return found
 
     async def settings(self, generation: int) -> StorageSettings:

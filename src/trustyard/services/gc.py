@@ -242,6 +242,12 @@ class GarbageCollector:
 
     async def _begin(self, actor: Actor, options: GcOptions) -> int:
         actor.require_admin()
+        if await self._index.adoptions.running() is not None:
+            # Adoption indexes manifests before their tags: an untagged sweep now would take tagged images.
+            raise AlreadyExists(
+                "the storage backend's images are still being indexed (trustyard storage status); "
+                "collect when that is done"
+            )
         await self._acquire()
         try:
             # Checked after taking the lease: a migration starting meanwhile checks the lease after recording

@@ -15,12 +15,15 @@ from trustyard.auth.certificates import CertificateFacts, describe, fingerprint
 from trustyard.db.gc_runs import GcRunRow
 from trustyard.db.index import Index
 from trustyard.db.info import DatabaseInfo, database_info
+from trustyard.db.workers import WorkerRow
 from trustyard.services.actor import Actor
 from trustyard.services.gc import GarbageCollector
 from trustyard.services.settings import Settings, StorageView
 
-#: Said beside the node list until nodes record themselves in the database.
-NODES_NOTE = "trustyard keeps no registry of nodes yet: this lists only the node these settings describe"
+#: Said beside the node list when no worker has recorded itself (no server ran against this database lately).
+NODES_NOTE = "no server has served lately: this lists only the node these settings describe"
+#: A node is listed when one of its workers heartbeat within this long (db/workers.py).
+NODES_SEEN_WITHIN = dt.timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,13 @@ class Node:
     public_url: str | None
     server_cert: Path | None
     ca_cert: Path | None  # the registry's own CA (served at /ca); None with an operator's certificate alone
+
+    @property
+    def name(self) -> str:
+        """How workers, webhook events and ``info`` name this node: its public address, else host and port."""
+        if self.public_url:
+            return self.public_url.split("://", 1)[-1].rstrip("/")
+        return f"{socket.gethostname()}:{self.listen.rpartition(':')[2]}"
 
     @property
     def base_url(self) -> str:
@@ -75,9 +85,12 @@ class Counts:
 
 @dataclass(frozen=True, slots=True)
 class NodeSeen:
-    name: str  # host:port, as webhook events name the node
-    listen: str
+    name: str  # the public address, else host:port
+    listen: str  # this node's listen address; "" for other nodes
     this: bool
+    workers: int = 0  # worker processes seen within NODES_SEEN_WITHIN (0: none has recorded itself)
+    versions: tuple[str, ...] = ()  # trustyard versions its workers run
+    last_seen: str | None = None  # ISO time of its latest heartbeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +126,7 @@ class Info:
             "storage": self.storage.as_document(),
             "database": asdict(self.database),
             "counts": asdict(self.counts),
-            "nodes": [asdict(node) for node in self.nodes],
+            "nodes": [{**asdict(node), "versions": list(node.versions)} for node in self.nodes],
             "nodes_note": self.nodes_note,
             "gc": {
                 "running": self.gc_running,
@@ -155,15 +168,31 @@ class InfoService:
             storage=await self._settings.storage(actor),
             database=await database_info(self._index.reader),
             counts=Counts(**{name: counts[name] for name in COUNTED}),
-            nodes=[self._this_node()],
-            nodes_note=NODES_NOTE,
+            nodes=(nodes := await self._nodes()),
+            nodes_note=NODES_NOTE if not any(n.workers for n in nodes) else _seen_note(),
             gc_running=gc.running,
             last_gc=gc.runs[0] if gc.runs else None,
         )
 
-    def _this_node(self) -> NodeSeen:
-        port = self._node.listen.rpartition(":")[2]
-        return NodeSeen(f"{socket.gethostname()}:{port}", self._node.listen, this=True)
+    async def _nodes(self) -> list[NodeSeen]:
+        """The nodes whose workers heartbeat lately (this one first), else this node as its settings say."""
+        this = self._node.name
+        by_node: dict[str, list[WorkerRow]] = {}
+        for worker in await self._index.workers.recent(NODES_SEEN_WITHIN):
+            by_node.setdefault(worker.node, []).append(worker)
+        found = [] if this in by_node else [NodeSeen(this, self._node.listen, this=True)]
+        for name, workers in sorted(by_node.items(), key=lambda item: (item[0] != this, item[0])):
+            found.append(
+                NodeSeen(
+                    name,
+                    self._node.listen if name == this else "",
+                    this=name == this,
+                    workers=len(workers),
+                    versions=tuple(sorted({w.version for w in workers})),
+                    last_seen=max(w.seen_at for w in workers).isoformat(),
+                )
+            )
+        return found
 
     def _urls(self) -> Urls:
         base = self._node.base_url
@@ -185,6 +214,11 @@ class InfoService:
         if ca is None or not ca.exists():  # an operator's certificate without the registry's own CA
             return Tls(cert, facts, None, None)
         return Tls(cert, facts, ca, fingerprint(ca.read_bytes()))
+
+
+def _seen_note() -> str:
+    minutes = int(NODES_SEEN_WITHIN.total_seconds() // 60)
+    return f"nodes whose workers were seen within the last {minutes} minutes"
 
 
 def expires_in(not_after: dt.datetime) -> dt.timedelta:

@@ -34,6 +34,7 @@ from trustyard.services.actor import Actor
 from trustyard.services.adoption import Adoption
 from trustyard.services.audit import Audit
 from trustyard.services.backends import Backends, secret_fields
+from trustyard.services.reservations import LEASE as GC_LEASE
 from trustyard.services.switch import StorageSwitch
 from trustyard.storage.config import StorageSettings
 from trustyard.storage.driver import StorageDriver
@@ -124,6 +125,9 @@ class Settings:
                 f"storage migration {migration.id} is under way; switch storage once it is done "
                 "(`trustyard storage migrate --status`)"
             )
+        collecting = await self._index.leases.current(GC_LEASE)
+        if collecting is not None:  # it deletes by what the index says of the backend in use
+            raise AlreadyExists(f"garbage collection is running ({collecting.holder}); save again when it has finished")
         settings = await self._complete_secrets(candidate)
         driver = self._backends.build(settings)
         try:

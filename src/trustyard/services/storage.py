@@ -62,6 +62,7 @@ class _Found:
     layers: set[Digest] = field(default_factory=set)
     revisions: set[Digest] = field(default_factory=set)
     tags: set[str] = field(default_factory=set)
+    linked: set[Digest] = field(default_factory=set)  # blobs linked into the index by this run (link once)
 
 
 class StorageAdmin:
@@ -107,7 +108,7 @@ class StorageAdmin:
     async def _reindex_repository(self, repository: RepositoryName, found: _Found, report: ReindexReport) -> None:
         report.repositories += 1
         for digest in sorted(found.layers):
-            if await self._link_if_stored(repository, digest):
+            if await self._link_if_stored(repository, digest, found):
                 report.blobs += 1
         manifests: dict[Digest, tuple[bytes, Manifest]] = {}
         for digest in sorted(found.revisions):
@@ -118,7 +119,7 @@ class StorageAdmin:
                 report.skipped.append(f"{repository}@{digest}: {exc}")
         for digest, (payload, manifest) in manifests.items():
             stored_at = await self._modified(layout.revision_link(repository, digest))
-            if await self._record(repository, digest, payload, manifest, (), stored_at, report):
+            if await self._record(repository, digest, payload, manifest, (), stored_at, report, found):
                 report.manifests += 1
         for tag in sorted(found.tags):
             try:
@@ -131,7 +132,8 @@ class StorageAdmin:
                 report.skipped.append(f"{repository}:{tag}: points at {digest}, which has no revision link")
                 continue
             payload, manifest = manifests[digest]
-            if await self._record(repository, digest, payload, manifest, (tag,), await self._modified(link), report):
+            pushed_at = await self._modified(link)
+            if await self._record(repository, digest, payload, manifest, (tag,), pushed_at, report, found):
                 report.tags += 1
 
     async def _modified(self, key: str) -> datetime | None:
@@ -139,13 +141,16 @@ class StorageAdmin:
         info = await self._storage.stat(key)
         return None if info is None else datetime.fromtimestamp(info.modified, UTC)
 
-    async def _link_if_stored(self, repository: RepositoryName, digest: Digest) -> bool:
+    async def _link_if_stored(self, repository: RepositoryName, digest: Digest, found: _Found) -> bool:
+        if digest in found.linked:
+            return True
         info = await self._storage.stat(layout.blob_data(digest))
         if info is None:
             return False
         if not await self._index.blobs.reserve_blob(str(digest), info.size):
             return False  # garbage collection is deleting it
         await self._index.blobs.link_blob(repository.value, str(digest), info.size)
+        found.linked.add(digest)
         return True
 
     async def _record(
@@ -157,11 +162,12 @@ class StorageAdmin:
         tags: tuple[str, ...],
         pushed_at: datetime | None,
         report: ReindexReport,
+        found: _Found,
     ) -> bool:
         blobs = [d.digest for d in manifest.blobs]
         for blob in blobs:
             # Some writers reference blobs without a _layers link in the repository; link what is stored.
-            if not await self._link_if_stored(repository, blob):
+            if not await self._link_if_stored(repository, blob, found):
                 report.skipped.append(f"{repository}@{digest}: blob {blob} is not in storage")
                 return False
         record = manifest_record(digest, payload, manifest, blobs)

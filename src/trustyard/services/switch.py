@@ -99,6 +99,8 @@ class StorageSwitch:
             if self._polled >= began:
                 return False  # a read that began after ours finished while we waited: it is as fresh
             plan = await self._index.backends.plan()
+            if self._pinned:  # the config file or environment decides: serve the startup storage, ack the plan
+                plan = StoragePlan(0, None, plan.version)
             changed = plan.version != self._plan.version
             if changed and not self._pinned:
                 active = await self._backends.driver(plan.active)
@@ -116,6 +118,12 @@ class StorageSwitch:
         When the database cannot be reached this raises, and the request fails as any database error does."""
         if self._clock() - self._polled > FENCE_SECONDS:
             await self.refresh()
+
+    async def register(self) -> None:
+        """A worker starting: forget workers not seen for a long time (stopped without saying so), heartbeat."""
+        if self._worker is not None:
+            await self._index.workers.prune(FORGET_AFTER)
+            await self.heartbeat()
 
     async def heartbeat(self) -> None:
         if self._worker is None:

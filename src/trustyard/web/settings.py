@@ -114,6 +114,7 @@ async def _page(
 ) -> Response:
     secrets = {f"{view.driver}_{name}": present for name, present in view.secrets.items()}
     migration = await services(request).migrations.status(caller)
+    adoption = (await services(request).adoption.status(caller)).as_document()
     return render(
         request,
         "storage.html",
@@ -125,6 +126,7 @@ async def _page(
         secrets=secrets,
         result=result,
         migration=migration.document() if migration else None,
+        adoption=adoption,
     )
 
 
@@ -158,7 +160,12 @@ async def _apply(request: Request, caller: Actor, op: str, candidate: StorageSet
         )
         return None
     await settings.save_storage(caller, candidate)
-    flash(request, "ok", f"Saved. Images are now stored in {describe(candidate)}; every worker uses it within seconds.")
+    flash(
+        request,
+        "ok",
+        f"Saved. Every worker now stores images in {describe(candidate)}; the images it already holds are "
+        "indexed in the background (progress below).",
+    )
     return None
 
 
