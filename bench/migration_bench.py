@@ -40,7 +40,7 @@ from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName
 from trustyard.services import Services
 from trustyard.services.actor import Actor
-from trustyard.services.migration import PARALLEL
+from trustyard.services.migration_copy import PARALLEL
 from trustyard.services.settings import StartupStorage
 from trustyard.storage.config import parse_storage_block
 from trustyard.storage.factory import build_driver

@@ -21,7 +21,7 @@ from trustyard.errors import AlreadyExists
 from trustyard.oci import mediatypes as mt
 from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName, Tag
-from trustyard.services import Services, migration
+from trustyard.services import Services, migration, migration_copy
 from trustyard.services.actor import Actor
 from trustyard.services.gc import GcOptions
 from trustyard.services.settings import StartupStorage
@@ -174,8 +174,8 @@ async def test_reads_fall_back_and_pushes_land_in_the_new_backend(index: Index, 
 async def test_a_crashed_copier_is_resumed_where_it_stopped(
     index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(migration, "PAGE", 3)
-    monkeypatch.setattr(migration, "REPOSITORY_PAGE", 1)
+    monkeypatch.setattr(migration_copy, "PAGE", 3)
+    monkeypatch.setattr(migration_copy, "REPOSITORY_PAGE", 1)
     one, two = worker(index, tmp_path), worker(index, tmp_path)
     await populate(one)
     started = await one.migrations.start(SYSTEM, on_disk(tmp_path / "new"))

@@ -14,37 +14,36 @@ The flow (docs/storage.md, "Moving to another backend"; the design in docs/archi
    - ``links``, a repository at a time in name order: the layer, revision and tag (current and index) links of
      Distribution's layout, written from the index, read back and compared; then the index is read again, and
      a link whose row vanished meanwhile (a delete racing the copy) is removed, a tag that moved is rewritten.
-   The cursor (phase + last digest or repository done) is saved after every page, so a copier that died
-   resumes there: any worker's maintenance loop takes over a migration whose holder is gone, and so does
-   re-running ``trustyard storage migrate``.
+   - ``recent``: what requests running across the switch wrote to the source after the copy had passed it.
+   The copier is services/migration_copy.py. Its cursor (phase + last digest or repository done) is saved after
+   every page, so a copier that died resumes there: any worker's maintenance loop takes over a migration whose
+   holder is gone, and so does re-running ``trustyard storage migrate``.
 3. The plan switches atomically to ``{"active": target, "fallback": null}``; the migration is ``done`` and its
    report says what was copied, verified, missing or mismatched. The source is left intact.
 
-Garbage collection does not run while a migration is active (services/gc.py asks ``active``), and a
-migration does not start while a collection runs.
+Garbage collection does not run while a migration is active (services/gc.py asks), and a migration does not
+start while a collection or an adoption runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from trustyard.db.index import Index
-from trustyard.db.storage_migrations import MigrationRow, Progress, StoredBlob
-from trustyard.errors import AlreadyExists, InvalidRequest, NotFound, ObjectNotFound, StorageUnavailable
-from trustyard.oci.digest import Digest, Hasher
-from trustyard.oci.names import RepositoryName, Tag
+from trustyard.db.storage_migrations import MigrationRow
+from trustyard.errors import AlreadyExists, InvalidRequest, NotFound, StorageUnavailable
 from trustyard.services.actor import Actor
 from trustyard.services.audit import Audit
 from trustyard.services.backends import Backends
+from trustyard.services.migration_copy import Copy, Watcher
 from trustyard.services.reservations import collector_alive, dead_here
 from trustyard.services.settings import Settings
 from trustyard.services.switch import StorageSwitch
-from trustyard.storage import layout
 from trustyard.storage.config import StorageSettings
 from trustyard.storage.driver import StorageDriver
 
@@ -55,31 +54,21 @@ log = logging.getLogger("trustyard.migration")
 LEASE = "storage-migration"
 #: The copier renews its lease after every page; a lease not renewed for this long is free again.
 LEASE_TTL = timedelta(minutes=1)
-#: Blobs per page (the cursor moves a page at a time) and blobs copied at once.
-PAGE = 64
-PARALLEL = 16
-#: Repositories whose links are written per page.
-REPOSITORY_PAGE = 16
-#: Tries per object before a storage error stops the copy (it resumes from the last page).
-ATTEMPTS = 3
-#: Blobs and repositories recorded this long before the migration began are looked at again at the end too:
-#: the rows a request running across the switch records are stamped after it, by the clock of the node that
-#: served it, which may lag this one's by seconds.
-CATCH_UP_MARGIN = timedelta(seconds=15)
 #: How often ``migrate`` looks at a migration another process copies.
 FOLLOW_SECONDS = 1.0
-#: Missing and mismatched objects named in the report (the counts are always complete).
-REPORT_LIMIT = 200
-
-#: Called after every page with the migration as it now stands.
-Watcher = Callable[[MigrationRow], None]
 
 
 class StoragePlans:
     """The storage plan as a migration drives it: backends by generation (services/backends.py), the plan in
     SQL, and this worker's switch (services/switch.py), which waits until every live worker serves a new plan."""
 
-    def __init__(self, index: Index, backends: Backends, switch: StorageSwitch, settings: Settings) -> None:
+    def __init__(
+        self,
+        index: Index,
+        backends: Backends,
+        switch: StorageSwitch,
+        settings: Settings,
+    ) -> None:
         self._index = index
         self._backends = backends
         self._switch = switch
@@ -102,7 +91,11 @@ class StoragePlans:
         await self._switch.refresh()
         lagging = await self._switch.wait_for_workers(plan.version)
         if lagging:
-            log.warning("storage plan %d: %d workers did not ack; they fence themselves", plan.version, len(lagging))
+            log.warning(
+                "storage plan %d: %d workers did not ack; they fence themselves",
+                plan.version,
+                len(lagging),
+            )
 
     async def driver(self, generation: int) -> StorageDriver:
         """The raw driver of one backend generation (cached and owned by ``Backends``: never closed here)."""
@@ -143,7 +136,10 @@ class MigrationStatus:
             "source": m.source,
             "target": m.target,
             "running": self.running,
-            "objects": {"done": m.objects_done, "total": max(m.objects_total, m.objects_done)},
+            "objects": {
+                "done": m.objects_done,
+                "total": max(m.objects_total, m.objects_done),
+            },
             "bytes": {"done": m.bytes_done, "total": max(m.bytes_total, m.bytes_done)},
             "verified": m.verified,
             "failed": m.failed,
@@ -204,7 +200,10 @@ class Migrations:
                 raise InvalidRequest("no storage migration is under way: say where to migrate with --to")
             migration = await self.start(actor, candidate)
         elif candidate is not None:
-            wanted, under_way = describe(candidate), await self._plans.describe(migration.target)
+            wanted, under_way = (
+                describe(candidate),
+                await self._plans.describe(migration.target),
+            )
             if wanted != under_way:
                 raise AlreadyExists(
                     f"migration {migration.id} to {under_way} is under way; re-run without --to (or with the same "
@@ -224,7 +223,10 @@ class Migrations:
     async def begin(self, actor: Actor, candidate: StorageSettings) -> MigrationStatus:
         """``start``, then copy in the background of this process (the admin API, the web UI); its status."""
         migration = await self.start(actor, candidate)
-        await self.start_copy(actor, migration.id)
+        try:
+            await self.start_copy(actor, migration.id)
+        except AlreadyExists:
+            pass  # another worker's maintenance loop saw the new migration first and copies it: as good
         status = await self.status(actor, migration.id)
         assert status is not None
         return status
@@ -290,7 +292,12 @@ class Migrations:
             await self._acquire()
         except AlreadyExists:
             return False
-        log.warning("storage migration %d: resuming at %s %r", migration.id, migration.phase, migration.cursor)
+        log.warning(
+            "storage migration %d: resuming at %s %r",
+            migration.id,
+            migration.phase,
+            migration.cursor,
+        )
         self._background(migration.id)
         return True
 
@@ -328,7 +335,10 @@ class Migrations:
             return
         dead = current is not None and dead_here(current.holder)
         if current is not None and dead and await leases.take_over(LEASE, current.holder, self._holder, LEASE_TTL):
-            log.warning("storage migration: took the lease over from %s, which is gone", current.holder)
+            log.warning(
+                "storage migration: took the lease over from %s, which is gone",
+                current.holder,
+            )
             return
         holder = current.holder if current else "another copier"
         raise AlreadyExists(f"the storage migration is being copied by {holder}")
@@ -376,8 +386,11 @@ class Migrations:
             # unswitched; the plan must read through before anything is copied.
             if migration.state == "copying":
                 await self._plans.switch(Actor.system(), migration.target, migration.source)
-            source, target = await self._plans.driver(migration.source), await self._plans.driver(migration.target)
-            copy = _Copy(self._index, source, target, migration, self._renew, watcher)
+            source, target = (
+                await self._plans.driver(migration.source),
+                await self._plans.driver(migration.target),
+            )
+            copy = Copy(self._index, source, target, migration, self._renew, watcher)
             if migration.state == "copying":
                 await self._holding_lease(copy.run())
                 await store.set_state(migration_id, "switching")
@@ -385,293 +398,26 @@ class Migrations:
             await store.set_state(migration_id, "done")
         except Exception as exc:
             # Left active: the copy resumes from its cursor (a worker takes over once the lease runs out).
-            await store.set_state(migration_id, (await self._get(migration_id)).state, f"{exc}"[:2000] or repr(exc))
+            await store.set_state(
+                migration_id,
+                (await self._get(migration_id)).state,
+                f"{exc}"[:2000] or repr(exc),
+            )
             raise
         done = await self._get(migration_id)
-        log.info("storage migration %d done: %s", migration_id, done.report.get("summary", {}))
+        log.info(
+            "storage migration %d done: %s",
+            migration_id,
+            done.report.get("summary", {}),
+        )
         counts = {name: value for name, value in done.report.items() if not isinstance(value, list)}
-        await self._audit.record(Actor.system(), "storage.migrated", await self._plans.describe(done.target), **counts)
+        await self._audit.record(
+            Actor.system(),
+            "storage.migrated",
+            await self._plans.describe(done.target),
+            **counts,
+        )
         return done
-
-
-@dataclass
-class _Report:
-    """What the copy did; stored as the migration's report (JSON) after every page."""
-
-    blobs_copied: int = 0
-    blobs_present: int = 0  # already in the target with the right digest
-    bytes_copied: int = 0
-    links_written: int = 0
-    links_removed: int = 0  # their index row vanished while the copy ran
-    caught_up: int = 0  # blobs and links written to the source by requests running when the plan switched
-    deferred: list[str] = field(default_factory=list)  # in neither backend when copied: looked at again at the end
-    missing: list[str] = field(default_factory=list)  # in the index, not in the source
-    mismatched: list[str] = field(default_factory=list)  # bytes whose digest is not their name
-    missing_count: int = 0
-    mismatched_count: int = 0
-
-    @classmethod
-    def load(cls, document: dict[str, Any]) -> _Report:
-        known = {k: v for k, v in document.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    def document(self) -> dict[str, Any]:
-        out = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        out["summary"] = (
-            f"{self.blobs_copied} blobs copied ({self.bytes_copied} bytes), {self.blobs_present} already there; "
-            f"{self.links_written} links written and read back, {self.links_removed} removed; "
-            f"{self.caught_up} caught up after the copy; "
-            f"{self.missing_count} missing from the source, {self.mismatched_count} not matching their digest"
-        )
-        return out
-
-    def lost(self, kind: str, what: str) -> None:
-        names = self.missing if kind == "missing" else self.mismatched
-        if len(names) < REPORT_LIMIT:
-            names.append(what)
-        if kind == "missing":
-            self.missing_count += 1
-        else:
-            self.mismatched_count += 1
-
-
-class _Copy:
-    """One copier's pass over the index, from the migration's cursor to the end."""
-
-    def __init__(
-        self,
-        index: Index,
-        source: StorageDriver,
-        target: StorageDriver,
-        migration: MigrationRow,
-        renew: Callable[[], Any],
-        watcher: Watcher,
-    ) -> None:
-        self._index = index
-        self._source = source
-        self._target = target
-        self._id = migration.id
-        self._row = migration
-        self._phase, self._cursor = migration.phase, migration.cursor
-        self._objects, self._bytes = migration.objects_done, migration.bytes_done
-        self._verified, self._failed = migration.verified, migration.failed
-        self._report = _Report.load(migration.report)
-        #: Blobs this migration found missing or corrupt in the source: not tried again when catching up.
-        self._lost = {entry.split(" ")[0] for entry in [*self._report.missing, *self._report.mismatched]}
-        self._renew = renew
-        self._watcher = watcher
-        self._gate = asyncio.Semaphore(PARALLEL)
-
-    async def run(self) -> None:
-        if self._phase == "blobs":
-            await self._blobs()
-            await self._save("links", "")
-        if self._phase == "links":
-            await self._links()
-            await self._save("recent", "")
-        if self._phase == "recent":
-            await self._recent()
-            await self._save("done", "")
-
-    async def _save(self, phase: str, cursor: str) -> None:
-        self._phase, self._cursor = phase, cursor
-        await self._renew()
-        progress = Progress(
-            phase, cursor, self._objects, self._bytes, self._verified, self._failed, self._report.document()
-        )
-        await self._index.migrations.record(self._id, progress)
-        row = await self._index.migrations.get(self._id)
-        if row is not None:
-            self._row = row
-            self._watcher(row)
-
-    # Blobs.
-
-    async def _blobs(self) -> None:
-        while page := await self._index.migrations.blobs_after(self._cursor, PAGE):
-            await asyncio.gather(*(self._blob(blob) for blob in page))
-            await self._save("blobs", page[-1].digest)
-
-    async def _blob(self, blob: StoredBlob) -> None:
-        async with self._gate:
-            await _retrying(f"copying blob {blob.digest}", lambda: self._copy_blob(blob))
-
-    async def _copy_blob(self, blob: StoredBlob) -> None:
-        digest, digest_text = Digest.parse(blob.digest), blob.digest
-        key = layout.blob_data(digest)
-        held = await self._target.stat(key)
-        if held is not None and held.size == blob.size and await _digest_of(self._target, key, digest) == digest:
-            self._report.blobs_present += 1
-            self._done(blob.size, verified=True)
-            return
-        hasher = Hasher(digest.algorithm)
-        try:
-            written = await self._target.write(key, _hashing(self._source.read(key), hasher))
-        except ObjectNotFound:
-            # In neither backend: a push reserves a blob's row before it writes the bytes (to the target), so
-            # this may be one under way. Looked at again when catching up; missing only if still nowhere.
-            if digest_text not in self._report.deferred:
-                self._report.deferred.append(digest_text)
-            self._done(0, verified=False)
-            return
-        if hasher.digest() != digest or written != blob.size:
-            await self._target.delete(key)  # never leave bytes under a name they do not have
-            self._lost.add(blob.digest)
-            self._report.lost("mismatched", f"{blob.digest} (read {written} bytes hashing to {hasher.digest()})")
-            self._failed += 1
-            self._done(0, verified=False)
-            return
-        self._report.blobs_copied += 1
-        self._report.bytes_copied += written
-        self._done(written, verified=True)
-
-    def _done(self, size: int, *, verified: bool) -> None:
-        self._objects += 1
-        self._bytes += size
-        self._verified += int(verified)
-        # Between pages too, so a progress bar moves with every object (only pages are saved).
-        self._watcher(
-            replace(
-                self._row,
-                phase=self._phase,
-                objects_done=self._objects,
-                bytes_done=self._bytes,
-                verified=self._verified,
-                failed=self._failed,
-                updated_at=datetime.now(UTC),
-            )
-        )
-
-    # What changed while the copy ran.
-
-    async def _recent(self) -> None:
-        """A request that was already running when the plan switched still wrote to the source (it holds the
-        driver it began with) and may have been indexed after the copy passed its digest or repository: go
-        over what was recorded since the migration began once more. (Everything recorded from now on was
-        written by a request that began after the switch, so to the target.)"""
-        since = _aware(self._row.started_at) - CATCH_UP_MARGIN
-        after = ""
-        while page := await self._index.migrations.blobs_touched_since(since, after, PAGE):
-            await asyncio.gather(*(self._recent_blob(blob) for blob in page))
-            after = page[-1].digest
-            await self._save("recent", "")
-        for name in await self._index.migrations.repositories_changed_since(since):
-            await self._repository(name, catching_up=True)
-        await asyncio.gather(*(self._deferred(digest) for digest in list(self._report.deferred)))
-        self._report.deferred.clear()
-
-    async def _deferred(self, text: str) -> None:
-        """A blob the copy found in neither backend: there by now (its push finished), or missing."""
-        async with self._gate:
-            key = layout.blob_data(Digest.parse(text))
-            if await self._target.stat(key) is not None:
-                return
-            size = await self._index.blobs.blob_size(text)
-            if size is None:
-                return  # its row is gone: a push that failed, or garbage collected before the migration
-            blob = StoredBlob(text, size)
-            await _retrying(f"copying blob {text}", lambda: self._copy_blob(blob))
-            if text not in self._lost and await self._target.stat(key) is None:
-                self._lost.add(text)
-                self._report.lost("missing", text)
-                self._failed += 1
-
-    async def _recent_blob(self, blob: StoredBlob) -> None:
-        async with self._gate:
-            held = await self._target.stat(layout.blob_data(Digest.parse(blob.digest)))
-            if (held is not None and held.size == blob.size) or blob.digest in self._lost:
-                return  # a push wrote it there (and verified it), or the copy did (or reported it lost)
-            self._report.caught_up += 1
-            await _retrying(f"copying blob {blob.digest}", lambda: self._copy_blob(blob))
-
-    # Links.
-
-    async def _links(self) -> None:
-        while page := await self._index.migrations.repositories_after(self._cursor, REPOSITORY_PAGE):
-            for name in page:
-                await self._repository(name)
-            await self._save("links", page[-1])
-
-    async def _repository(self, name: str, *, catching_up: bool = False) -> None:
-        repository = RepositoryName(name)
-        before = _link_files(repository, await self._index.migrations.links(name))
-        await asyncio.gather(*(self._link(key, body, catching_up) for key, body in before.items()))
-        # Re-read the index: a delete that raced the writes above removed its row after we read it, and its
-        # storage delete may have run before our write. Storage first, index second means the index now says
-        # what must stay: remove what it no longer names, rewrite what moved (a tag pushed meanwhile).
-        after = _link_files(repository, await self._index.migrations.links(name))
-        for key in before.keys() - after.keys():
-            await self._target.delete(key)
-            self._report.links_removed += 1
-        for key, body in after.items():
-            if before.get(key) != body:
-                await self._link(key, body, catching_up)
-
-    async def _link(self, key: str, body: bytes, catching_up: bool = False) -> None:
-        async with self._gate:
-            await _retrying(f"writing the link {key}", lambda: self._write_link(key, body, catching_up))
-
-    async def _write_link(self, key: str, body: bytes, catching_up: bool) -> None:
-        if catching_up:
-            # Most links are there already (the copy or a push wrote them): look before writing.
-            try:
-                if await self._target.get(key) == body:
-                    return
-            except ObjectNotFound:
-                pass
-        # Written whatever the target holds (a link is a few bytes: writing costs what checking would), then
-        # read back and compared.
-        await self._target.put(key, body)
-        if await self._target.get(key) != body:
-            raise StorageUnavailable(f"the link {key} read back different bytes from the target")
-        if catching_up:
-            self._report.caught_up += 1
-            return
-        self._report.links_written += 1
-        self._done(0, verified=True)
-
-
-async def _retrying(what: str, attempt: Callable[[], Awaitable[None]]) -> None:
-    """``attempt`` up to ``ATTEMPTS`` times over storage errors (a store's hiccup); then the copy stops (and
-    resumes from its last page)."""
-    for number in range(1, ATTEMPTS + 1):
-        try:
-            await attempt()
-            return
-        except (StorageUnavailable, OSError) as exc:
-            if number == ATTEMPTS:
-                raise StorageUnavailable(f"{what} failed {ATTEMPTS} times: {exc}") from exc
-            await asyncio.sleep(0.5 * number)
-
-
-def _link_files(repository: RepositoryName, links: Any) -> dict[str, bytes]:
-    """Distribution's link files for what the index says of ``repository``: key -> body."""
-    files: dict[str, bytes] = {}
-    for text in links.layers:
-        digest = Digest.parse(text)
-        files[layout.layer_link(repository, digest)] = layout.link_body(digest)
-    for text in links.revisions:
-        digest = Digest.parse(text)
-        files[layout.revision_link(repository, digest)] = layout.link_body(digest)
-    for name, text in links.tags.items():
-        tag, digest = Tag(name), Digest.parse(text)
-        files[layout.tag_current_link(repository, tag)] = layout.link_body(digest)
-        files[layout.tag_index_link(repository, tag, digest)] = layout.link_body(digest)
-    return files
-
-
-async def _hashing(chunks: AsyncIterator[bytes], hasher: Hasher) -> AsyncIterator[bytes]:
-    async for chunk in chunks:
-        hasher.update(chunk)
-        yield chunk
-
-
-async def _digest_of(driver: StorageDriver, key: str, expected: Digest) -> Digest:
-    """The digest (in ``expected``'s algorithm) of the bytes ``driver`` holds at ``key``."""
-    hasher = Hasher(expected.algorithm)
-    async for chunk in driver.read(key):
-        hasher.update(chunk)
-    return hasher.digest()
 
 
 def _status(row: MigrationRow, running: bool) -> MigrationStatus:
