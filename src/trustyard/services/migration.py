@@ -28,6 +28,7 @@ start while a collection or an adoption runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -223,10 +224,9 @@ class Migrations:
     async def begin(self, actor: Actor, candidate: StorageSettings) -> MigrationStatus:
         """``start``, then copy in the background of this process (the admin API, the web UI); its status."""
         migration = await self.start(actor, candidate)
-        try:
+        # Another worker's maintenance loop may see the new migration first and take its copy: as good.
+        with contextlib.suppress(AlreadyExists):
             await self.start_copy(actor, migration.id)
-        except AlreadyExists:
-            pass  # another worker's maintenance loop saw the new migration first and copies it: as good
         status = await self.status(actor, migration.id)
         assert status is not None
         return status
