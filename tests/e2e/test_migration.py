@@ -42,7 +42,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.trustyard_only(reason="online migrat
 SIZE_MIB = int(os.environ.get("TRUSTYARD_MIGRATION_MIB", "64"))
 MIGRATION = "/api/v1/settings/storage/migration"
 #: How long one hop may take before the test gives up.
-HOP_TIMEOUT = 300.0
+HOP_TIMEOUT = 600.0
 
 
 @pytest.fixture
