@@ -198,6 +198,13 @@ class MigrationStore:
         query = changed.order_by(t.repositories.c.name)
         return [r.name for r in await self._db.rows(query)]
 
+    async def blob_referenced(self, digest: str) -> bool:
+        """Whether a repository links the blob or a manifest has its digest (a push reserves a blob's row
+        before it writes the bytes, and records these after: a row without them may be a push under way)."""
+        linked = select(t.repository_blobs.c.digest).where(t.repository_blobs.c.digest == digest).limit(1)
+        manifest = select(t.manifests.c.digest).where(t.manifests.c.digest == digest).limit(1)
+        return await self._db.first(linked) is not None or await self._db.first(manifest) is not None
+
     async def blob_known(self, digest: str) -> bool:
         return await self._db.first(select(t.blobs.c.digest).where(t.blobs.c.digest == digest)) is not None
 

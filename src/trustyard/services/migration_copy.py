@@ -224,8 +224,10 @@ class Copy:
             if await self._target.stat(key) is not None:
                 return
             size = await self._index.blobs.blob_size(text)
-            if size is None:
-                return  # its row is gone: a push that failed, or garbage collected before the migration
+            if size is None or not await self._index.migrations.blob_referenced(text):
+                # Its row is gone, or nothing references it yet: a push still under way (its bytes go to the
+                # target), or one that died (garbage for the next collection). Nothing to serve is lost.
+                return
             blob = StoredBlob(text, size)
             await _retrying(f"copying blob {text}", lambda: self._copy_blob(blob))
             if text not in self._lost and await self._target.stat(key) is None:
