@@ -231,6 +231,7 @@ async def open_node(settings: Settings, *, serving: bool = False) -> AsyncIterat
             yield services, keys
         finally:
             await services.adoption.close()
+            await services.migrations.close()
             await services.webhooks.close()
             await services.switch.stop()
             await services.switch.close()  # every backend's driver, the startup one among them
@@ -275,14 +276,15 @@ async def _follow_storage_plan(services: Services) -> None:
 
 
 async def _maintain(services: Services) -> None:
-    """Per worker: pick up webhook endpoints saved elsewhere, run a pending storage adoption, and look now and
-    then whether a scheduled garbage collection or the hourly upkeep (abandoned uploads, the webhook log) is due:
-    their leases in SQL let one worker of one node run each."""
+    """Per worker: pick up webhook endpoints saved elsewhere, run a pending storage adoption and resume a storage
+    migration whose copier is gone, and look now and then whether a scheduled garbage collection or the hourly
+    upkeep (abandoned uploads, the webhook log) is due: their leases in SQL let one worker of one node run each."""
     last_schedule = 0.0
     while True:
         await asyncio.sleep(SETTINGS_POLL_SECONDS)
         try:
             services.adoption.kick()
+            await services.migrations.resume_if_orphaned()
             await services.webhooks.refresh()
             now = time.monotonic()
             if now - last_schedule > GC_SCHEDULE_CHECK_SECONDS:

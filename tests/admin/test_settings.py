@@ -124,3 +124,45 @@ async def test_adoption_progress_and_restart(admin: httpx.AsyncClient, registry:
     assert started.status_code == 202
     body = await adopted(admin)
     assert (body["repositories"], body["manifests"], body["tags"], body["generation"]) == (1, 1, 1, 0)
+
+
+MIGRATION = "/api/v1/settings/storage/migration"
+
+
+async def test_migration_over_the_api(admin: httpx.AsyncClient, registry: Registry, tmp_path: Path) -> None:
+    none = await admin.get(MIGRATION)
+    assert none.status_code == 404
+    assert "POST a storage block" in none.json()["error"]["message"]
+    image = await push_image(registry.client, "acme/app", "v1", seed="moved")
+    target = tmp_path / "moved-root"
+    started = await admin.post(MIGRATION, json={"storage": {"filesystem": {"rootdirectory": str(target)}}})
+    assert started.status_code == 202, started.text
+    assert started.json()["state"] in ("copying", "switching", "done")
+    again = await admin.post(MIGRATION, json={"filesystem": {"rootdirectory": str(tmp_path / "elsewhere")}})
+    assert again.status_code in (202, 409)  # 409 while the first one runs: "under way"
+    services: Services = registry.asgi.state.services
+    await services.migrations.join()
+    done = (await admin.get(MIGRATION)).json()
+    assert done["state"] == "done", done
+    assert done["objects"]["done"] == done["objects"]["total"] > 0
+    assert done["bytes"]["done"] == done["bytes"]["total"] > 0
+    assert done["failed"] == 0
+    assert done["eta_seconds"] == 0
+    assert done["report"]["blobs_copied"] == 4  # config, two layers, the manifest
+    assert (target / f"docker/registry/v2/blobs/sha256/{image.digest[7:9]}/{image.digest[7:]}/data").exists()
+    assert (registry.data_dir / "storage/docker/registry/v2/repositories/acme/app").exists(), "source left intact"
+    pulled = await registry.client.get(
+        "/v2/acme/app/manifests/v1", headers=await _bearer(registry, "repository:acme/app:pull")
+    )
+    assert pulled.status_code == 200
+    events = (await admin.get("/api/v1/audit", params={"action": "storage.migrate"})).json()["events"]
+    assert events[0]["target"] == f"the directory {target}"
+
+
+async def test_a_migration_to_a_failing_backend_is_refused(admin: httpx.AsyncClient, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    response = await admin.post(MIGRATION, json={"filesystem": {"rootdirectory": str(tmp_path / "file" / "root")}})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "STORAGE_PROBE_FAILED"
+    assert "Not a directory" in response.json()["error"]["message"]
+    assert (await admin.get(MIGRATION)).status_code == 404  # nothing was started

@@ -96,3 +96,53 @@ def test_status_and_adopt_wait(tmp_path: Path) -> None:
     code, out = invoke("status", "--wait", "--data-dir", data)
     assert code == 0, out
     assert "3 repositories" in out
+
+
+def _push(data_dir: Path) -> None:
+    """Two images in the server's storage, pushed through the services as a server would."""
+    from trustyard.app import open_services
+
+    from ..services.test_migration import push_image
+
+    async def go() -> None:
+        async with open_services(Settings(data_dir=data_dir)) as services:
+            await push_image(services, "v1", b"layer one" * 1000)
+            await push_image(services, "v2", b"layer two" * 1000, algorithm="sha512")
+
+    asyncio.run(go())
+
+
+def test_migrate_copies_with_a_progress_bar_and_reports(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _push(data)
+    code, out = invoke("migrate", "--data-dir", str(data))
+    assert code == 1
+    assert "no storage migration is under way: say where to migrate with --to" in out
+    target = tmp_path / "moved"
+    code, out = invoke("migrate", "--data-dir", str(data), "--to", "filesystem", "--param", f"rootdirectory={target}")
+    assert code == 0, out
+    assert "migration 1 done: 6 blobs copied" in out  # two configs, two layers, two manifests
+    assert "0 missing from the source, 0 not matching their digest" in out
+    code, out = invoke("migrate", "--data-dir", str(data), "--status")
+    status = json.loads(out)
+    assert (status["state"], status["failed"], status["eta_seconds"]) == ("done", 0, 0)
+    assert status["objects"]["done"] == status["objects"]["total"]
+    tags = target / "docker/registry/v2/repositories/team/app/_manifests/tags"
+    assert sorted(p.name for p in tags.iterdir()) == ["v1", "v2"]
+    code, out = invoke("show", "--data-dir", str(data))
+    assert json.loads(out)["parameters"]["rootdirectory"] == str(target)
+
+
+def test_migrate_from_a_storage_block_file_and_bad_inputs(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    block = tmp_path / "storage.yml"
+    block.write_text(f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'r'}\n")
+    code, out = invoke("migrate", "--data-dir", str(data), "--to", str(block), "--param", "x=y")
+    assert code == 2
+    assert "--param goes with --to DRIVER" in out
+    code, out = invoke("migrate", "--data-dir", str(data), "--to", str(tmp_path / "nothing.yml"))
+    assert code == 2
+    assert "give filesystem, s3 or swift" in out
+    code, out = invoke("migrate", "--data-dir", str(data), "--to", str(block))
+    assert code == 0, out
+    assert "done" in out

@@ -19,6 +19,7 @@ import pytest
 from tests.storage.s3_store import S3Bucket
 from tests.storage.swift_store import SwiftContainer
 from trustyard.storage.driver import StorageDriver
+from trustyard.storage.fallback import FallbackDriver
 from trustyard.storage.filesystem import TEMP_DIR, FilesystemDriver
 from trustyard.storage.memory import MemoryDriver, MemoryStore
 
@@ -34,6 +35,17 @@ class Backend:
 def _memory(_tmp_path: Path) -> Backend:
     store = MemoryStore()
     return Backend(make=lambda: MemoryDriver(store), leftovers=lambda: [f"upload {t}" for t in store.uploads])
+
+
+def _fallback(_tmp_path: Path) -> Backend:
+    """A FallbackDriver (storage/fallback.py) over two memory stores, as a worker serves during a migration:
+    the contract holds for it as for any backend, and nothing may reach the old store (its fallback)."""
+    new, old = MemoryStore(), MemoryStore()
+
+    def leftovers() -> list[str]:
+        return [f"upload {t}" for t in [*new.uploads, *old.uploads]] + [f"fallback key {k}" for k in old.objects]
+
+    return Backend(make=lambda: FallbackDriver(MemoryDriver(new), MemoryDriver(old)), leftovers=leftovers)
 
 
 def _filesystem(tmp_path: Path) -> Backend:
@@ -74,6 +86,7 @@ def _swift(_tmp_path: Path) -> Backend:
 
 _BACKENDS: dict[str, Callable[[Path], Backend]] = {
     "memory": _memory,
+    "fallback": _fallback,
     "filesystem": _filesystem,
     "s3-swift": _s3_swift,
     "s3-moto": _s3_moto,

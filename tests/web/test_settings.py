@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from tests.registry.conftest import Registry, running
+from tests.registry.conftest import Registry, push_image, running
 from trustyard.services import Services
 from trustyard.services.adoption import LEASE
 from trustyard.storage.config import parse_storage_block
@@ -16,8 +16,10 @@ from .conftest import Browser, browser_of
 
 async def test_page_states_what_happens_to_images(admin: Browser) -> None:
     page = await admin.get("/settings/storage")
-    assert "Images in the current backend are not copied." in page.text
+    assert "<em>Save</em> switches without copying" in page.text
     assert "switching back shows the current images again." in page.text
+    assert "<em>Migrate to this backend</em> copies every image there while the registry keeps serving" in page.text
+    assert "No migration has run." in page.text
     assert 'id="type-filesystem" name="type" value="filesystem" checked' in page.text
     for label in (
         "Root directory",
@@ -120,6 +122,35 @@ async def test_pinned_by_the_config_file(tmp_path: Path) -> None:
             refused = await admin.post("/settings/storage", {"type": "filesystem", "op": "save"})
             assert refused.status_code == 409
             assert "change it there" in refused.text
+
+
+async def test_migrate_to_this_backend_shows_progress_and_the_report(
+    admin: Browser, registry: Registry, tmp_path: Path
+) -> None:
+    await push_image(registry.client, "acme/app", "v1")
+    await admin.get("/settings/storage")
+    root = tmp_path / "moved"
+    started = await admin.post(
+        "/settings/storage", {"type": "filesystem", "filesystem_rootdirectory": str(root), "op": "migrate"}
+    )
+    assert started.status_code == 303, started.text
+    page = await admin.get("/settings/storage")
+    assert f"Migration started: new pushes go to the directory {root} now" in page.text
+    assert 'id="migration" data-refresh="/settings/storage/migration"' in page.text
+    services: Services = registry.asgi.state.services
+    await services.migrations.join()
+    panel = await admin.get("/settings/storage/migration")
+    assert panel.status_code == 200
+    assert panel.text.lstrip().startswith("<section"), "the panel alone, for the page's script to swap in"
+    assert "data-active" not in panel.text  # done: the script stops refreshing it
+    assert '<strong id="migration-state">done</strong>' in panel.text
+    assert "4 blobs copied" in panel.text
+    assert "The old backend was left as it was" in panel.text
+    assert (root / "docker/registry/v2/repositories/acme/app/_manifests/tags/v1/current/link").exists()
+    again = await admin.post(
+        "/settings/storage", {"type": "filesystem", "filesystem_rootdirectory": str(root), "op": "save"}
+    )
+    assert again.status_code == 303  # a save after the migration is an ordinary switch
 
 
 async def test_a_running_adoption_shows_its_progress_and_the_page_refreshes(admin: Browser, registry: Registry) -> None:

@@ -155,6 +155,21 @@ ENDPOINTS = [
     ),
     Endpoint(
         "POST",
+        "/settings/storage/migration",
+        settings.start_migration,
+        "Migrate to another backend: copy every blob, manifest, tag and link while serving (admin)",
+        body="StorageSettings",
+        response="StorageMigration",
+    ),
+    Endpoint(
+        "GET",
+        "/settings/storage/migration",
+        settings.get_migration,
+        "Progress of the latest storage migration: objects, bytes, rate, ETA, state, report (admin)",
+        response="StorageMigration",
+    ),
+    Endpoint(
+        "POST",
         "/settings/storage/test",
         settings.test_storage,
         "Probe storage settings without saving them (admin)",

@@ -1,5 +1,6 @@
 """``/api/v1/settings/storage``: show, test and save the storage backend (Distribution's storage block as JSON
-or YAML; secrets write-only), and ``/adoption``: how far indexing what the backend holds got (or start it again)."""
+or YAML; secrets write-only); ``/adoption``: how far indexing what the backend holds got (or start it again);
+``/migration``: migrate to another backend, and its progress."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from trustyard.admin.http import actor, render, services, yaml_body
+from trustyard.errors import NotFound
 from trustyard.storage.config import StorageSettings, parse_storage_block
 
 
@@ -25,6 +27,22 @@ async def put_storage(request: Request) -> Response:
     caller, candidate = await actor(request), await storage_body(request)
     view = await services(request).settings.save_storage(caller, candidate)
     return render(view.as_document())
+
+
+async def start_migration(request: Request) -> Response:
+    """The same body as PUT: probe the target, switch to it reading through to the current backend, copy in the
+    background; 202 with the migration's progress."""
+    caller, candidate = await actor(request), await storage_body(request)
+    status = await services(request).migrations.begin(caller, candidate)
+    return render(status.document(), status=202)
+
+
+async def get_migration(request: Request) -> Response:
+    """The latest migration's progress: objects, bytes, rate, ETA, state and, once done, its report."""
+    status = await services(request).migrations.status(await actor(request))
+    if status is None:
+        raise NotFound("no storage migration has been started: POST a storage block to start one")
+    return render(status.document())
 
 
 async def get_adoption(request: Request) -> Response:

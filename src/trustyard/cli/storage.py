@@ -1,6 +1,7 @@
 """``trustyard storage``: show, test and set the storage backend (as Settings > Storage and the admin API do),
-follow the background adoption of what it holds (``status``, ``adopt``), and rebuild the SQL index from what
-storage holds. ``set`` returns once every running server serves the new backend."""
+follow the background adoption of what it holds (``status``, ``adopt``), migrate every image to another
+backend (``migrate``), and rebuild the SQL index from what storage holds. ``set`` returns once every running
+server serves the new backend."""
 
 from __future__ import annotations
 
@@ -12,13 +13,23 @@ from typing import Any
 import click
 import yaml
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from trustyard.cli.command import CONFIG, DATA_DIR, run, show
 from trustyard.errors import ConfigInvalid
 from trustyard.services import Services
 from trustyard.services.actor import Actor
 from trustyard.services.adoption import AdoptionView
+from trustyard.services.migration import MigrationRow
 from trustyard.storage.config import StorageSettings, parse_storage_block
 
 FROM_FILE = click.option(
@@ -157,6 +168,84 @@ def summary(view: AdoptionView) -> str:
     if a.skipped:
         line += f" ({a.skipped:,} skipped: see the server log)"
     return line + (f"; error: {a.error}" if a.error else "")
+
+
+@storage.command("migrate")
+@CONFIG
+@DATA_DIR
+@click.option(
+    "--to",
+    "to",
+    metavar="DRIVER|FILE",
+    help="The backend to move to: filesystem, s3 or swift (with --param), or a file holding a storage: block.",
+)
+@PARAMS
+@click.option("--status", "status_only", is_flag=True, help="Show how far the latest migration got, and stop.")
+def migrate_storage(
+    config_file: Path | None, data_dir: Path | None, to: str | None, params: tuple[str, ...], status_only: bool
+) -> None:
+    """Move every image to another backend while the registry serves: copy and verify each blob, manifest,
+    tag and link, then switch every server to it. New pushes go to the new backend at once; reads fall back to
+    the current one for what is not copied yet; it is left intact. Re-run to resume after a crash (a running
+    server also resumes it)."""
+    if status_only:
+        state = run(config_file, data_dir, lambda services, actor: services.migrations.status(actor))
+        show(state.document() if state is not None else {"state": "none"})
+        return
+    candidate = _target(to, params) if to else None
+    if candidate is None and params:
+        raise click.UsageError("--param goes with --to DRIVER")
+    with MigrationBar() as bar:
+        migration = run(
+            config_file, data_dir, lambda services, actor: services.migrations.migrate(actor, candidate, bar.update)
+        )
+    report = migration.report
+    click.echo(f"migration {migration.id} {migration.state}: {report.get('summary', '')}")
+    if migration.state == "done" and migration.failed:
+        click.echo(f"{migration.failed} objects could not be copied: `trustyard storage migrate --status` lists them")
+
+
+class MigrationBar:
+    """A rich progress bar over a migration's bytes, with its objects, rate and time left."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[objects]}"),
+            console=Console(stderr=True),
+        )
+        self._task = self._progress.add_task("copying", total=None, objects="")
+
+    def __enter__(self) -> MigrationBar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, migration: MigrationRow) -> None:
+        total = max(migration.bytes_total, migration.bytes_done)
+        objects = f"{migration.objects_done:,}/{max(migration.objects_total, migration.objects_done):,} objects"
+        description = migration.state if migration.state != "copying" else f"copying {migration.phase}"
+        self._progress.update(
+            self._task, completed=migration.bytes_done, total=total, description=description, objects=objects
+        )
+
+
+def _target(to: str, params: tuple[str, ...]) -> StorageSettings:
+    """``--to`` as a driver with its ``--param`` flags, or as a file holding a storage block."""
+    if to in ("filesystem", "s3", "swift"):
+        return _candidate(None, to, params)
+    path = Path(to)
+    if not path.is_file():
+        raise click.UsageError(f"--to {to!r}: give filesystem, s3 or swift (with --param), or a storage block file")
+    if params:
+        raise click.UsageError("--param goes with --to DRIVER, not with a storage block file")
+    return _candidate(path, None, ())
 
 
 @storage.command()

@@ -22,6 +22,7 @@ from trustyard.db.policies import PolicyStore
 from trustyard.db.repositories import RepositoryStore
 from trustyard.db.shared_secrets import SharedSecretStore
 from trustyard.db.storage_backends import StorageBackendStore, StoragePlan
+from trustyard.db.storage_migrations import MigrationStore
 from trustyard.db.uploads import UploadStore
 from trustyard.db.workers import WorkerStore
 
@@ -37,6 +38,7 @@ class Index:
         self.gc_runs = GcRunStore(db)
         self.policies = PolicyStore(db)
         self.shared_secrets = SharedSecretStore(db)
+        self.migrations = MigrationStore(db)
         self.backends = StorageBackendStore(db)
         self.workers = WorkerStore(db)
         self.adoptions = AdoptionStore(db)

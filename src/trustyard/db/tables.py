@@ -340,3 +340,28 @@ storage_adoptions = Table(
     Column("error", Text),
     Index("ix_storage_adoptions_state", "state"),
 )
+
+# Online migrations between storage backends (migration 0011, services/migration.py).
+
+storage_migrations = Table(
+    "storage_migrations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", Integer, nullable=False),  # storage backend generation copied from
+    Column("target", Integer, nullable=False),  # ... and to
+    Column("state", String(16), nullable=False),  # copying, switching, done, failed, cancelled
+    Column("phase", String(16), nullable=False),  # blobs, links, done: where the copy is
+    Column("cursor", String(512), nullable=False),  # the last key done in the phase (keyset order), "" at its start
+    Column("objects_total", BigInteger, nullable=False),
+    Column("bytes_total", BigInteger, nullable=False),
+    Column("objects_done", BigInteger, nullable=False),  # copied, or found already there and verified
+    Column("bytes_done", BigInteger, nullable=False),
+    Column("verified", BigInteger, nullable=False),  # objects whose digest (blobs) or body (links) was checked
+    Column("failed", BigInteger, nullable=False),  # objects missing from the source or not matching their digest
+    Column("started_by", String(64), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("report", Text),  # JSON: services/migration.MigrationReport
+    Column("error", Text),
+)

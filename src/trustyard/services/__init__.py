@@ -29,6 +29,7 @@ from trustyard.services.health import Health
 from trustyard.services.info import InfoService, Node
 from trustyard.services.lockout import Lockout
 from trustyard.services.manifests import Manifests
+from trustyard.services.migration import Migrations, StoragePlans
 from trustyard.services.policies import TagPolicies
 from trustyard.services.referrers import Referrers
 from trustyard.services.repositories import Repositories
@@ -69,6 +70,7 @@ class Services:
     upkeep: Upkeep
     switch: StorageSwitch
     adoption: Adoption
+    migrations: Migrations
 
     @classmethod
     def create(
@@ -152,4 +154,5 @@ class Services:
             upkeep=Upkeep(index.leases, uploads, webhooks, collector_id()),
             switch=switch,
             adoption=adoption,
+            migrations=Migrations(index, StoragePlans(index, backends, switch, settings), audit, collector_id()),
         )

@@ -250,6 +250,14 @@ class GarbageCollector:
             )
         await self._acquire()
         try:
+            # Checked after taking the lease: a migration starting meanwhile checks the lease after recording
+            # itself (services/migration.py), so one of the two always sees the other.
+            migration = await self._index.migrations.active()
+            if migration is not None:
+                raise AlreadyExists(
+                    f"a storage migration (id {migration.id}) is under way; garbage collection would race its copy, "
+                    "so it runs once the migration is done (`trustyard storage migrate --status`)"
+                )
             await self._index.gc_runs.interrupt_running()
             grace = int(options.grace.total_seconds())
             return await self._index.gc_runs.start(actor.name, options.dry_run, options.untagged, grace)

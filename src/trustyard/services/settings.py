@@ -118,6 +118,13 @@ class Settings:
         actor.require_admin()
         if self._startup.pinned_by is not None:
             raise SettingPinned(f"storage is set by the {self._startup.pinned_by}; change it there")
+        migration = await self._index.migrations.active()
+        if migration is not None:
+            # A plain switch clears the index and re-adopts: it would cut the migration's copy short.
+            raise AlreadyExists(
+                f"storage migration {migration.id} is under way; switch storage once it is done "
+                "(`trustyard storage migrate --status`)"
+            )
         collecting = await self._index.leases.current(GC_LEASE)
         if collecting is not None:  # it deletes by what the index says of the backend in use
             raise AlreadyExists(f"garbage collection is running ({collecting.holder}); save again when it has finished")
@@ -143,6 +150,21 @@ class Settings:
             generation=generation,
         )
         return await self.storage(actor)
+
+    async def register(self, actor: Actor, candidate: StorageSettings) -> int:
+        """Probe ``candidate`` and store it as a new backend generation without switching to it (a migration
+        switches the plan itself, keeping the index: services/migration.py); the new generation."""
+        actor.require_admin()
+        if self._startup.pinned_by is not None:
+            raise SettingPinned(f"storage is set by the {self._startup.pinned_by}; change it there")
+        settings = await self._complete_secrets(candidate)
+        driver = self._backends.build(settings)
+        try:
+            await probe(driver)
+        except BaseException:
+            await driver.close()
+            raise
+        return await self._backends.add(settings, driver, actor.name)
 
     async def refresh(self) -> bool:
         """Serve the plan another worker or node saved; True when the backend was swapped."""

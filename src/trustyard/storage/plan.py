@@ -8,10 +8,9 @@ everything.
 from __future__ import annotations
 
 from trustyard.storage.driver import StorageDriver
+from trustyard.storage.fallback import FallbackDriver
 
 
 def plan_driver(active: StorageDriver, fallback: StorageDriver | None) -> StorageDriver:
     """The driver requests use under a plan of ``active`` (and ``fallback``, when a migration runs)."""
-    if fallback is None:
-        return active
-    return active  # until storage/fallback.py exists: the migration replaces this with FallbackDriver
+    return active if fallback is None else FallbackDriver(active, fallback)

@@ -1,5 +1,6 @@
 """Settings > Storage: choose Filesystem or Cloud (Amazon S3 or OpenStack Swift), or upload a Distribution
-``storage:`` block; Test probes the backend without saving, Save probes it and switches every worker.
+``storage:`` block; Test probes the backend without saving, Save probes it and switches every worker, Migrate
+probes it and copies every image there while serving (its progress panel refreshes itself).
 
 On failure the page shows the backend's own error and keeps what was typed, except secrets (write-only: their
 inputs are always empty and say whether a value is set). Settings pinned by the config file or the
@@ -112,6 +113,7 @@ async def _page(
     request: Request, caller: Actor, view: StorageView, values: dict[str, Any], result: Any = None, status: int = 200
 ) -> Response:
     secrets = {f"{view.driver}_{name}": present for name, present in view.secrets.items()}
+    migration = await services(request).migrations.status(caller)
     adoption = (await services(request).adoption.status(caller)).as_document()
     return render(
         request,
@@ -123,8 +125,17 @@ async def _page(
         v=values,
         secrets=secrets,
         result=result,
+        migration=migration.document() if migration else None,
         adoption=adoption,
     )
+
+
+async def migration_panel(request: Request) -> Response:
+    """The migration's progress panel alone (the page's script fetches it every two seconds while it runs)."""
+    caller = await actor(request)
+    migration = await services(request).migrations.status(caller)
+    document = migration.document() if migration else None
+    return render(request, "storage_migration.html", caller, migration=document)
 
 
 async def storage_page(request: Request) -> Response:
@@ -139,6 +150,15 @@ async def _apply(request: Request, caller: Actor, op: str, candidate: StorageSet
     if op == "test":
         await settings.test_storage(caller, candidate)
         return f"Test passed: wrote, read back and deleted a probe object in {describe(candidate)}. Nothing was saved."
+    if op == "migrate":
+        await services(request).migrations.begin(caller, candidate)
+        flash(
+            request,
+            "ok",
+            f"Migration started: new pushes go to {describe(candidate)} now, and every image is being copied there "
+            "while the registry keeps serving (progress below).",
+        )
+        return None
     await settings.save_storage(caller, candidate)
     flash(
         request,
@@ -159,9 +179,9 @@ async def save_storage(request: Request) -> Response:
         passed = await _apply(request, caller, text(data, "op"), _candidate(data, view))
     except TrustyardError as error:
         return await _page(request, caller, view, values, ("error", message_of(error)), status_of(error))
-    return (
-        redirect(request, STORAGE_URL) if passed is None else await _page(request, caller, view, values, ("ok", passed))
-    )
+    if passed is None:
+        return redirect(request, STORAGE_URL)
+    return await _page(request, caller, view, values, ("ok", passed))
 
 
 async def upload_storage(request: Request) -> Response:
