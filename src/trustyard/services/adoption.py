@@ -19,7 +19,7 @@ from typing import Any
 from trustyard.db.adoptions import AdoptionRow
 from trustyard.db.index import Index
 from trustyard.services.actor import Actor
-from trustyard.services.reservations import dead_here
+from trustyard.services.leases import take_lease
 from trustyard.services.storage import ReindexReport, ReindexStopped, StorageAdmin
 from trustyard.services.switch import StorageSwitch
 
@@ -163,13 +163,7 @@ class Adoption:
         )
 
     async def _acquire(self) -> bool:
-        leases = self._index.leases
-        if await leases.acquire(LEASE, self._holder, LEASE_TTL):
-            return True
-        current = await leases.current(LEASE)
-        if current is not None and dead_here(current.holder):
-            return await leases.take_over(LEASE, current.holder, self._holder, LEASE_TTL)
-        return False
+        return await take_lease(self._index.leases, LEASE, self._holder, LEASE_TTL) is None
 
     async def close(self) -> None:
         if self._task is not None:

@@ -39,7 +39,8 @@ from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Actor
 from trustyard.services.audit import Audit
-from trustyard.services.reservations import LEASE, dead_here
+from trustyard.services.leases import take_lease
+from trustyard.services.reservations import LEASE
 from trustyard.services.retention import Expired, Retention
 from trustyard.services.uploads import Uploads
 from trustyard.storage import layout
@@ -300,18 +301,9 @@ class GarbageCollector:
             report.note(f"tag {item.repository}:{item.tag}")
 
     async def _acquire(self) -> None:
-        leases = self._index.leases
-        if await leases.acquire(LEASE, self._holder, LEASE_TTL):
-            return
-        current = await leases.current(LEASE)
-        if current is None and await leases.acquire(LEASE, self._holder, LEASE_TTL):
-            return
-        dead = current is not None and dead_here(current.holder)
-        if current is not None and dead and await leases.take_over(LEASE, current.holder, self._holder, LEASE_TTL):
-            log.warning("gc: took the lease over from %s, which is no longer running", current.holder)
-            return
-        holder = current.holder if current else "another collector"
-        raise AlreadyExists(f"garbage collection is already running ({holder}); wait for it to finish")
+        holder = await take_lease(self._index.leases, LEASE, self._holder, LEASE_TTL)
+        if holder is not None:
+            raise AlreadyExists(f"garbage collection is already running ({holder}); wait for it to finish")
 
     async def renew(self) -> None:
         if not await self._index.leases.renew(LEASE, self._holder, LEASE_TTL):

@@ -41,8 +41,9 @@ from trustyard.errors import AlreadyExists, InvalidRequest, NotFound, StorageUna
 from trustyard.services.actor import Actor
 from trustyard.services.audit import Audit
 from trustyard.services.backends import Backends
+from trustyard.services.leases import dead_here, take_lease
 from trustyard.services.migration_copy import Copy, Watcher
-from trustyard.services.reservations import collector_alive, dead_here
+from trustyard.services.reservations import collector_alive
 from trustyard.services.settings import Settings
 from trustyard.services.switch import StorageSwitch
 from trustyard.storage.config import StorageSettings
@@ -327,21 +328,9 @@ class Migrations:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _acquire(self) -> None:
-        leases = self._index.leases
-        if await leases.acquire(LEASE, self._holder, LEASE_TTL):
-            return
-        current = await leases.current(LEASE)
-        if current is None and await leases.acquire(LEASE, self._holder, LEASE_TTL):
-            return
-        dead = current is not None and dead_here(current.holder)
-        if current is not None and dead and await leases.take_over(LEASE, current.holder, self._holder, LEASE_TTL):
-            log.warning(
-                "storage migration: took the lease over from %s, which is gone",
-                current.holder,
-            )
-            return
-        holder = current.holder if current else "another copier"
-        raise AlreadyExists(f"the storage migration is being copied by {holder}")
+        holder = await take_lease(self._index.leases, LEASE, self._holder, LEASE_TTL)
+        if holder is not None:
+            raise AlreadyExists(f"the storage migration is being copied by {holder}")
 
     async def _holding_lease(self, work: Awaitable[None]) -> None:
         """Run ``work`` while renewing the lease every quarter of its life (a page of links or large blobs on a

@@ -10,12 +10,11 @@ bytes, drop the row), which is exactly what the collector would have done, and g
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 
 from trustyard.db.index import Index
 from trustyard.errors import BlobCollected
 from trustyard.oci.digest import Digest
+from trustyard.services.leases import dead_here
 from trustyard.storage import layout
 from trustyard.storage.driver import StorageDriver
 
@@ -40,18 +39,3 @@ async def collector_alive(index: Index) -> bool:
     """Whether a collector holds the lease and is not a process of this host known to be gone."""
     lease = await index.leases.current(LEASE)
     return lease is not None and not dead_here(lease.holder)
-
-
-def dead_here(holder: str) -> bool:
-    """Whether ``holder`` (``host:pid:nonce``) was a process on this host that is gone (killed or crashed)."""
-    host, _, rest = holder.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False

@@ -128,14 +128,7 @@ class Settings:
         collecting = await self._index.leases.current(GC_LEASE)
         if collecting is not None:  # it deletes by what the index says of the backend in use
             raise AlreadyExists(f"garbage collection is running ({collecting.holder}); save again when it has finished")
-        settings = await self._complete_secrets(candidate)
-        driver = self._backends.build(settings)
-        try:
-            await probe(driver)
-        except BaseException:
-            await driver.close()
-            raise
-        generation = await self._backends.add(settings, driver, actor.name)
+        settings, generation = await self._add_backend(actor, candidate)
         plan = await self._index.switch_storage(generation, None, actor.name, adopt=True)
         await self._switch.refresh()
         self._adoption.kick()  # here at once; otherwise the first worker whose loop sees it
@@ -157,6 +150,11 @@ class Settings:
         actor.require_admin()
         if self._startup.pinned_by is not None:
             raise SettingPinned(f"storage is set by the {self._startup.pinned_by}; change it there")
+        _settings, generation = await self._add_backend(actor, candidate)
+        return generation
+
+    async def _add_backend(self, actor: Actor, candidate: StorageSettings) -> tuple[StorageSettings, int]:
+        """Probe ``candidate`` (saved secrets filled in) and store it as a new backend generation."""
         settings = await self._complete_secrets(candidate)
         driver = self._backends.build(settings)
         try:
@@ -164,7 +162,7 @@ class Settings:
         except BaseException:
             await driver.close()
             raise
-        return await self._backends.add(settings, driver, actor.name)
+        return settings, await self._backends.add(settings, driver, actor.name)
 
     async def refresh(self) -> bool:
         """Serve the plan another worker or node saved; True when the backend was swapped."""
