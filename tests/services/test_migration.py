@@ -5,7 +5,9 @@ not run beside a migration."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -317,3 +319,23 @@ async def test_a_blob_reserved_but_not_yet_written_is_not_reported_missing(index
     await target.put(layout.blob_data(digest), data)  # the push writes (to the new backend) and goes on
     done = await one.migrations.run(SYSTEM, started.id)
     assert (done.state, done.failed, done.report["missing"], done.report["deferred"]) == ("done", 0, [], [])
+
+
+async def test_one_worker_copies_once_when_its_start_and_its_maintenance_loop_race(
+    index: Index, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The admin API's start and the same worker's maintenance loop both reach for the copy; the lease cannot
+    tell them apart (one holder), so the worker itself must: one copy, one report."""
+    caplog.set_level(logging.INFO, logger="trustyard.migration")
+    one = worker(index, tmp_path)
+    await populate(one)
+
+    async def maintenance_loop() -> None:
+        for _ in range(100):
+            await one.migrations.resume_if_orphaned()
+            await asyncio.sleep(0.005)
+
+    await asyncio.gather(one.migrations.begin(SYSTEM, on_disk(tmp_path / "new")), maintenance_loop())
+    await one.migrations.join()
+    done = [record.message for record in caplog.records if " done: " in record.message]
+    assert len(done) == 1, done

@@ -164,6 +164,9 @@ class Migrations:
         self._audit = audit
         self._holder = holder
         self._tasks: set[asyncio.Task[MigrationRow]] = set()
+        # One copy per process: the admin API's start and this worker's maintenance loop may both reach for the
+        # copy, and the lease cannot tell them apart (both are this holder, and a holder re-takes its own lease).
+        self._claiming = asyncio.Lock()
 
     async def start(self, actor: Actor, candidate: StorageSettings) -> MigrationRow:
         """Probe and register the target, record the migration and switch the plan to read through to the
@@ -278,29 +281,28 @@ class Migrations:
     async def start_copy(self, actor: Actor, migration_id: int) -> None:
         """Copy in the background of this process (the admin API, the web UI, a worker resuming)."""
         actor.require_admin()
-        await self._acquire()
-        self._background(migration_id)
+        async with self._claiming:
+            if self._tasks:
+                return  # this worker's maintenance loop took the copy first: as good
+            await self._acquire()
+            self._background(migration_id)
 
     async def resume_if_orphaned(self) -> bool:
         """Called by every worker's maintenance loop: take over an active migration whose copier is gone
         (its lease expired, or it was a process of this host that died). True when this worker took it."""
-        if self._tasks:
-            return False
-        migration = await self._index.migrations.active()
-        if migration is None:
-            return False
-        try:
-            await self._acquire()
-        except AlreadyExists:
-            return False
-        log.warning(
-            "storage migration %d: resuming at %s %r",
-            migration.id,
-            migration.phase,
-            migration.cursor,
-        )
-        self._background(migration.id)
-        return True
+        async with self._claiming:
+            if self._tasks:
+                return False
+            migration = await self._index.migrations.active()
+            if migration is None:
+                return False
+            try:
+                await self._acquire()
+            except AlreadyExists:
+                return False
+            log.warning("storage migration %d: resuming at %s %r", migration.id, migration.phase, migration.cursor)
+            self._background(migration.id)
+            return True
 
     def _background(self, migration_id: int) -> None:
         async def copy() -> MigrationRow:
