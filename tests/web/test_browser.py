@@ -270,7 +270,8 @@ def _keys(client: object, bucket: str) -> list[str]:
 
 def test_storage_s3_then_wrong_secret_then_moto_then_swift(site: Site) -> None:
     page = site.go("/settings/storage")
-    expect(page.get_by_text("Images in the current backend are not copied.")).to_be_visible()
+    expect(page.get_by_role("button", name="Migrate to this backend").first).to_be_visible()
+    expect(page.get_by_text("No migration has run.")).to_be_visible()
     site.shoot("storage-filesystem")
 
     url, bucket, access, secret, client = _bucket("swift")  # Swift's S3 API: it checks signatures
