@@ -18,6 +18,7 @@ backend is gone fails with BLOB_UPLOAD_UNKNOWN, and the client starts the upload
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
@@ -178,7 +179,6 @@ class Uploads:
             raise BlobUploadUnknown(f"upload {upload_id[:64]!r} was completed or cancelled by another request")
         state = UploadState(row.storage_key, row.token)
         hasher = _running_hash(row)
-        moved = row.backend != self._switch.plan.active
         try:
             parts = _pieces(row)[0]
             if parts:
@@ -189,18 +189,14 @@ class Uploads:
             if hasher is None or hasher.size != size or hasher.algorithm != digest.algorithm:
                 hasher = await self._rehash(driver, row.storage_key, digest.algorithm)
             self._check(digest, hasher.digest())
-            if moved:  # the session began before a storage switch: bring the blob to the active backend
-                await self._copy_to_active(driver, row.storage_key, digest)
         except BaseException:
             metrics.UPLOADS.labels("failed").inc()
             await self._tidy(driver, layout.upload_dir(repository, upload_id), state)
-            if moved:
-                await self._tidy(self._storage, layout.upload_dir(repository, upload_id))
             raise
-        if moved:
+        try:
+            await self._publish(repository, digest, row.storage_key, size, driver, row.backend)
+        finally:
             await self._tidy(driver, layout.upload_dir(repository, upload_id))
-        await self._publish(repository, digest, row.storage_key, size)
-        await self._tidy(self._storage, layout.upload_dir(repository, upload_id))
         metrics.UPLOADS.labels("completed").inc()
         await self._events.emit(actor, "push", blob_target(repository, BlobInfo(digest, size)))
         return BlobInfo(digest, size)
@@ -214,16 +210,20 @@ class Uploads:
         key = layout.upload_data(repository, upload_id)
         hasher = Hasher(digest.algorithm)
         metrics.UPLOADS.labels("started").inc()
+        # One backend for the whole request, as a session has: a switch while the body streams must not leave
+        # the staged bytes on one backend and the move looking for them on another.
+        generation = self._switch.plan.active
+        driver = await self._switch.driver(generation)
         try:
-            size = await self._storage.write(key, _hashing(chunks, hasher))
+            size = await driver.write(key, _hashing(chunks, hasher))
             self._check(digest, hasher.digest())
-            await self._publish(repository, digest, key, size)
+            await self._publish(repository, digest, key, size, driver, generation)
             metrics.UPLOADS.labels("completed").inc()
         except BaseException:
             metrics.UPLOADS.labels("failed").inc()
             raise
         finally:
-            await self._tidy(self._storage, layout.upload_dir(repository, upload_id))
+            await self._tidy(driver, layout.upload_dir(repository, upload_id))
         await self._events.emit(actor, "push", blob_target(repository, BlobInfo(digest, size)))
         return BlobInfo(digest, size)
 
@@ -295,12 +295,20 @@ class Uploads:
                 "start the upload again"
             ) from None
 
-    async def _copy_to_active(self, source: StorageDriver, key: str, digest: Digest) -> None:
-        """Stream the assembled blob from the session's backend into the active one, verifying its digest on
-        the way; a mismatch (the old backend changed the bytes) fails the upload and keeps nothing."""
+    async def _copy_to_active(
+        self, source: StorageDriver, key: str, target: StorageDriver, blob_key: str, digest: Digest
+    ) -> None:
+        """Stream the assembled blob from the backend it was staged on into the active one, verifying its digest
+        on the way; a mismatch (the old backend changed the bytes) fails the upload and keeps nothing."""
         hasher = Hasher(digest.algorithm)
-        await self._storage.write(key, _hashing(source.read(key), hasher))
-        self._check(digest, hasher.digest())
+        staged = f"{key}.copy"  # written next to the staging, moved into place only once verified
+        await target.write(staged, _hashing(source.read(key), hasher))
+        try:
+            self._check(digest, hasher.digest())
+            await target.move(staged, blob_key)
+        finally:
+            with contextlib.suppress(Exception):
+                await target.delete(staged)
 
     async def _write_part(
         self,
@@ -360,13 +368,30 @@ class Uploads:
                 detail={"expected": str(expected), "actual": str(actual)},
             )
 
-    async def _publish(self, repository: RepositoryName, digest: Digest, staged_key: str, size: int) -> None:
+    async def _publish(
+        self,
+        repository: RepositoryName,
+        digest: Digest,
+        staged_key: str,
+        size: int,
+        driver: StorageDriver,
+        generation: int,
+    ) -> None:
+        """Put the staged bytes in place on the active backend: a move when they were written to it (``driver``
+        is generation ``generation``), else, the storage plan having switched meanwhile, a copy from where they
+        were written, digest verified, that leaves the old backend as it was. (Still open: a switch between
+        reading the plan here and the move; the window is this one call, not the whole body.)"""
         # Reserve first: garbage collection then leaves the blob's bytes alone (or has finished deleting them).
         await reserve(self._index, self._storage, digest, size)
         blob_key = layout.blob_data(digest)
-        existing = await self._storage.stat(blob_key)
+        active = self._switch.plan.active
+        target = driver if active == generation else await self._switch.driver(active)
+        existing = await target.stat(blob_key)
         if existing is None or existing.size != size:
-            await self._storage.move(staged_key, blob_key)
+            if target is driver:
+                await driver.move(staged_key, blob_key)
+            else:
+                await self._copy_to_active(driver, staged_key, target, blob_key, digest)
         await self._link(repository, digest, size)
 
     async def _link(self, repository: RepositoryName, digest: Digest, size: int) -> None:
