@@ -11,6 +11,7 @@ that changes the plan, and the holder stops at its next progress report.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,8 @@ from trustyard.services.switch import StorageSwitch
 
 log = logging.getLogger(__name__)
 
+#: How long closing waits for a running adoption to end by itself before cancelling it.
+CLOSE_GRACE_SECONDS = 5.0
 LEASE = "storage-adoption"
 #: The holder renews at every progress report; a lease not renewed for this long is free again.
 LEASE_TTL = timedelta(seconds=30)
@@ -167,5 +170,9 @@ class Adoption:
 
     async def close(self) -> None:
         if self._task is not None:
+            # Let a short adoption end on its own first: cancelled inside a SQLite write transaction, it left the
+            # database locked for the shutdown's own writes (the worker's row). A long one is cut short after it.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._task), CLOSE_GRACE_SECONDS)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
