@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,9 +83,14 @@ def test_storage_and_token_metrics_after_a_push(served: Registry) -> None:
 
 def test_json_access_log(served: Registry) -> None:
     httpx.get(f"{served.url}/healthz", verify=served.ssl_context())
-    lines = [line for line in served.server.log.read_text().splitlines() if line.startswith('{"time"')]
-    entries = [json.loads(line) for line in lines]
-    health = [e for e in entries if e["path"] == "/healthz"]
+    # The worker writes the line once the response is sent, so the client may read the log before it is there.
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [line for line in served.server.log.read_text().splitlines() if line.startswith('{"time"')]
+        health = [e for e in map(json.loads, lines) if e["path"] == "/healthz"]
+        if health or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert health, lines[-5:]
     assert health[-1]["route"] == "/healthz"
     assert health[-1]["status"] == 200

@@ -10,7 +10,10 @@ import pytest
 
 from trustyard.db.engine import migrate, open_index, sqlite_url
 from trustyard.services import Services
+from trustyard.storage.driver import StorageDriver
 from trustyard.storage.memory import MemoryDriver
+from trustyard.storage.metered import MeteredDriver
+from trustyard.storage.switchable import SwitchableDriver
 
 #: The smallest part the "object store" flavour of the memory driver accepts (S3 has 5 MiB; small keeps tests fast).
 OBJECT_STORE_MIN_PART = 8
@@ -39,3 +42,9 @@ async def _services(tmp_path: Path, driver: MemoryDriver) -> AsyncIterator[Servi
         yield Services.create(index, driver)
     finally:
         await index.dispose()
+
+
+def backend_of(driver: SwitchableDriver) -> StorageDriver:
+    """The backend driver a switchable driver serves from, without the metering around it."""
+    current = driver.current
+    return current.inner if isinstance(current, MeteredDriver) else current

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from tests.services.conftest import backend_of
 from trustyard.auth.secretbox import SecretBox
 from trustyard.db.engine import migrate, open_index, sqlite_url
 from trustyard.db.index import Index
@@ -101,8 +102,8 @@ async def test_switching_rebuilds_the_index_and_switching_back_shows_images_agai
     await adopted(w)
     assert view.source == "runtime"
     assert view.parameters["rootdirectory"] == str(tmp_path / "other")
-    assert isinstance(w.driver.current, FilesystemDriver)
-    assert w.driver.current.root == tmp_path / "other"
+    assert isinstance(current := backend_of(w.driver), FilesystemDriver)
+    assert current.root == tmp_path / "other"
     assert await index.blobs.linked_blob_size(REPO.value, str(first)) is None  # not on the new backend
 
     second = await push_blob(w, b"on the other backend")
@@ -131,8 +132,8 @@ async def test_other_workers_pick_the_change_up(index: Index, tmp_path: Path) ->
     assert await two.settings.refresh() is False
     await one.settings.save_storage(ADMIN, on_disk(tmp_path / "other"))
     assert await two.settings.refresh() is True
-    assert isinstance(two.driver.current, FilesystemDriver)
-    assert two.driver.current.root == tmp_path / "other"
+    assert isinstance(current := backend_of(two.driver), FilesystemDriver)
+    assert current.root == tmp_path / "other"
     assert await two.settings.refresh() is False  # nothing new
 
 

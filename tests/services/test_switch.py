@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.conftest import backend_of
 from trustyard.auth.secretbox import SecretBox
 from trustyard.db.engine import migrate, open_index, sqlite_url
 from trustyard.db.index import Index
@@ -102,7 +103,7 @@ async def test_a_worker_that_has_not_read_the_plan_within_the_fence_reads_it_bef
     clock.now += 0.2
     await two.switch.fence()  # stale: reads the plan first
     assert two.switch.plan.active == 1
-    current = two.switch._driver.current
+    current = backend_of(two.switch._driver)
     assert isinstance(current, FilesystemDriver)
     assert current.root == tmp_path / "b"
 

@@ -25,6 +25,7 @@ from tests.storage.test_driver_contract import BoomError, chunked, payload, read
 from trustyard.errors import ObjectNotFound, StorageUnavailable
 from trustyard.storage.config import StorageSettings
 from trustyard.storage.factory import build_driver
+from trustyard.storage.metered import MeteredDriver
 from trustyard.storage.s3 import S3Driver, _decode_parts
 
 MiB = 1024 * 1024
@@ -189,7 +190,9 @@ def test_a_distribution_s3_config_loads() -> None:
     settings = StorageSettings.model_validate(config)
     assert settings.driver == "s3"
     assert "very-secret" not in repr(settings)
-    driver = build_driver(settings, default_root=None)  # type: ignore[arg-type]
+    metered = build_driver(settings, default_root=None)  # type: ignore[arg-type]
+    assert isinstance(metered, MeteredDriver)
+    driver = metered.inner
     assert isinstance(driver, S3Driver)
     assert driver.root == "s3/object/name/prefix"
     assert driver.endpoint == "https://s3.eu-de.cloud-object-storage.appdomain.cloud"

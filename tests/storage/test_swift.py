@@ -24,6 +24,7 @@ from tests.storage.test_driver_contract import chunked, keys, payload, read_all
 from trustyard.errors import ObjectNotFound, StorageUnavailable
 from trustyard.storage.config import StorageSettings, SwiftStorage
 from trustyard.storage.factory import build_driver
+from trustyard.storage.metered import MeteredDriver
 from trustyard.storage.swift import SwiftDriver
 
 MiB = 1024 * 1024
@@ -174,7 +175,9 @@ def test_config_takes_distributions_swift_block() -> None:
     )
     assert settings.driver == "swift"
     assert "api-key" not in repr(settings)
-    driver = build_driver(settings, default_root=__import__("pathlib").Path("/nonexistent"))
+    metered = build_driver(settings, default_root=__import__("pathlib").Path("/nonexistent"))
+    assert isinstance(metered, MeteredDriver)
+    driver = metered.inner
     assert isinstance(driver, SwiftDriver)
     assert driver._redirect is False
     minimal = {"authurl": "https://k/auth/v1.0", "username": "u", "password": "p", "container": "c"}

@@ -8,10 +8,15 @@ from trustyard.storage.config import StorageSettings
 from trustyard.storage.driver import StorageDriver
 from trustyard.storage.filesystem import FilesystemDriver
 from trustyard.storage.memory import MemoryDriver
+from trustyard.storage.metered import MeteredDriver
 
 
 def build_driver(settings: StorageSettings, default_root: Path) -> StorageDriver:
-    """The driver ``settings`` names; a filesystem driver under ``default_root`` when none is named."""
+    """The driver ``settings`` names (a filesystem driver under ``default_root`` when none is named), metered."""
+    return MeteredDriver(_backend(settings, default_root))
+
+
+def _backend(settings: StorageSettings, default_root: Path) -> StorageDriver:
     if settings.driver == "inmemory":
         return MemoryDriver()
     if settings.s3 is not None:

@@ -4,9 +4,8 @@ Operators change storage at run time (Settings > Storage, the admin API, the CLI
 backend when it sees the new settings. Requests already streaming keep the driver they started with (a call
 binds ``current`` once); the old driver is closed after a grace period so they can finish.
 
-Every call is measured here, once for all backends: ``trustyard_storage_operations_total``, ``..._errors_total``
-and ``..._operation_duration_seconds`` by backend and operation (trustyard/metrics.py). A missing object is an
-answer, not an error.
+Calls are measured by the backend drivers themselves (storage/metered.py), not here: upload sessions reach their
+backend without this driver.
 """
 
 from __future__ import annotations
@@ -14,17 +13,9 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection, Mapping
-from time import perf_counter
-from typing import TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping
 
-from prometheus_client import Counter, Histogram
-
-from trustyard import metrics
-from trustyard.errors import ObjectNotFound
 from trustyard.storage.driver import ObjectInfo, Part, StorageDriver, UploadState
-
-T = TypeVar("T")
 
 #: How long a replaced driver stays open for requests that were already using it.
 GRACE_SECONDS = 600.0
@@ -64,33 +55,31 @@ class SwitchableDriver:
         return self.current.max_part_size
 
     async def stat(self, key: str) -> ObjectInfo | None:
-        return await self._call("stat", lambda driver: driver.stat(key))
+        return await self.current.stat(key)
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-        driver = self.current
-        return self._stream(driver, "read", driver.read(key, offset, length))
+        return self.current.read(key, offset, length)
 
     async def get(self, key: str) -> bytes:
-        return await self._call("get", lambda driver: driver.get(key))
+        return await self.current.get(key)
 
     async def put(self, key: str, data: bytes) -> None:
-        await self._call("put", lambda driver: driver.put(key, data))
+        await self.current.put(key, data)
 
     async def write(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        return await self._call("write", lambda driver: driver.write(key, chunks))
+        return await self.current.write(key, chunks)
 
     async def delete(self, key: str) -> None:
-        await self._call("delete", lambda driver: driver.delete(key))
+        await self.current.delete(key)
 
     async def delete_prefix(self, prefix: str) -> None:
-        await self._call("delete_prefix", lambda driver: driver.delete_prefix(prefix))
+        await self.current.delete_prefix(prefix)
 
     def list(self, prefix: str) -> AsyncIterator[str]:
-        driver = self.current
-        return self._stream(driver, "list", driver.list(prefix))
+        return self.current.list(prefix)
 
     async def move(self, source: str, destination: str) -> None:
-        await self._call("move", lambda driver: driver.move(source, destination))
+        await self.current.move(source, destination)
 
     async def redirect_url(self, key: str, method: str = "GET") -> str | None:
         return await self.current.redirect_url(key, method)  # signs locally: no call to the backend
@@ -99,49 +88,16 @@ class SwitchableDriver:
         return self.current.local_path(key)
 
     async def start_upload(self, key: str) -> UploadState:
-        return await self._call("start_upload", lambda driver: driver.start_upload(key))
+        return await self.current.start_upload(key)
 
     async def write_part(self, upload: UploadState, number: int, offset: int, chunks: AsyncIterable[bytes]) -> Part:
-        return await self._call("write_part", lambda driver: driver.write_part(upload, number, offset, chunks))
+        return await self.current.write_part(upload, number, offset, chunks)
 
     async def complete_upload(self, upload: UploadState, parts: builtins.list[Part]) -> None:
-        await self._call("complete_upload", lambda driver: driver.complete_upload(upload, parts))
+        await self.current.complete_upload(upload, parts)
 
     async def abort_upload(self, upload: UploadState) -> None:
-        await self._call("abort_upload", lambda driver: driver.abort_upload(upload))
-
-    async def _call(self, operation: str, call: Callable[[StorageDriver], Awaitable[T]]) -> T:
-        driver = self.current
-        count, errors, latency = _meters(driver.name, operation)
-        count.inc()
-        started = perf_counter()
-        try:
-            return await call(driver)
-        except ObjectNotFound:
-            raise
-        except Exception:
-            errors.inc()
-            raise
-        finally:
-            latency.observe(perf_counter() - started)
-
-    @staticmethod
-    async def _stream(driver: StorageDriver, operation: str, items: AsyncIterator[T]) -> AsyncIterator[T]:
-        count, errors, latency = _meters(driver.name, operation)
-        count.inc()
-        started = perf_counter()
-        try:
-            first = True
-            async for item in items:
-                if first:
-                    latency.observe(perf_counter() - started)
-                    first = False
-                yield item
-        except ObjectNotFound:
-            raise
-        except Exception:
-            errors.inc()
-            raise
+        await self.current.abort_upload(upload)
 
     async def sweep_staging(self, recorded: Mapping[str, Collection[str]]) -> int:
         return await self.current.sweep_staging(recorded)
@@ -155,18 +111,3 @@ class SwitchableDriver:
             with contextlib.suppress(Exception):
                 await driver.close()
         await self.current.close()
-
-
-_METERS: dict[tuple[str, str], tuple[Counter, Counter, Histogram]] = {}
-
-
-def _meters(backend: str, operation: str) -> tuple[Counter, Counter, Histogram]:
-    """The (calls, errors, latency) children for one backend and operation, looked up once per process."""
-    found = _METERS.get((backend, operation))
-    if found is None:
-        found = _METERS[(backend, operation)] = (
-            metrics.STORAGE_OPERATIONS.labels(backend, operation),
-            metrics.STORAGE_ERRORS.labels(backend, operation),
-            metrics.STORAGE_LATENCY.labels(backend, operation),
-        )
-    return found
