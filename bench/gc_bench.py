@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import resource
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -34,11 +35,13 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' wiring of Services
+from tests.services.wiring import wire
+
 from trustyard.db import tables as t
 from trustyard.db.engine import migrate, open_index, sqlite_url
 from trustyard.db.index import Index
 from trustyard.oci.digest import Digest
-from trustyard.services import Services
 from trustyard.services.actor import Actor
 from trustyard.services.gc import GcOptions
 from trustyard.storage import layout
@@ -208,7 +211,7 @@ async def main() -> None:
     index = open_index(url)
     driver = build_driver(parse_storage_block(storage_block(args.storage, root)), root / "storage")
     counting = Counting(driver)
-    services = Services.create(index, counting)  # type: ignore[arg-type]
+    services = wire(index, counting)  # type: ignore[arg-type]
     started = time.perf_counter()
     await seed(index, driver, args.blobs, args.manifests)
     seeded = time.perf_counter() - started

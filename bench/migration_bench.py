@@ -24,6 +24,7 @@ import asyncio
 import concurrent.futures as cf
 import os
 import random
+import sys
 import tempfile
 import time
 import uuid
@@ -34,7 +35,9 @@ from urllib.parse import quote
 
 import httpx
 
-from trustyard.auth.secretbox import SecretBox
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' wiring of Services
+from tests.services.wiring import wire
+
 from trustyard.db.engine import migrate, open_index, sqlite_url
 from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName
@@ -183,7 +186,7 @@ async def bench(store: str, mib: int, objects: int) -> None:
             settings = parse_storage_block(block(store, source))
             startup = StartupStorage(settings, None, Path(tmp) / "default")
             driver = SwitchableDriver(build_driver(settings, Path(tmp) / "default"))
-            services = Services.create(index, driver, startup=startup, box=SecretBox(SecretBox.new_key()))
+            services = wire(index, driver, startup=startup)
             try:
                 size = await seed(services, objects, mib * MiB)
                 started = await services.migrations.start(SYSTEM, parse_storage_block(block(store, target)))

@@ -83,6 +83,10 @@ NO_SECRET_KEY = (
     "give every node the same key, in TRUSTYARD_SECRET_KEY or in the file named by secret_key_file "
     "(a key trustyard generated is in the first node's DATA_DIR/keys/secret.key)"
 )
+NOT_PREPARED = (
+    "the secret key or the shared keys are not there yet: `trustyard serve` (or any trustyard command) "
+    "creates them on its first start"
+)
 
 
 @dataclass(frozen=True)
@@ -133,15 +137,13 @@ def tls_files(settings: Settings) -> TlsFiles | None:
     return ensure_certificates(settings.tls_dir, default_names([*listen, *settings.public_names]))
 
 
-def token_authority(settings: Settings, keys: NodeKeys | None) -> TokenAuthority | None:
+def token_authority(settings: Settings, keys: NodeKeys) -> TokenAuthority:
     """Signs and verifies registry tokens with the operator's ``token_key`` file when one is configured, else
-    with the cluster's key from the database; None before the keys exist (commands then use a throwaway key)."""
+    with the cluster's key from the database."""
     if settings.token_key is not None:
         key = load_signing_key(settings.token_key)
-    elif keys is not None:
-        key = signing_key_from_pem(keys.token_key, "the token signing key in the database")
     else:
-        return None
+        key = signing_key_from_pem(keys.token_key, "the token signing key in the database")
     return TokenAuthority(key, SERVICE, SERVICE, settings.token_ttl, settings.refresh_token_ttl)
 
 
@@ -199,8 +201,9 @@ async def open_services(settings: Settings, *, serving: bool = False) -> AsyncIt
 
 
 @asynccontextmanager
-async def open_node(settings: Settings, *, serving: bool = False) -> AsyncIterator[tuple[Services, NodeKeys | None]]:
-    """``open_services``, and the cluster's shared keys in the clear (None before ``prepare`` created them)."""
+async def open_node(settings: Settings, *, serving: bool = False) -> AsyncIterator[tuple[Services, NodeKeys]]:
+    """``open_services``, and the cluster's shared keys in the clear. ``prepare`` must have run on this data
+    directory and database: it makes the secret key and the shared keys this needs."""
     index = open_index(settings.database)
     pinned_by = None if settings.storage_source == "default" else settings.storage_source
     startup = StartupStorage(settings.storage, pinned_by, settings.default_storage_root)
@@ -209,18 +212,18 @@ async def open_node(settings: Settings, *, serving: bool = False) -> AsyncIterat
     source = EventSource.local(settings.listen, settings.public_url)
     try:
         keys = None if box is None else await SharedSecrets(index.shared_secrets, box, process_name()).keys()
-        authority = token_authority(settings, keys)
-        schedule = GcSchedule.parse(settings.gc_every, settings.gc_untagged, settings.gc_grace)
+        if box is None or keys is None:
+            raise errors.ConfigInvalid(NOT_PREPARED)
         services = Services.create(
             index,
             driver,
-            authority,
-            startup,
-            box,
-            source,
-            schedule,
-            node(settings),
-            WorkerIdentity.here(node_name(settings), __version__) if serving else None,
+            authority=token_authority(settings, keys),
+            startup=startup,
+            box=box,
+            source=source,
+            gc_schedule=GcSchedule.parse(settings.gc_every, settings.gc_untagged, settings.gc_grace),
+            node=node(settings),
+            worker=WorkerIdentity.here(node_name(settings), __version__) if serving else None,
             basic_auth_cache_ttl=settings.basic_auth_cache_ttl,
             refresh_tokens=settings.refresh_tokens,
         )
@@ -303,8 +306,6 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
         ca = settings.tls_dir / "ca.crt"
         app.state.ca_pem = ca.read_bytes() if ca.exists() else None
         async with open_node(settings, serving=True) as (services, keys):
-            if keys is None:  # prepare() creates them before any worker starts
-                raise errors.ConfigInvalid("the shared keys are not in the database: start with `trustyard serve`")
             app.state.session_key = keys.session_key
             app.state.services = services
             services.adoption.kick()

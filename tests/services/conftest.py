@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.wiring import wire
 from trustyard.db.engine import migrate, open_index, sqlite_url
 from trustyard.services import Services
 from trustyard.storage.driver import StorageDriver
@@ -39,7 +40,7 @@ async def _services(tmp_path: Path, driver: MemoryDriver) -> AsyncIterator[Servi
     await migrate(url)
     index = open_index(url)
     try:
-        yield Services.create(index, driver)
+        yield wire(index, driver)
     finally:
         await index.dispose()
 

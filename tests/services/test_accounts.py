@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.services.wiring import wire
 from trustyard.db.engine import migrate, open_index
 from trustyard.errors import AlreadyExists, Denied, InvalidRequest, LoginFailed, NotFound, TooManyRequests, Unauthorized
 from trustyard.services import Services
@@ -21,7 +22,7 @@ async def services(database_url: str) -> AsyncIterator[Services]:
     await migrate(database_url)
     index = open_index(database_url)
     try:
-        yield Services.create(index, MemoryDriver())
+        yield wire(index, MemoryDriver())
     finally:
         await index.dispose()
 

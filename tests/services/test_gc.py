@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.services.wiring import wire
 from trustyard.db.engine import migrate, open_index
 from trustyard.db.index import Index
 from trustyard.errors import AlreadyExists, BlobCollected
@@ -38,7 +39,7 @@ async def env(database_url: str) -> AsyncIterator[tuple[Services, Index, MemoryD
     index = open_index(database_url)
     driver = MemoryDriver()
     try:
-        yield Services.create(index, driver), index, driver
+        yield wire(index, driver), index, driver
     finally:
         await index.dispose()
 

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from sqlalchemy.engine import make_url
 
 from tests.services.test_gc import push_image
+from tests.services.wiring import wire
 from trustyard import __version__
 from trustyard.auth.certificates import ensure_certificates
 from trustyard.db.engine import migrate, open_index
@@ -51,7 +52,7 @@ async def services(database_url: str, tmp_path: Path, driver: MemoryDriver) -> A
     tls = ensure_certificates(tmp_path / "tls", ["registry.example", "127.0.0.1"])
     node = Node("0.0.0.0:5443", "https://registry.example:5443/", tls.cert, tls.ca_cert)
     try:
-        yield Services.create(index, driver, node=node)
+        yield wire(index, driver, node=node)
     finally:
         await index.dispose()
 
@@ -124,7 +125,7 @@ async def test_plain_http_has_no_tls_section(database_url: str) -> None:
     index = open_index(database_url)
     try:
         node = Node("127.0.0.1:5000", None, None, None)
-        found = await Services.create(index, MemoryDriver(), node=node).info.info(SYSTEM)
+        found = await wire(index, MemoryDriver(), node=node).info.info(SYSTEM)
     finally:
         await index.dispose()
     assert found.tls is None
@@ -145,7 +146,7 @@ async def test_storage_secrets_are_only_set_or_not_set(sqlite_url: str, tmp_path
     s3 = {"bucket": "images", "region": "us-east-1", "accesskey": "AKIAEXAMPLE", "secretkey": "very-secret-key"}
     startup = StartupStorage(parse_storage_block({"s3": s3}), "config file", tmp_path / "storage")
     try:
-        found = await Services.create(index, MemoryDriver(), startup=startup).info.info(SYSTEM)
+        found = await wire(index, MemoryDriver(), startup=startup).info.info(SYSTEM)
     finally:
         await index.dispose()
     document = json.dumps(found.as_document())
@@ -161,7 +162,7 @@ async def test_an_operators_certificate_without_a_ca_of_our_own(sqlite_url: str,
     index = open_index(sqlite_url)
     try:
         node = Node("127.0.0.1:5443", None, tls.cert, tmp_path / "data" / "tls" / "ca.crt")
-        found = await Services.create(index, MemoryDriver(), node=node).info.info(SYSTEM)
+        found = await wire(index, MemoryDriver(), node=node).info.info(SYSTEM)
     finally:
         await index.dispose()
     assert found.tls is not None

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from tests.services.wiring import wire
 from trustyard.auth.secretbox import SecretBox
 from trustyard.db import tables as t
 from trustyard.db.engine import migrate, open_index, sqlite_url
@@ -56,7 +57,7 @@ def worker(index: Index, tmp_path: Path) -> Services:
     """One worker's services over the shared index, started on the filesystem under ``tmp_path/old``."""
     default_root = tmp_path / "old"
     startup = StartupStorage(StorageSettings(), None, default_root)
-    return Services.create(index, SwitchableDriver(FilesystemDriver(default_root)), startup=startup, box=SecretBox(KEY))
+    return wire(index, SwitchableDriver(FilesystemDriver(default_root)), startup=startup, box=SecretBox(KEY))
 
 
 async def read(services: Services, digest: Digest) -> bytes:

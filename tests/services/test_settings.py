@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.services.conftest import backend_of
+from tests.services.wiring import wire
 from trustyard.auth.secretbox import SecretBox
 from trustyard.db.engine import migrate, open_index, sqlite_url
 from trustyard.db.index import Index
@@ -64,7 +65,7 @@ def worker(
     default_root = tmp_path / "default"
     driver = SwitchableDriver(FilesystemDriver(default_root))
     startup = StartupStorage(configured or StorageSettings(), pinned_by, default_root)
-    services = Services.create(index, driver, startup=startup, box=SecretBox(KEY))
+    services = wire(index, driver, startup=startup, box=SecretBox(KEY))
     return Worker(services.settings, driver, services.uploads, services)
 
 

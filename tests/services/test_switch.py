@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.services.conftest import backend_of
+from tests.services.wiring import wire
 from trustyard.auth.secretbox import SecretBox
 from trustyard.db.engine import migrate, open_index, sqlite_url
 from trustyard.db.index import Index
@@ -58,7 +59,7 @@ def worker(index: Index, tmp_path: Path, pid: int | None = None) -> Services:
     default_root = tmp_path / "default"
     startup = StartupStorage(StorageSettings(), None, default_root)
     identity = None if pid is None else WorkerIdentity("test:5000", pid, "test", datetime.now(UTC))
-    return Services.create(index, FilesystemDriver(default_root), startup=startup, box=SecretBox(KEY), worker=identity)
+    return wire(index, FilesystemDriver(default_root), startup=startup, box=SecretBox(KEY), worker=identity)
 
 
 def on_disk(root: Path) -> StorageSettings:
@@ -227,7 +228,7 @@ async def test_collection_and_a_switch_do_not_overlap(index: Index, tmp_path: Pa
 
 async def test_pinned_storage_ignores_a_plan_saved_before_it_was_pinned(index: Index, tmp_path: Path) -> None:
     await worker(index, tmp_path).settings.save_storage(ADMIN, on_disk(tmp_path / "b"))
-    pinned = Services.create(
+    pinned = wire(
         index,
         FilesystemDriver(tmp_path / "pinned"),
         startup=StartupStorage(on_disk(tmp_path / "pinned"), "config file", tmp_path / "default"),

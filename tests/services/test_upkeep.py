@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+from tests.services.wiring import wire
 from trustyard.db import tables as t
 from trustyard.db.engine import migrate, open_index
 from trustyard.db.index import Index
 from trustyard.oci.names import RepositoryName
-from trustyard.services import Services
 from trustyard.services.actor import Actor
 from trustyard.services.upkeep import LEASE, Upkeep
 from trustyard.storage.memory import MemoryDriver
@@ -30,7 +30,7 @@ async def index(database_url: str) -> AsyncIterator[Index]:
 
 
 async def test_one_run_per_interval_across_workers(index: Index) -> None:
-    workers = [Services.create(index, MemoryDriver()) for _ in range(3)]
+    workers = [wire(index, MemoryDriver()) for _ in range(3)]
     ran = [await worker.upkeep.run_if_due() for worker in workers]
     assert ran == [True, False, False]
     assert await workers[0].upkeep.run_if_due() is False  # the winner too waits for the interval
@@ -41,7 +41,7 @@ async def test_one_run_per_interval_across_workers(index: Index) -> None:
 
 
 async def test_upkeep_cancels_abandoned_uploads(index: Index) -> None:
-    services = Services.create(index, MemoryDriver())
+    services = wire(index, MemoryDriver())
     upkeep = Upkeep(index.leases, services.uploads, services.webhooks, "worker-a")
     started = await services.uploads.start(Actor.system(), RepositoryName.parse("team/app"))
     async with index.writer.begin() as conn:  # idle for eight days

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from tests.services.wiring import wire
 from trustyard.errors import (
     BlobUnknown,
     BlobUploadInvalid,
@@ -108,7 +109,7 @@ async def test_the_running_hash_is_resumed_not_recomputed(services: Services, mo
         raise AssertionError("the staged bytes were read back to hash them")
 
     monkeypatch.setattr(services.uploads, "_rehash", no_rehash)
-    other_worker = Services.create(services.uploads._index, services.uploads._storage).uploads
+    other_worker = wire(services.uploads._index, services.uploads._storage).uploads
     status = await services.uploads.start(ACTOR, REPO)
     await services.uploads.append(ACTOR, REPO, status.id, chunks(b"abc"))
     await other_worker.append(ACTOR, REPO, status.id, chunks(b"def"))

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from trustyard.auth.credential_cache import DEFAULT_SIZE, DEFAULT_TTL, CredentialCache
+from trustyard.auth.credential_cache import DEFAULT_SIZE, CredentialCache
 from trustyard.auth.secretbox import SecretBox
-from trustyard.auth.tokens import TokenAuthority, ephemeral_authority
+from trustyard.auth.tokens import TokenAuthority
 from trustyard.db.accounts import AccountStore
 from trustyard.db.audit import AuditStore
 from trustyard.db.health import DatabaseProbe
@@ -43,8 +42,6 @@ from trustyard.services.tokens import Tokens
 from trustyard.services.upkeep import Upkeep
 from trustyard.services.uploads import Uploads
 from trustyard.services.webhooks import EventSource, Webhooks
-from trustyard.storage.config import StorageSettings
-from trustyard.storage.driver import StorageDriver
 from trustyard.storage.switchable import SwitchableDriver
 
 
@@ -76,29 +73,26 @@ class Services:
     def create(
         cls,
         index: Index,
-        storage: StorageDriver,
-        authority: TokenAuthority | None = None,
-        startup: StartupStorage | None = None,
-        box: SecretBox | None = None,
-        source: EventSource | None = None,
-        gc_schedule: GcSchedule | None = None,
-        node: Node | None = None,
-        worker: WorkerIdentity | None = None,
+        storage: SwitchableDriver,
         *,
-        basic_auth_cache_ttl: float = DEFAULT_TTL,
-        refresh_tokens: bool = False,
+        authority: TokenAuthority,
+        startup: StartupStorage,
+        box: SecretBox,
+        source: EventSource,
+        gc_schedule: GcSchedule,
+        node: Node,
+        worker: WorkerIdentity | None,
+        basic_auth_cache_ttl: float,
+        refresh_tokens: bool,
     ) -> Services:
-        """``authority`` signs registry tokens; without one (tests, one-off commands) a throwaway key does.
+        """Every service over ``index`` and ``storage``, each given all it works with (app.py is the one
+        composition root; tests wire theirs in tests/services/wiring.py). ``authority`` signs registry tokens;
         ``startup`` is the storage the process started with (the storage plan may replace it, see
-        services/switch.py) and ``box`` seals saved secrets; ``source`` names this node in webhook events;
-        ``gc_schedule`` is the configured collection schedule (default: off); ``node`` is what this node's
-        settings say of it (for ``info``; default: plain HTTP on localhost:5000); ``worker`` is this serving
-        worker (None in a one-off command: it neither heartbeats nor acks the storage plan). Tests may leave
-        these out. ``basic_auth_cache_ttl``: how long verified HTTP Basic credentials are trusted without a new
-        check; ``refresh_tokens``: whether logins may ask for refresh tokens (the ``refresh_tokens`` setting)."""
-        storage = storage if isinstance(storage, SwitchableDriver) else SwitchableDriver(storage)
-        startup = startup or StartupStorage(StorageSettings(), None, Path("trustyard-data") / "storage")
-        box = box or SecretBox(SecretBox.new_key())
+        services/switch.py); ``box`` seals saved secrets; ``source`` names this node in webhook events;
+        ``gc_schedule`` is the configured collection schedule; ``node`` is what this node's settings say of it
+        (for ``info``); ``worker`` is this serving worker, or None in a one-off command (it neither heartbeats
+        nor acks the storage plan); ``basic_auth_cache_ttl``: how long verified HTTP Basic credentials are
+        trusted without a new check; ``refresh_tokens``: whether logins may ask for refresh tokens."""
         backends = Backends(index.backends, box, storage.current, startup.settings, startup.default_root)
         switch = StorageSwitch(index, backends, storage, worker, pinned=startup.pinned_by is not None)
         audit = Audit(AuditStore(index.reader, index.writer))
@@ -107,9 +101,7 @@ class Services:
         policies = TagPolicies(index, audit)
         accounts = Accounts(account_store, repository_store, storage, policies, audit)
         storage_admin = StorageAdmin(index, storage)
-        webhooks = Webhooks(
-            WebhookStore(index.reader, index.writer), box, audit, source or EventSource.local("localhost:5000", None)
-        )
+        webhooks = Webhooks(WebhookStore(index.reader, index.writer), box, audit, source)
         adoption = Adoption(index, storage_admin, switch, collector_id(), background=worker is not None)
         settings = Settings(index, backends, switch, adoption, startup, audit)
         uploads = Uploads(index, storage, switch, accounts.pullable, webhooks)
@@ -122,7 +114,7 @@ class Services:
             audit,
             collector_id(),
             RuntimeSettings(index.reader, index.writer),
-            gc_schedule or GcSchedule(None),
+            gc_schedule,
         )
         return cls(
             blobs=Blobs(index, storage, audit, webhooks),
@@ -134,7 +126,7 @@ class Services:
             storage=storage_admin,
             accounts=accounts,
             tokens=Tokens(
-                authority or ephemeral_authority(),
+                authority,
                 account_store,
                 repository_store,
                 accounts,
@@ -150,7 +142,7 @@ class Services:
             webhooks=webhooks,
             policies=policies,
             gc=gc,
-            info=InfoService(node or Node("localhost:5000", None, None, None), index, settings, gc),
+            info=InfoService(node, index, settings, gc),
             upkeep=Upkeep(index.leases, uploads, webhooks, collector_id()),
             switch=switch,
             adoption=adoption,
