@@ -41,6 +41,7 @@ from trustyard.oci.digest import Digest, Hasher
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor
 from trustyard.services.blobs import BlobInfo, blob_target
+from trustyard.services.hashing import hashed
 from trustyard.services.repositories import Pullable
 from trustyard.services.reservations import reserve
 from trustyard.services.switch import StorageSwitch
@@ -215,7 +216,7 @@ class Uploads:
         generation = self._switch.plan.active
         driver = await self._switch.driver(generation)
         try:
-            size = await driver.write(key, _hashing(chunks, hasher))
+            size = await driver.write(key, hashed(chunks, hasher))
             self._check(digest, hasher.digest())
             await self._publish(repository, digest, key, size, driver, generation)
             metrics.UPLOADS.labels("completed").inc()
@@ -302,7 +303,7 @@ class Uploads:
         on the way; a mismatch (the old backend changed the bytes) fails the upload and keeps nothing."""
         hasher = Hasher(digest.algorithm)
         staged = f"{key}.copy"  # written next to the staging, moved into place only once verified
-        await target.write(staged, _hashing(source.read(key), hasher))
+        await target.write(staged, hashed(source.read(key), hasher))
         try:
             self._check(digest, hasher.digest())
             await target.move(staged, blob_key)
@@ -328,7 +329,7 @@ class Uploads:
         if content_range is not None:
             # Checked while the bytes flow: a short or long body fails the part, so the driver discards it.
             chunks = _exactly(chunks, content_range.length, row.size)
-        body: AsyncIterable[bytes] = chunks if hasher is None else _hashing(chunks, hasher)
+        body: AsyncIterable[bytes] = chunks if hasher is None else hashed(chunks, hasher)
         parts, parked = _pieces(row)
         committed = row.size - (parked.size if parked else 0)
         prefix = await driver.get(parked.key) if parked else b""
@@ -461,12 +462,6 @@ async def _chain(head: bytes, rest: AsyncIterator[bytes] | None) -> AsyncIterato
     if rest is not None:
         async for chunk in rest:
             yield chunk
-
-
-async def _hashing(chunks: AsyncIterable[bytes], hasher: Hasher) -> AsyncIterator[bytes]:
-    async for chunk in chunks:
-        hasher.update(chunk)
-        yield chunk
 
 
 async def _nothing() -> AsyncIterator[bytes]:
