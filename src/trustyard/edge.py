@@ -82,11 +82,16 @@ class Edge:
             state[BYTES_IN] += len(message.get("body", b""))
             return message
 
-        async def edge_receive() -> Message:
-            message = await counting_receive()
-            if unread is not None:
-                unread.saw(message)
-            return message
+        edge_receive = counting_receive
+        if unread is not None:  # only a request with a body needs to know whether it was read to its end
+            tracked = unread
+
+            async def tracking_receive() -> Message:
+                message = await counting_receive()
+                tracked.saw(message)
+                return message
+
+            edge_receive = tracking_receive
 
         async def edge_send(message: Message) -> None:
             nonlocal started_headers

@@ -37,8 +37,14 @@ class UnreadBody:
     @classmethod
     def of(cls, scope: Scope, limit: int = DRAIN_LIMIT) -> UnreadBody | None:
         """None for a request without a body (no positive Content-Length, not chunked): nothing to drain."""
-        length = _content_length(scope)
-        if (length is not None and length > 0) or b"chunked" in (_header(scope, b"transfer-encoding") or b"").lower():
+        length, chunked = None, False
+        for key, value in scope.get("headers", ()):  # one pass: this runs on every request
+            key = key.lower()
+            if key == b"content-length":
+                length = int(value) if value.isdigit() else None
+            elif key == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+        if (length is not None and length > 0) or chunked:
             return cls(length, limit)
         return None
 
@@ -62,15 +68,3 @@ class UnreadBody:
             read += len(message.get("body", b""))
             if not message.get("more_body", False):
                 return
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value)
-    return None
-
-
-def _content_length(scope: Scope) -> int | None:
-    value = _header(scope, b"content-length")
-    return int(value) if value is not None and value.isdigit() else None
