@@ -14,12 +14,11 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -39,10 +38,10 @@ from trustyard.config import Settings
 from trustyard.db.backup import copy_index
 from trustyard.db.engine import migrate, open_index
 from trustyard.db.index import Index
-from trustyard.monitoring.requests import RequestMetrics
+from trustyard.edge import Edge
 from trustyard.monitoring.routes import routes as monitoring_routes
 from trustyard.registry import errors as registry_errors
-from trustyard.registry.drain import DrainUnreadBody
+from trustyard.registry.dispatch import V2Dispatch
 from trustyard.registry.routes import routes as registry_routes
 from trustyard.services import Services
 from trustyard.services.backup import Backups
@@ -51,7 +50,7 @@ from trustyard.services.info import Node
 from trustyard.services.settings import StartupStorage
 from trustyard.services.shared_secrets import NodeKeys, SharedSecrets
 from trustyard.services.switch import HEARTBEAT_SECONDS, POLL_SECONDS, WorkerIdentity
-from trustyard.services.webhooks import REQUEST_SCOPE, EventSource
+from trustyard.services.webhooks import EventSource
 from trustyard.storage.factory import build_driver
 from trustyard.storage.switchable import SwitchableDriver
 from trustyard.web import errors as web_errors
@@ -64,17 +63,11 @@ PARENT_POLL_SECONDS = 0.5
 WORKER_EXIT_GRACE_SECONDS = 10.0
 log = logging.getLogger("trustyard")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
-
 
 SERVICE = "trustyard"  # the token ``service`` and ``aud``
 #: How often each worker looks for webhook endpoints saved by another worker or node (storage has its own,
 #: faster poll and a fence: services/switch.py).
 SETTINGS_POLL_SECONDS = 2.0
-#: Strict-Transport-Security on TLS responses: one year, this host only (its subdomains are not ours).
-HSTS_MAX_AGE = 365 * 24 * 3600
 #: How often each worker looks whether a scheduled garbage collection or the hourly upkeep is due.
 GC_SCHEDULE_CHECK_SECONDS = 60.0
 #: What a node without a secret key says when the database already holds the cluster's sealed secrets.
@@ -265,7 +258,7 @@ def backups(settings: Settings, services: Services, config_file: Path | None) ->
 
 async def _follow_storage_plan(services: Services) -> None:
     """Per worker: read the storage plan every POLL_SECONDS (serving a new one at once, acking it) and
-    heartbeat; a worker that cannot read it fences itself before serving (``StorageFence``)."""
+    heartbeat; a worker that cannot read it fences itself before serving (``edge.fence_storage``)."""
     last_heartbeat = time.monotonic()
     while True:
         await asyncio.sleep(POLL_SECONDS)
@@ -326,19 +319,16 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
     app = Starlette(
         routes=[*monitoring_routes, *registry_routes, *admin_routes, *web_routes],
         lifespan=lifespan,
-        middleware=[
-            Middleware(RequestMetrics, json_access_log=settings.access_log and settings.access_log_format == "json"),
-            Middleware(ApiVersionHeader),
-            Middleware(RequestScope),
-            Middleware(StorageFence),
-            Middleware(DrainUnreadBody),
-        ],
+        # One layer for metrics, response headers, the request scope, the storage fence and the body drain.
+        middleware=[Middleware(Edge, json_access_log=settings.access_log and settings.access_log_format == "json")],
         exception_handlers={
             errors.TrustyardError: _domain_error,
             HTTPException: _http_error,
             ClientDisconnect: _body_cut_off,
         },
     )
+    # /v2 requests go straight to their handler; the rest (and /v2 misses) to Starlette's route table.
+    app.router.middleware_stack = V2Dispatch(registry_routes, app.router.app, app.router)
     app.state.public_url = settings.public_url
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     app.state.monitoring_allow = tuple(ip_network(item, strict=False) for item in settings.metrics.allow)
@@ -395,70 +385,6 @@ def configure_logging(settings: Settings) -> None:
         logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)  # every statement (INFO is SQLAlchemy's echo)
     for name, level in settings.loggers.items():
         logging.getLogger(name).setLevel(level.upper())
-
-
-class ApiVersionHeader:
-    """Add ``Docker-Distribution-API-Version`` to every response and, over TLS, ``Strict-Transport-Security``
-    (plain ASGI: cheaper than BaseHTTPMiddleware). HSTS makes browsers refuse a later downgrade to plain HTTP;
-    it is left out with --insecure-http, where the TLS-terminating proxy in front decides."""
-
-    header = (b"docker-distribution-api-version", b"registry/2.0")
-    hsts = (b"strict-transport-security", f"max-age={HSTS_MAX_AGE}".encode())
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(
-        self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
-    ) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        added = [self.header, self.hsts] if scope.get("scheme") == "https" else [self.header]
-
-        async def send_with_header(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *added]
-            await send(message)
-
-        await self.app(scope, receive, send_with_header)
-
-
-class StorageFence:
-    """Before a request that may touch storage or the index, make sure this worker serves the current storage
-    plan: a worker that has not read it within the fence reads it now (services/switch.py; what makes a
-    storage switch atomic). Monitoring endpoints touch neither and skip it."""
-
-    skip = ("/metrics", "/healthz")
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(
-        self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
-    ) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith(self.skip):
-            services = getattr(scope["app"].state, "services", None)
-            if services is not None:
-                await services.switch.fence()
-        await self.app(scope, receive, send)
-
-
-class RequestScope:
-    """Make the request being served known to webhook events (their ``request`` section) without threading it
-    through every service call."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(
-        self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
-    ) -> None:
-        token = REQUEST_SCOPE.set(scope)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            REQUEST_SCOPE.reset(token)
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:

@@ -1,6 +1,6 @@
-"""``DrainUnreadBody``: an error answered before the request body was read first reads the rest of it (up to
-a limit), so closing the connection cannot reset it under the client; tests/e2e/test_python_clients.py
-shows the effect over TCP."""
+"""``UnreadBody``, as the edge (trustyard/edge.py) uses it: an error answered before the request body was
+read first reads the rest of it (up to a limit), so closing the connection cannot reset it under the client;
+tests/e2e/test_python_clients.py shows the effect over TCP."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from trustyard.registry.drain import DrainUnreadBody
+from trustyard.edge import Edge
 
 Message = dict[str, Any]
 
@@ -38,8 +38,9 @@ async def run(status: int, chunks: list[bytes], limit: int = 1024, read_first: i
         await Response(status_code=status)(scope, receive, send)
 
     length = sum(len(c) for c in chunks)
-    scope = {"type": "http", "method": "PUT", "headers": [(b"content-length", str(length).encode())]}
-    await DrainUnreadBody(app, limit)(scope, receive, send)
+    headers = [(b"content-length", str(length).encode())]
+    scope = {"type": "http", "method": "PUT", "path": "/v2/a/blobs/uploads/u", "headers": headers}
+    await Edge(app, json_access_log=False, drain_limit=limit)(scope, receive, send)
     return events
 
 
@@ -64,3 +65,19 @@ async def test_a_read_body_or_a_success_is_left_alone() -> None:
 
 async def test_a_body_over_the_limit_is_not_read() -> None:
     assert await run(401, [b"a" * 600, b"b" * 600], limit=1000) == ["answered 401"]
+
+
+async def test_a_request_without_a_body_is_not_read() -> None:
+    events: list[str] = []
+
+    async def receive() -> Message:
+        events.append("received")
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            events.append(f"answered {message['status']}")
+
+    scope = {"type": "http", "method": "GET", "path": "/v2/", "headers": []}
+    await Edge(Response(status_code=401), json_access_log=False)(scope, receive, send)
+    assert events == ["answered 401"]

@@ -140,7 +140,7 @@ class Target:
 
     def stored(self) -> frozenset[tuple[str, int]]:
         """Every object in storage and every staged upload part, with its size."""
-        store: MemoryStore = self.registry.asgi.state.services.blobs._storage.current.inner.store
+        store: MemoryStore = self.registry.asgi.state.services.blobs._storage.current.inner.store  # under MeteredDriver
         objects = {(key, len(data)) for key, (data, _) in store.objects.items()}
         parts = {
             (f"upload:{token}/{etag}", len(data))

@@ -1,9 +1,10 @@
-"""``RequestMetrics``: the raw ASGI middleware that measures every HTTP request, and writes the JSON access log.
+"""``RequestMeter``: what every HTTP request adds to the metrics, and its line of the JSON access log.
 
-Requests are labelled by route *template* (``/v2/{name:path}/blobs/{digest}``), never by raw path, so a
-registry with a million repositories still exports a handful of series; a path no route matched is
-``unmatched``. It stays cheap on the hot path: two small closures per request, label children looked up
-once per process.
+The one ASGI layer (``trustyard/edge.py``) measures each request (status, bytes in and out, duration) and
+hands the figures here once the response is sent. Requests are labelled by route *template*
+(``/v2/{name:path}/blobs/{digest}``), never by raw path, so a registry with a million repositories still
+exports a handful of series; a path no route matched is ``unmatched``. It stays cheap on the hot path: label
+children are looked up once per process.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -20,10 +21,6 @@ from prometheus_client import Counter, Gauge, Histogram
 from trustyard import metrics
 
 Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 UNMATCHED = "unmatched"
 #: Methods labelled as themselves; anything else a client invents is "other" (no label explosion).
@@ -35,10 +32,14 @@ _latency: dict[tuple[str, str], Histogram] = {}
 _per_route: dict[str, tuple[Counter, Counter]] = {}
 _in_flight: dict[str, Gauge] = {}
 
+#: What the edge fills in while a request is served, by index in its ``state`` list.
+STATUS, BYTES_IN, BYTES_OUT = 0, 1, 2
 
-class RequestMetrics:
-    def __init__(self, app: ASGIApp, *, json_access_log: bool) -> None:
-        self.app = app
+
+class RequestMeter:
+    """Per process: the request metrics (``trustyard_http_*``) and, when asked for, the JSON access log."""
+
+    def __init__(self, *, json_access_log: bool) -> None:
         self.json_access_log = json_access_log
         if json_access_log and not access_log.handlers:
             # One bare JSON object per line on stderr, without the text log's prefix, for log shippers.
@@ -48,44 +49,25 @@ class RequestMetrics:
             access_log.setLevel(logging.INFO)
             access_log.propagate = False
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        state = [0, 0, 0, 0]  # status, bytes in, bytes out, content-length of a pathsend response
+    @staticmethod
+    def method(scope: Scope) -> str:
+        """The method as labelled: itself, or "other"."""
+        method: str = scope["method"]
+        return method if method in METHODS else "other"
 
-        async def counting_receive() -> Message:
-            message = await receive()
-            state[1] += len(message.get("body", b""))
-            return message
+    @staticmethod
+    def in_flight(method: str) -> Gauge:
+        """The in-flight gauge of ``method``: the edge raises it while the request is served."""
+        gauge = _in_flight.get(method)
+        if gauge is None:
+            gauge = _in_flight[method] = metrics.HTTP_IN_FLIGHT.labels(method)
+        return gauge
 
-        async def counting_send(message: Message) -> None:
-            kind = message["type"]
-            if kind == "http.response.body":
-                state[2] += len(message.get("body", b""))
-            elif kind == "http.response.start":
-                state[0] = message["status"]
-                state[3] = _content_length(message.get("headers", ()))
-            elif kind == "http.response.pathsend":
-                state[2] += state[3]
-            await send(message)
-
-        method = scope["method"] if scope["method"] in METHODS else "other"
-        in_flight = _in_flight.get(method)
-        if in_flight is None:
-            in_flight = _in_flight[method] = metrics.HTTP_IN_FLIGHT.labels(method)
-        in_flight.inc()
-        try:
-            await self.app(scope, counting_receive, counting_send)
-        finally:
-            in_flight.dec()
-            self._record(scope, method, state, time.perf_counter() - started)
-
-    def _record(self, scope: Scope, method: str, state: list[int], seconds: float) -> None:
+    def record(self, scope: Scope, method: str, state: list[int], seconds: float) -> None:
+        """A request answered (or failed): count it under its route template, its latency and its bytes."""
         route = scope.get("route")
         template = getattr(route, "path", None) or UNMATCHED
-        status = state[0] or 500  # no response started: the server answers 500
+        status = state[STATUS] or 500  # no response started: the server answers 500
         key = (template, method, status)
         counter = _requests.get(key)
         if counter is None:
@@ -96,10 +78,10 @@ class RequestMetrics:
             latency = _latency[(template, method)] = metrics.HTTP_LATENCY.labels(template, method)
         latency.observe(seconds)
         bytes_in, bytes_out = _route_meters(template)
-        if state[1]:
-            bytes_in.inc(state[1])
-        if state[2]:
-            bytes_out.inc(state[2])
+        if state[BYTES_IN]:
+            bytes_in.inc(state[BYTES_IN])
+        if state[BYTES_OUT]:
+            bytes_out.inc(state[BYTES_OUT])
         if self.json_access_log:
             _log(scope, template, status, state, seconds)
 
@@ -111,7 +93,8 @@ def _route_meters(template: str) -> tuple[Counter, Counter]:
     return found
 
 
-def _content_length(headers: Any) -> int:
+def content_length(headers: Any) -> int:
+    """The Content-Length of a response's raw headers (0 without one): the size of a ``pathsend`` body."""
     for name, value in headers:
         if name.lower() == b"content-length":
             return int(value)
@@ -130,8 +113,8 @@ def _log(scope: Scope, template: str, status: int, state: list[int], seconds: fl
                 "path": scope["path"],
                 "route": template,
                 "status": status,
-                "bytes_in": state[1],
-                "bytes_out": state[2],
+                "bytes_in": state[BYTES_IN],
+                "bytes_out": state[BYTES_OUT],
                 "duration_ms": round(seconds * 1000, 3),
                 "user_agent": headers.get(b"user-agent", b"").decode("latin-1"),
             },

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from trustyard.registry.http import actor, next_link, page_size, services
+from trustyard.registry.responses import json_response
 from trustyard.services.repositories import DEFAULT_PAGE, MAX_PAGE
 
 
@@ -13,8 +14,8 @@ async def catalog(request: Request) -> Response:
     n = page_size(request, DEFAULT_PAGE, MAX_PAGE) or 0
     last = request.query_params.get("last") or None
     names = await services(request).repositories.catalog(actor(request), n + 1, last) if n else []
-    headers = {}
+    link = None
     if len(names) > n:
         names = names[:n]
-        headers["Link"] = next_link(request, names[-1], n)
-    return JSONResponse({"repositories": names}, headers=headers)
+        link = next_link(request, names[-1], n)
+    return json_response({"repositories": names}, link)

@@ -6,6 +6,9 @@ with unread bytes makes the kernel reset it, and a client still sending its body
 connection instead of the 401 it needs to retry with credentials. Go's net/http (and so Distribution) reads
 up to 256 KiB of such a body for the same reason; trustyard reads up to ``DRAIN_LIMIT``, enough for the
 monolithic uploads of small artifacts that such clients send, and leaves larger bodies to the reset.
+
+The edge (``trustyard/edge.py``) makes an ``UnreadBody`` for each request that has a body, shows it every
+message it receives, and calls ``before_error`` before an error response starts.
 """
 
 from __future__ import annotations
@@ -16,44 +19,46 @@ from typing import Any
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DRAIN_LIMIT = 8 * 1024 * 1024
 
 
-class DrainUnreadBody:
-    """Plain ASGI middleware: before an error response starts, read and drop the rest of the request body,
+class UnreadBody:
+    """The body of one request: whether it was read to its end, and reading (and dropping) the rest of it,
     up to ``limit`` bytes."""
 
-    def __init__(self, app: ASGIApp, limit: int = DRAIN_LIMIT) -> None:
-        self.app = app
+    __slots__ = ("declared", "finished", "limit")
+
+    def __init__(self, declared: int | None, limit: int = DRAIN_LIMIT) -> None:
+        self.declared = declared
         self.limit = limit
+        self.finished = False
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _has_body(scope):
-            await self.app(scope, receive, send)
+    @classmethod
+    def of(cls, scope: Scope, limit: int = DRAIN_LIMIT) -> UnreadBody | None:
+        """None for a request without a body (no positive Content-Length, not chunked): nothing to drain."""
+        length, chunked = None, False
+        for key, value in scope.get("headers", ()):  # one pass: this runs on every request
+            key = key.lower()
+            if key == b"content-length":
+                length = int(value) if value.isdigit() else None
+            elif key == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+        if (length is not None and length > 0) or chunked:
+            return cls(length, limit)
+        return None
+
+    def saw(self, message: Message) -> None:
+        """A message the application received: the body ends with its last chunk, or with a disconnect."""
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            self.finished = True
+
+    async def before_error(self, receive: Receive) -> None:
+        """An error is about to answer: read the rest of the body unless it was read or is over the limit."""
+        if self.finished:
             return
-        finished = False
-
-        async def tracking_receive() -> Message:
-            nonlocal finished
-            message = await receive()
-            finished = finished or message["type"] == "http.disconnect" or not message.get("more_body", False)
-            return message
-
-        async def draining_send(message: Message) -> None:
-            nonlocal finished
-            if message["type"] == "http.response.start" and message["status"] >= 400 and not finished:
-                finished = True
-                await self._drain(receive, scope)
-            await send(message)
-
-        await self.app(scope, tracking_receive, draining_send)
-
-    async def _drain(self, receive: Receive, scope: Scope) -> None:
-        declared = _content_length(scope)
-        if declared is not None and declared > self.limit:
+        self.finished = True
+        if self.declared is not None and self.declared > self.limit:
             return
         read = 0
         while read <= self.limit:
@@ -63,20 +68,3 @@ class DrainUnreadBody:
             read += len(message.get("body", b""))
             if not message.get("more_body", False):
                 return
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value)
-    return None
-
-
-def _content_length(scope: Scope) -> int | None:
-    value = _header(scope, b"content-length")
-    return int(value) if value is not None and value.isdigit() else None
-
-
-def _has_body(scope: Scope) -> bool:
-    length = _content_length(scope)
-    return (length is not None and length > 0) or b"chunked" in (_header(scope, b"transfer-encoding") or b"").lower()

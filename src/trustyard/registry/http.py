@@ -24,6 +24,8 @@ def services(request: Request) -> Services:
 def client_address(request: Request) -> str | None:
     """The client's address: X-Forwarded-For only from a configured trusted proxy (auth/proxies.py)."""
     peer = request.client.host if request.client else None
+    if not request.app.state.trusted_proxies:  # nobody's X-Forwarded-For is believed: no address to parse
+        return peer
     return proxies.client_address(peer, request.headers.getlist("x-forwarded-for"), request.app.state.trusted_proxies)
 
 

@@ -8,19 +8,21 @@ from starlette.responses import Response
 from trustyard.oci import mediatypes as mt
 from trustyard.oci.names import Tag, parse_reference
 from trustyard.registry.http import actor, read_limited, repository, services
+from trustyard.registry.responses import SmallResponse
 from trustyard.services.actor import Action
 
 
 async def get_manifest(request: Request) -> Response:
     name, reference = repository(request), parse_reference(request.path_params["reference"])
     row = await services(request).manifests.get(actor(request), name, reference)
-    headers = {
-        "Docker-Content-Digest": row.digest,
-        "ETag": f'"{row.digest}"',
-        "Content-Length": str(row.size),
-    }
-    body = b"" if request.method == "HEAD" else row.payload
-    return Response(body, media_type=row.media_type, headers=headers)
+    digest = row.digest.encode()
+    headers = [
+        (b"docker-content-digest", digest),
+        (b"etag", b'"%s"' % digest),
+        (b"content-length", str(row.size).encode()),
+        (b"content-type", row.media_type.encode("latin-1")),
+    ]
+    return SmallResponse(b"" if request.method == "HEAD" else row.payload, headers)
 
 
 async def put_manifest(request: Request) -> Response:

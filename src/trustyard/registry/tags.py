@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from trustyard.registry.http import actor, next_link, page_size, repository, services
+from trustyard.registry.responses import json_response
 from trustyard.services.repositories import MAX_PAGE
 
 
@@ -14,9 +15,9 @@ async def list_tags(request: Request) -> Response:
     n = page_size(request, None, MAX_PAGE)
     last = request.query_params.get("last") or None
     tags = await services(request).tags.list(actor(request), name, None if n is None else n + 1, last)
-    headers = {}
+    link = None
     if n is not None and len(tags) > n:
         tags = tags[:n]
         if tags:  # n=0 asks for an empty page: nothing to continue after
-            headers["Link"] = next_link(request, tags[-1], n)
-    return JSONResponse({"name": name.value, "tags": tags}, headers=headers)
+            link = next_link(request, tags[-1], n)
+    return json_response({"name": name.value, "tags": tags}, link)

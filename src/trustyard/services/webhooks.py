@@ -68,7 +68,7 @@ LEASE = timedelta(seconds=30)
 #: Deliveries one lease holder sends before letting others look (keeps one busy endpoint from starving others).
 BATCH = 50
 
-#: The ASGI scope of the request being served (set by app.RequestScope): the event's ``request`` section.
+#: The ASGI scope of the request being served (set by the edge, trustyard/edge.py): the event's ``request`` section.
 REQUEST_SCOPE: ContextVar[MutableMapping[str, Any] | None] = ContextVar("trustyard_request_scope", default=None)
 
 
