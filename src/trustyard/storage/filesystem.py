@@ -297,8 +297,9 @@ class FilesystemDriver:
             _unlink_quietly(temp)
             raise
 
-    def _replace(self, source: Path, target: Path) -> None:
-        """``os.replace`` into place (making parents), then fsync the directory so the rename is durable."""
+    def _replace(self, source: Path, target: Path, *, durable: bool = True) -> None:
+        """``os.replace`` into place (making parents), then fsync the directory so the rename is durable;
+        without ``durable``, no fsync: for a rename the next step renames again (and fsyncs there)."""
         for attempt in range(_REPLACE_TRIES):
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -308,7 +309,8 @@ class FilesystemDriver:
                 # Either the source is gone (a real error) or a delete pruned the new parent: try again.
                 if not os.path.lexists(source) or attempt == _REPLACE_TRIES - 1:
                     raise
-        _fsync_dir(target.parent)
+        if durable:
+            _fsync_dir(target.parent)
 
     def _delete_sync(self, path: Path) -> None:
         try:
@@ -358,6 +360,11 @@ class FilesystemDriver:
                 yield os.path.relpath(os.path.join(dirpath, filename), self.root).replace(os.sep, "/")
 
     def _complete_sync(self, staging: Path, parts: builtins.list[Part], target: Path) -> None:
+        # The assembled file's bytes are fsynced here: the blob must be durable before the index names it,
+        # and the move that publishes it (``move`` into ``blobs/``) only renames. The rename into ``target``
+        # (the upload's own key, under ``_uploads/``) is not: nothing records that name, the publishing move
+        # renames the file again and fsyncs the directory it lands in, and a crash in between leaves at worst
+        # staging bytes, which the sweep of interrupted uploads and garbage collection remove.
         if not staging.is_dir():
             raise ObjectNotFound(f"filesystem: upload {staging.name} not found")
         files = _staging_files(staging)
@@ -381,12 +388,12 @@ class FilesystemDriver:
                 if os.fstat(file.fileno()).st_size != total:
                     os.ftruncate(file.fileno(), total)
                 os.fsync(file.fileno())
-                self._replace(assembled, target)
+                self._replace(assembled, target, durable=False)
         elif not pieces:
             assembled = staging / "assembled"
             with open(assembled, "wb") as out:
                 os.fsync(out.fileno())
-            self._replace(assembled, target)
+            self._replace(assembled, target, durable=False)
         else:
             assembled = staging / "assembled"
             with open(assembled, "wb") as out:
@@ -396,7 +403,7 @@ class FilesystemDriver:
                         _copy_range(source, out, part.size)
                 out.flush()
                 os.fsync(out.fileno())
-            self._replace(assembled, target)
+            self._replace(assembled, target, durable=False)
         _rmtree(staging)
 
     def _sweep_sync(self, recorded: Mapping[str, Collection[str]]) -> int:
