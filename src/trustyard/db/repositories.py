@@ -113,8 +113,7 @@ class RepositoryStore:
         query = select(t.repository_settings.c.name).where(
             t.repository_settings.c.name.in_(wanted), t.repository_settings.c.public.is_(True)
         )
-        async with self._db.reader.connect() as conn:
-            return set((await conn.scalars(query)).all())
+        return set(await self._db.scalars(query))  # on SQLite a synchronous read: every token request asks
 
     async def summaries(self, names: Sequence[str]) -> dict[str, RepositorySummary]:
         """Summaries of ``names`` (those the index knows), in one query whatever the number of names."""

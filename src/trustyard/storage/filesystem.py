@@ -164,8 +164,7 @@ class FilesystemDriver:
     async def start_upload(self, key: str) -> UploadState:
         check_key(key)
         token = uuid.uuid4().hex
-        await self._io(partial(self._uploads.joinpath(token).mkdir, parents=True))
-        await self._io(partial(self._uploads.joinpath(token, _KEY_FILE).write_text, key))  # for open_uploads
+        await self._io(partial(self._start_sync, self._uploads / token, key))
         return UploadState(key, token)
 
     async def write_part(self, upload: UploadState, number: int, offset: int, chunks: AsyncIterable[bytes]) -> Part:
@@ -174,8 +173,7 @@ class FilesystemDriver:
         staging = self._staging(upload)
         file, etag, end = await self._io(partial(_open_appendable, staging, offset), missing=f"upload {upload.token}")
         try:
-            size = await self._copy_in(file, chunks)
-            await self._io(file.flush)
+            size = await self._copy_in(file, chunks, flush=True)
         except BaseException:
             # Take back exactly what this attempt appended (synchronously, see write()), under the lock.
             with contextlib.suppress(OSError):
@@ -259,8 +257,9 @@ class FilesystemDriver:
         where = os.path.relpath(exc.filename, self.root) if exc.filename else "?"
         return StorageUnavailable(f"filesystem: {exc.strerror or exc} ({where})")
 
-    async def _copy_in(self, file: BinaryIO, chunks: AsyncIterable[bytes]) -> int:
-        """Append ``chunks`` to ``file`` in blocks of about 1 MiB; the number of bytes."""
+    async def _copy_in(self, file: BinaryIO, chunks: AsyncIterable[bytes], *, flush: bool = False) -> int:
+        """Append ``chunks`` to ``file`` in blocks of about 1 MiB; the number of bytes. With ``flush``, the
+        last block's write flushes the file too (one trip to a thread, not two, for a small body)."""
         size = 0
         buffer = bytearray()
         async for chunk in chunks:
@@ -272,9 +271,13 @@ class FilesystemDriver:
             if len(buffer) >= _BLOCK:
                 await self._io(partial(file.write, buffer))
                 buffer = bytearray()
-        if buffer:
-            await self._io(partial(file.write, buffer))
+        if buffer or flush:
+            await self._io(partial(_write_out, file, buffer, flush))
         return size
+
+    def _start_sync(self, staging: Path, key: str) -> None:
+        staging.mkdir(parents=True)
+        (staging / _KEY_FILE).write_text(key)  # for open_uploads
 
     def _new_temp(self) -> tuple[BinaryIO, Path]:
         self._tmp.mkdir(parents=True, exist_ok=True)
@@ -481,6 +484,13 @@ def _open_appendable(staging: Path, offset: int) -> tuple[BinaryIO, str, int]:
     file: BinaryIO = open(staging / f"o{offset}.{etag}", "xb")  # noqa: SIM115 -- returned to the caller, which closes it
     fcntl.flock(file.fileno(), fcntl.LOCK_EX)  # new: nobody else can hold it yet
     return file, etag, 0
+
+
+def _write_out(file: BinaryIO, data: bytes | bytearray, flush: bool) -> None:
+    if data:
+        file.write(data)
+    if flush:
+        file.flush()
 
 
 def _size(path: Path) -> int:
