@@ -9,6 +9,7 @@ snapshot; on PostgreSQL both are the same pool and conflicting inserts are resol
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sqlite3
 import threading
 from collections import namedtuple
@@ -125,7 +126,8 @@ class Database:
                 return await conn.run_sync(fn)
         if self._write_thread is None:
             self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="trustyard-sqlite-writer")
-        return await asyncio.get_running_loop().run_in_executor(self._write_thread, self._write_now, fn)
+        context = contextvars.copy_context()  # as asyncio.to_thread does: the caller's context vars hold there
+        return await asyncio.get_running_loop().run_in_executor(self._write_thread, context.run, self._write_now, fn)
 
     def _write_now(self, fn: Callable[[Connection], T]) -> T:
         assert self._local_writer is not None
