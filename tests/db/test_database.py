@@ -84,3 +84,22 @@ async def test_write_is_one_transaction_off_the_event_loop(database_url: str) ->
             assert len(set(threads)) == 1  # the one writer thread
     finally:
         await index.dispose()
+
+
+async def test_a_forked_child_writes_on_a_writer_thread_of_its_own(tmp_path: Path) -> None:
+    """The writer thread belongs to the process that started it: after a fork (seen as another pid) the next
+    write starts a new one instead of queueing for a thread that is not there."""
+    url = sqlite_url(tmp_path / "index.db")
+    await migrate(url)
+    index = open_index(url)
+    try:
+        first = await index.db.write(lambda _conn: threading.get_ident())
+        parents = index.db._write_thread  # kept alive here, so its thread's id is not reused
+        assert parents is not None
+        index.db._write_pid = -1  # as in a child forked after that write
+        second = await index.db.write(lambda conn: (index.repositories.ensure(conn, "r"), threading.get_ident())[1])
+        assert second != first
+        assert await index.repositories.repository_id("r") is not None
+        parents.shutdown()
+    finally:
+        await index.dispose()

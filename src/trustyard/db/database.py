@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import sqlite3
 import threading
 from collections import namedtuple
@@ -78,6 +79,7 @@ class Database:
         self.local = local
         self._local_writer = local_writer
         self._write_thread: ThreadPoolExecutor | None = None
+        self._write_pid = 0
         self.dialect = reader.dialect.name
         self._plans: dict[int, _Plan] = {}
         self._raw = threading.local()
@@ -124,8 +126,13 @@ class Database:
         if self._local_writer is None:
             async with self.writer.begin() as conn:
                 return await conn.run_sync(fn)
-        if self._write_thread is None:
+        if self._write_thread is None or self._write_pid != os.getpid():
+            if self._write_thread is not None:
+                # A forked child: the writer thread stayed in the parent, and its pooled connection is the
+                # parent's to close. Start afresh (never used like this today: workers open their own index).
+                self._local_writer.dispose(close=False)
             self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="trustyard-sqlite-writer")
+            self._write_pid = os.getpid()
         context = contextvars.copy_context()  # as asyncio.to_thread does: the caller's context vars hold there
         return await asyncio.get_running_loop().run_in_executor(self._write_thread, context.run, self._write_now, fn)
 
@@ -136,8 +143,10 @@ class Database:
 
     async def dispose(self) -> None:
         if self._write_thread is not None:
-            # Waits for a transaction under way (it ends in a commit or a rollback), in a thread: not on the loop.
-            await asyncio.to_thread(self._write_thread.shutdown)
+            if self._write_pid == os.getpid():
+                # Waits for a transaction under way (it ends in a commit or a rollback), in a thread: not on
+                # the loop.
+                await asyncio.to_thread(self._write_thread.shutdown)
             self._write_thread = None
         conn = getattr(self._raw, "conn", None)
         if conn is not None:
