@@ -3,9 +3,12 @@ SQLAlchemy gives (types converted the same way), sees every commit at once, and 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import pytest
 from sqlalchemy import String, bindparam, select
+from sqlalchemy.engine import Connection
 
 from tests.db.records import A, B, M, manifest, put
 from trustyard.db import tables as t
@@ -52,5 +55,51 @@ async def test_statements_that_expand_lists_stay_on_sqlalchemy(tmp_path: Path) -
         index.db.hot(expanding)
         assert id(expanding) not in index.db._plans
         assert await index.db.rows(expanding, digests=[A, B]) == []
+    finally:
+        await index.dispose()
+
+
+async def test_write_is_one_transaction_off_the_event_loop(database_url: str) -> None:
+    """``Database.write`` commits what the function did when it returns and nothing when it raises; on SQLite
+    it runs on the writer thread, not the event loop's."""
+    await migrate(database_url)
+    index = open_index(database_url)
+    try:
+        threads = []
+
+        def add(conn: Connection, name: str, fail: bool) -> int:
+            threads.append(threading.get_ident())
+            repository_id = index.repositories.ensure(conn, name)
+            if fail:
+                raise RuntimeError("rolled back")
+            return repository_id
+
+        assert await index.db.write(lambda conn: add(conn, "kept", False)) > 0
+        with pytest.raises(RuntimeError):
+            await index.db.write(lambda conn: add(conn, "dropped", True))
+        assert await index.repositories.repository_id("kept") is not None
+        assert await index.repositories.repository_id("dropped") is None
+        if index.db.dialect == "sqlite":
+            assert threading.get_ident() not in threads
+            assert len(set(threads)) == 1  # the one writer thread
+    finally:
+        await index.dispose()
+
+
+async def test_a_forked_child_writes_on_a_writer_thread_of_its_own(tmp_path: Path) -> None:
+    """The writer thread belongs to the process that started it: after a fork (seen as another pid) the next
+    write starts a new one instead of queueing for a thread that is not there."""
+    url = sqlite_url(tmp_path / "index.db")
+    await migrate(url)
+    index = open_index(url)
+    try:
+        first = await index.db.write(lambda _conn: threading.get_ident())
+        parents = index.db._write_thread  # kept alive here, so its thread's id is not reused
+        assert parents is not None
+        index.db._write_pid = -1  # as in a child forked after that write
+        second = await index.db.write(lambda conn: (index.repositories.ensure(conn, "r"), threading.get_ident())[1])
+        assert second != first
+        assert await index.repositories.repository_id("r") is not None
+        parents.shutdown()
     finally:
         await index.dispose()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 
 from tests.db.records import A, B, M, N, manifest, put
+from trustyard.db.audit import AuditEntry, AuditStore
 from trustyard.db.engine import migrate, open_index
 from trustyard.db.index import Index
 from trustyard.errors import ManifestBlobUnknown
@@ -102,3 +104,24 @@ async def test_concurrent_pushes_of_one_manifest_all_succeed(database_url: str) 
     finally:
         for idx in indexes:
             await idx.dispose()
+
+
+async def test_audit_entry_commits_with_the_manifest_only(index: Index) -> None:
+    """The push's audit event is written in the manifest's transaction: with it, and not when it fails."""
+    audit = AuditStore(index.reader, index.writer)
+    for digest in (A, B):
+        await index.blobs.reserve_blob(digest, 1)
+        await index.blobs.link_blob("r", digest, 1)
+    at = datetime.now(UTC)
+    failed = AuditEntry(at, "alice", None, "manifest.push", "r", {"digest": N})
+    await index.blobs.reserve_blob(N, 10)
+    with pytest.raises(ManifestBlobUnknown):
+        await index.manifests.put_manifest("r", manifest(N, (A, "sha256:" + "e" * 64)), ["v0"], audit=failed)
+    assert await audit.events(10) == []
+    pushed = AuditEntry(at, "alice", "10.0.0.1", "manifest.push", "r", {"digest": M, "tags": ["v1", "v2"]})
+    await index.blobs.reserve_blob(M, 10)
+    await index.manifests.put_manifest("r", manifest(M, (A, B)), ["v1", "v2", "v1"], audit=pushed)
+    [event] = await audit.events(10)
+    assert (event.actor, event.source, event.action, event.target) == ("alice", "10.0.0.1", "manifest.push", "r")
+    assert event.detail == {"digest": M, "tags": ["v1", "v2"]}
+    assert await index.manifests.list_tags("r", None, None) == ["v1", "v2"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from tests.db.records import A, B
 from trustyard.db.index import Index
 from trustyard.db.uploads import UploadRow
 
@@ -25,4 +26,25 @@ async def test_upload_rows_advance_optimistically(index: Index) -> None:
     assert row.parts == [part]
     assert [r.id for r in await index.uploads.stale_uploads(datetime.now(UTC) + timedelta(seconds=1))] == ["u1"]
     await index.uploads.delete_upload("u1")
+    assert await index.uploads.upload("r", "u1") is None
+
+
+async def test_claim_and_reserve_is_one_claim(index: Index) -> None:
+    """The final PUT's claim reserves the blob in the same transaction; a second claim finds no session and
+    reserves nothing."""
+    now = datetime.now(UTC)
+    await index.uploads.create_upload(UploadRow("u1", "r", "key", "token", [], 0, now))
+    assert await index.uploads.claim_and_reserve("u1", A, 5) == (True, True)
+    assert await index.uploads.upload("r", "u1") is None
+    assert await index.blobs.known_blobs([A]) == {A}
+    assert await index.uploads.claim_and_reserve("u1", B, 5) == (False, False)
+    assert await index.blobs.known_blobs([B]) == set()
+
+
+async def test_claim_and_reserve_of_a_blob_being_collected(index: Index) -> None:
+    """A tombstoned blob is not reserved, but the claim holds: the push then waits for the collector."""
+    now = datetime.now(UTC)
+    await index.uploads.create_upload(UploadRow("u1", "r", "key", "token", [], 0, now))
+    assert await index.blobs.claim_orphan(A, 5) is True  # tombstoned
+    assert await index.uploads.claim_and_reserve("u1", A, 5) == (True, False)
     assert await index.uploads.upload("r", "u1") is None

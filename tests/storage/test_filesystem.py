@@ -138,3 +138,26 @@ async def test_concurrent_attempts_at_a_part_keep_their_own_bytes(tmp_path: Path
         third = await driver.write_part(upload, 3, 4 + second.size, _chunks(b"3333"))
         await driver.complete_upload(upload, [first, second, third])
         assert await driver.get("t/data") == b"1111" + recorded.encode() * 64 + b"3333"
+
+
+async def test_a_completed_upload_published_by_a_move_is_fsynced_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes once at completion, and the directory the move lands in: the rename into the upload's own
+    key, which the move renames again, is not made durable on its own."""
+    driver = FilesystemDriver(tmp_path)
+    upload = await driver.start_upload("uploads/u1/data")
+    part = await driver.write_part(upload, 1, 0, _chunks(b"blob"))
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    await driver.complete_upload(upload, [part])
+    await driver.move("uploads/u1/data", "blobs/b/data")
+    assert await driver.get("blobs/b/data") == b"blob"
+    blob, blobs_dir = os.stat(tmp_path / "blobs/b/data").st_ino, os.stat(tmp_path / "blobs/b").st_ino
+    assert synced == [blob, blobs_dir]

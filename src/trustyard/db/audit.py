@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from trustyard.db import tables as t
@@ -24,6 +25,34 @@ class AuditRow:
     detail: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An event to append, in the transaction of the change it records (``append_in``) or on its own."""
+
+    at: datetime
+    actor: str
+    source: str | None
+    action: str
+    target: str
+    detail: dict[str, Any]
+
+
+def append_in(conn: Connection, entry: AuditEntry) -> None:
+    """Append ``entry`` in the caller's transaction (``Database.write``): it commits with the change."""
+    conn.execute(_insert(entry))
+
+
+def _insert(entry: AuditEntry) -> Any:
+    return t.audit_events.insert().values(
+        at=entry.at,
+        actor=entry.actor[:64],
+        source=(entry.source or None) and entry.source[:64],
+        action=entry.action,
+        target=entry.target[:512],
+        detail=json.dumps(entry.detail, sort_keys=True, default=str) if entry.detail else None,
+    )
+
+
 class AuditStore:
     def __init__(self, reader: AsyncEngine, writer: AsyncEngine | None = None) -> None:
         self.reader = reader
@@ -33,16 +62,7 @@ class AuditStore:
         self, at: datetime, actor: str, source: str | None, action: str, target: str, detail: dict[str, Any]
     ) -> None:
         async with self.writer.begin() as conn:
-            await conn.execute(
-                t.audit_events.insert().values(
-                    at=at,
-                    actor=actor[:64],
-                    source=(source or None) and source[:64],
-                    action=action,
-                    target=target[:512],
-                    detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
-                )
-            )
+            await conn.execute(_insert(AuditEntry(at, actor, source, action, target, detail)))
 
     async def events(
         self, limit: int, before: int | None = None, action: str | None = None, actor: str | None = None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import String, bindparam, delete, exists, select, tuple_, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
@@ -53,6 +54,10 @@ class BlobStore:
         """Announce that a push is about to write ``digest``'s bytes: the collector leaves the blob alone for
         the grace window from now. False when the collector is deleting the blob at this moment (see
         ``services/reservations.py`` for what a push does then)."""
+        return await self._db.write(lambda conn: self.reserve(conn, digest, size))
+
+    def reserve(self, conn: Connection, digest: str, size: int) -> bool:
+        """``reserve_blob`` in the caller's transaction (``Database.write``)."""
         at = now()
         statement = (
             self._db.upsert(t.blobs)
@@ -62,13 +67,14 @@ class BlobStore:
             )
             .returning(t.blobs.c.digest)
         )
-        async with self._db.writer.begin() as conn:
-            return (await conn.execute(statement)).first() is not None
+        return conn.execute(statement).first() is not None
 
-    async def touch(self, conn: AsyncConnection, digest: str) -> None:
-        """In the caller's transaction: mark a reserved blob as referenced now. Raises ``BlobCollected`` when
-        the collector took it since the reservation (the push outlasted the grace window)."""
-        result = await conn.execute(
+    @staticmethod
+    def touch(conn: Connection, digest: str) -> None:
+        """In the caller's transaction (``Database.write``): mark a reserved blob as referenced now. Raises
+        ``BlobCollected`` when the collector took it since the reservation (the push outlasted the grace
+        window)."""
+        result = conn.execute(
             update(t.blobs).where(t.blobs.c.digest == digest, t.blobs.c.deleting_at.is_(None)).values(touched_at=now())
         )
         if not result.rowcount:
@@ -77,15 +83,18 @@ class BlobStore:
     async def link_blob(self, repository: str, digest: str, size: int) -> None:
         """Record that ``digest`` (reserved, and now in storage) is linked into ``repository``. ``size`` is
         checked by the reservation; kept for callers."""
-        async with self._db.writer.begin() as conn:
-            repository_id = await self._repositories.ensure(conn, repository)
-            await self.touch(conn, digest)
+
+        def link(conn: Connection) -> None:
+            repository_id = self._repositories.ensure(conn, repository)
+            self.touch(conn, digest)
             at = now()
-            await conn.execute(
+            conn.execute(
                 self._db.upsert(t.repository_blobs)
                 .values(repository_id=repository_id, digest=digest, created_at=at)
                 .on_conflict_do_update(index_elements=["repository_id", "digest"], set_={"created_at": at})
             )
+
+        await self._db.write(link)
 
     async def linked_blob_size(self, repository: str, digest: str) -> int | None:
         """The blob's size if it is linked into ``repository``, else None."""
@@ -256,11 +265,10 @@ class BlobStore:
         """Mark a live blob as referenced now (a mount, before it writes its link file); False when the blob
         is gone or being collected."""
         try:
-            async with self._db.writer.begin() as conn:
-                await self.touch(conn, digest)
-                return True
+            await self._db.write(lambda conn: self.touch(conn, digest))
         except BlobCollected:
             return False
+        return True
 
     async def untouched_since(self, conn: AsyncConnection, digest: str, cutoff: datetime) -> bool:
         """In the caller's transaction: lock the blob's row and tell whether no push reserved or referenced it

@@ -1,27 +1,33 @@
 """``Database``: the engines of the SQL index and the helpers every store's queries share.
 
-Reads use ``reader``; transactions that write use ``writer``. On SQLite the writer begins ``IMMEDIATE``
-transactions (see ``engine.open_index``) so that a read-then-write never fails on a stale snapshot; on
-PostgreSQL both are the same pool and conflicting inserts are resolved with ``ON CONFLICT``.
+Reads use ``reader``; transactions that write use ``writer``, or better ``write``: one synchronous function
+run as one transaction, in one hop off the event loop (see ``Database.write``). On SQLite the writers begin
+``IMMEDIATE`` transactions (see ``engine.open_index``) so that a read-then-write never fails on a stale
+snapshot; on PostgreSQL both are the same pool and conflicting inserts are resolved with ``ON CONFLICT``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import os
 import sqlite3
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable, Insert
 
 E = TypeVar("E", bound=Executable)
+T = TypeVar("T")
 
 
 def now() -> datetime:
@@ -59,10 +65,21 @@ def _plan(query: Executable, engine: Engine) -> _Plan | None:
 
 
 class Database:
-    def __init__(self, reader: AsyncEngine, writer: AsyncEngine | None = None, local: Engine | None = None) -> None:
+    def __init__(
+        self,
+        reader: AsyncEngine,
+        writer: AsyncEngine | None = None,
+        local: Engine | None = None,
+        local_writer: Engine | None = None,
+    ) -> None:
+        """``local`` (SQLite): a synchronous engine for reads on the caller's thread; ``local_writer``
+        (SQLite): a synchronous engine whose transactions begin IMMEDIATE, for ``write``."""
         self.reader = reader
         self.writer = writer or reader
         self.local = local
+        self._local_writer = local_writer
+        self._write_thread: ThreadPoolExecutor | None = None
+        self._write_pid = 0
         self.dialect = reader.dialect.name
         self._plans: dict[int, _Plan] = {}
         self._raw = threading.local()
@@ -96,7 +113,41 @@ class Database:
         make, columns = plan.row, plan.columns
         return [make(*[c(v) if c is not None else v for c, v in zip(columns, r, strict=True)]) for r in rows]
 
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` with a synchronous connection as one write transaction (committed when it returns,
+        rolled back when it raises) and return what it returns.
+
+        On SQLite it runs on a thread of its own, the process's one SQLite writer: the whole transaction is
+        one hop off the event loop (through aiosqlite every statement is a round trip to its thread, ~100 µs
+        each way), SQLite's busy waiting for another process's write lock happens there, never on the loop,
+        and this process's writes queue in order instead of polling each other's lock. On PostgreSQL it runs
+        through the writer engine's ``run_sync``: the same function, one code path for both dialects.
+        ``fn`` must not block on anything but the database (it holds the write lock while it runs)."""
+        if self._local_writer is None:
+            async with self.writer.begin() as conn:
+                return await conn.run_sync(fn)
+        if self._write_thread is None or self._write_pid != os.getpid():
+            if self._write_thread is not None:
+                # A forked child: the writer thread stayed in the parent, and its pooled connection is the
+                # parent's to close. Start afresh (never used like this today: workers open their own index).
+                self._local_writer.dispose(close=False)
+            self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="trustyard-sqlite-writer")
+            self._write_pid = os.getpid()
+        context = contextvars.copy_context()  # as asyncio.to_thread does: the caller's context vars hold there
+        return await asyncio.get_running_loop().run_in_executor(self._write_thread, context.run, self._write_now, fn)
+
+    def _write_now(self, fn: Callable[[Connection], T]) -> T:
+        assert self._local_writer is not None
+        with self._local_writer.begin() as conn:
+            return fn(conn)
+
     async def dispose(self) -> None:
+        if self._write_thread is not None:
+            if self._write_pid == os.getpid():
+                # Waits for a transaction under way (it ends in a commit or a rollback), in a thread: not on
+                # the loop.
+                await asyncio.to_thread(self._write_thread.shutdown)
+            self._write_thread = None
         conn = getattr(self._raw, "conn", None)
         if conn is not None:
             conn.close()
@@ -106,6 +157,8 @@ class Database:
             await self.writer.dispose()
         if self.local is not None:
             self.local.dispose()
+        if self._local_writer is not None:
+            self._local_writer.dispose()
 
     # Reads. With a ``local`` engine (SQLite) they run synchronously on this thread: an indexed SQLite read
     # takes microseconds and never waits for writers in WAL mode, while a trip through aiosqlite's thread

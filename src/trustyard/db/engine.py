@@ -51,7 +51,12 @@ def open_index(url: str) -> Index:
     # Reads run on this thread (see Database.rows); the pool keeps a few connections for nested reads.
     local = create_sync_engine(url.replace("+aiosqlite", "+pysqlite"), pool_reset_on_return=None)
     event.listen(local, "connect", _sqlite_pragmas)
-    return Index(Database(reader, writer, local))
+    # ``Database.write`` runs whole transactions on this one, on its writer thread, beginning IMMEDIATE too.
+    local_writer = create_sync_engine(url.replace("+aiosqlite", "+pysqlite"), connect_args={"timeout": 30})
+    event.listen(local_writer, "connect", _sqlite_pragmas)
+    event.listen(local_writer, "connect", _manual_transactions)
+    event.listen(local_writer, "begin", _begin_immediate)
+    return Index(Database(reader, writer, local, local_writer))
 
 
 def _manual_transactions(dbapi_connection: Any, _record: Any) -> None:

@@ -33,7 +33,7 @@ class Index:
         self.repositories = RepositoryStore(db)
         self.blobs = BlobStore(db, self.repositories)
         self.manifests = ManifestStore(db, self.repositories, self.blobs)
-        self.uploads = UploadStore(db, self.repositories)
+        self.uploads = UploadStore(db, self.repositories, self.blobs)
         self.leases = LeaseStore(db)
         self.gc_runs = GcRunStore(db)
         self.policies = PolicyStore(db)

@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, and_, bindparam, delete, exists, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from trustyard.db import tables as t
+from trustyard.db.audit import AuditEntry, append_in
 from trustyard.db.blobs import BlobStore
 from trustyard.db.database import Database, now
 from trustyard.db.repositories import RepositoryStore
@@ -149,13 +150,20 @@ class ManifestStore:
         tags: Sequence[str],
         pushed_by: str | None = None,
         pushed_at: datetime | None = None,
+        audit: AuditEntry | None = None,
     ) -> None:
         """Record a manifest (bytes already in storage), its references and tags (pushed by ``pushed_by`` at
-        ``pushed_at``, default now; reindex passes what storage knows), in one transaction. The caller
-        reserved the manifest's digest (``BlobStore.reserve_blob``) before writing its bytes."""
+        ``pushed_at``, default now; reindex passes what storage knows), and ``audit`` if given, in one
+        transaction. The caller reserved the manifest's digest (``BlobStore.reserve_blob``) before writing its
+        bytes."""
+        at = pushed_at or now()
+
+        def put(conn: Connection) -> None:
+            self._put_manifest(conn, repository, manifest, tags, pushed_by, at, audit)
+
         for attempt in range(2):
             try:
-                await self._put_manifest(repository, manifest, tags, pushed_by, pushed_at or now())
+                await self._db.write(put)
                 return
             except IntegrityError:
                 # Either garbage collection deleted this (untagged) manifest between our insert-or-find and the
@@ -166,31 +174,46 @@ class ManifestStore:
                         "garbage-collected: it was pushed longer ago than the grace window); push it again"
                     ) from None
 
-    async def _put_manifest(
-        self, repository: str, manifest: NewManifest, tags: Sequence[str], pushed_by: str | None, at: datetime
+    def _put_manifest(
+        self,
+        conn: Connection,
+        repository: str,
+        manifest: NewManifest,
+        tags: Sequence[str],
+        pushed_by: str | None,
+        at: datetime,
+        audit: AuditEntry | None,
     ) -> None:
-        async with self._db.writer.begin() as conn:
-            repository_id = await self._repositories.ensure(conn, repository)
-            await self._blobs.touch(conn, manifest.digest)
-            manifest_id = await self._insert_manifest(conn, repository_id, manifest, at)
-            for tag in tags:
-                # An upsert: concurrent pushes of the same tag both succeed, the last one wins.
-                insert = self._db.upsert(t.tags).values(
-                    repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=at, pushed_by=pushed_by
+        repository_id = self._repositories.ensure(conn, repository)
+        self._blobs.touch(conn, manifest.digest)
+        manifest_id = self._insert_manifest(conn, repository_id, manifest, at)
+        if tags:
+            # An upsert: concurrent pushes of the same tag both succeed, the last one wins. One statement for all.
+            insert = self._db.upsert(t.tags).values(
+                [
+                    {
+                        "repository_id": repository_id,
+                        "name": tag,
+                        "manifest_id": manifest_id,
+                        "updated_at": at,
+                        "pushed_by": pushed_by,
+                    }
+                    for tag in dict.fromkeys(tags)  # a row twice would fail on PostgreSQL
+                ]
+            )
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["repository_id", "name"],
+                    set_={"manifest_id": manifest_id, "updated_at": at, "pushed_by": pushed_by},
                 )
-                await conn.execute(
-                    insert.on_conflict_do_update(
-                        index_elements=["repository_id", "name"],
-                        set_={"manifest_id": manifest_id, "updated_at": at, "pushed_by": pushed_by},
-                    )
-                )
+            )
+        if audit is not None:
+            append_in(conn, audit)
 
-    async def _insert_manifest(
-        self, conn: AsyncConnection, repository_id: int, manifest: NewManifest, at: datetime
-    ) -> int:
+    def _insert_manifest(self, conn: Connection, repository_id: int, manifest: NewManifest, at: datetime) -> int:
         """The manifest's id, inserting it with its references unless it is already there (pushed again or
         by a concurrent push of the same bytes)."""
-        result = await conn.execute(
+        result = conn.execute(
             self._db.insert_ignore(t.manifests, ["repository_id", "digest"])
             .values(
                 repository_id=repository_id,
@@ -207,7 +230,7 @@ class ManifestStore:
         )
         inserted = result.scalar()
         if inserted is None:
-            existing = await conn.scalar(
+            existing = conn.scalar(
                 select(t.manifests.c.id).where(
                     t.manifests.c.repository_id == repository_id, t.manifests.c.digest == manifest.digest
                 )
@@ -220,10 +243,10 @@ class ManifestStore:
             for d in sorted(set(manifest.blob_digests))
         ]
         if blob_rows:
-            await conn.execute(t.manifest_blobs.insert(), blob_rows)
+            conn.execute(t.manifest_blobs.insert(), blob_rows)
         child_rows = [{"manifest_id": manifest_id, "child_digest": d} for d in sorted(set(manifest.child_digests))]
         if child_rows:
-            await conn.execute(t.manifest_children.insert(), child_rows)
+            conn.execute(t.manifest_children.insert(), child_rows)
         return manifest_id
 
     async def manifest_by_digest(self, repository: str, digest: str) -> ManifestRow | None:

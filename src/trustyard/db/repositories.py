@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, String, bindparam, delete, exists, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from trustyard.db import tables as t
 from trustyard.db.database import Database, now
@@ -55,16 +55,16 @@ class RepositoryStore:
         return query
 
     async def ensure_repository(self, name: str) -> int:
-        async with self._db.writer.begin() as conn:
-            return await self.ensure(conn, name)
+        return await self._db.write(lambda conn: self.ensure(conn, name))
 
-    async def ensure(self, conn: AsyncConnection, name: str) -> int:
-        """The repository's id, creating its row in the caller's transaction when it is new."""
-        found = await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == name))
+    def ensure(self, conn: Connection, name: str) -> int:
+        """The repository's id, creating its row in the caller's transaction (``Database.write``) when it is
+        new."""
+        found = conn.scalar(self._repository_id, {"repository": name})
         if found is not None:
             return int(found)
-        await conn.execute(self._db.insert_ignore(t.repositories, ["name"]).values(name=name, created_at=now()))
-        created = await conn.scalar(select(t.repositories.c.id).where(t.repositories.c.name == name))
+        conn.execute(self._db.insert_ignore(t.repositories, ["name"]).values(name=name, created_at=now()))
+        created = conn.scalar(self._repository_id, {"repository": name})
         assert created is not None
         return int(created)
 
@@ -113,8 +113,7 @@ class RepositoryStore:
         query = select(t.repository_settings.c.name).where(
             t.repository_settings.c.name.in_(wanted), t.repository_settings.c.public.is_(True)
         )
-        async with self._db.reader.connect() as conn:
-            return set((await conn.scalars(query)).all())
+        return set(await self._db.scalars(query))  # on SQLite a synchronous read: every token request asks
 
     async def summaries(self, names: Sequence[str]) -> dict[str, RepositorySummary]:
         """Summaries of ``names`` (those the index knows), in one query whatever the number of names."""

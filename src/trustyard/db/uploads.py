@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import String, bindparam, delete, select, update
+from sqlalchemy.engine import Connection
 
 from trustyard.db import tables as t
+from trustyard.db.blobs import BlobStore
 from trustyard.db.database import Database, now
 from trustyard.db.repositories import RepositoryStore
 
@@ -27,14 +29,24 @@ class UploadRow:
 
 
 class UploadStore:
-    def __init__(self, db: Database, repositories: RepositoryStore) -> None:
+    def __init__(self, db: Database, repositories: RepositoryStore, blobs: BlobStore) -> None:
         self._db = db
         self._repositories = repositories
+        self._blobs = blobs
+        # Built once: every PATCH and PUT of an upload reads its session (see Database.hot).
+        self._upload = db.hot(
+            select(t.uploads, t.repositories.c.name)
+            .join(t.repositories, t.repositories.c.id == t.uploads.c.repository_id)
+            .where(
+                t.uploads.c.id == bindparam("upload_id", type_=String()),
+                t.repositories.c.name == bindparam("repository", type_=String()),
+            )
+        )
 
     async def create_upload(self, upload: UploadRow) -> None:
-        async with self._db.writer.begin() as conn:
-            repository_id = await self._repositories.ensure(conn, upload.repository)
-            await conn.execute(
+        def create(conn: Connection) -> None:
+            repository_id = self._repositories.ensure(conn, upload.repository)
+            conn.execute(
                 t.uploads.insert().values(
                     id=upload.id,
                     repository_id=repository_id,
@@ -48,13 +60,10 @@ class UploadStore:
                 )
             )
 
+        await self._db.write(create)
+
     async def upload(self, repository: str, upload_id: str) -> UploadRow | None:
-        query = (
-            select(t.uploads, t.repositories.c.name)
-            .join(t.repositories, t.repositories.c.id == t.uploads.c.repository_id)
-            .where(t.uploads.c.id == upload_id, t.repositories.c.name == repository)
-        )
-        row = await self._db.first(query)
+        row = await self._db.first(self._upload, upload_id=upload_id, repository=repository)
         if row is None:
             return None
         return UploadRow(
@@ -70,19 +79,33 @@ class UploadStore:
 
     async def advance_upload(self, upload_id: str, expected_size: int, parts: list[dict[str, Any]], size: int) -> bool:
         """Record new parts if nobody else advanced the upload since we read it (optimistic check)."""
-        async with self._db.writer.begin() as conn:
-            result = await conn.execute(
-                update(t.uploads)
-                .where(t.uploads.c.id == upload_id, t.uploads.c.size == expected_size)
-                .values(parts=json.dumps(parts), size=size, updated_at=now())
-            )
-            return bool(result.rowcount)
+        statement = (
+            update(t.uploads)
+            .where(t.uploads.c.id == upload_id, t.uploads.c.size == expected_size)
+            .values(parts=json.dumps(parts), size=size, updated_at=now())
+        )
+        return await self._db.write(lambda conn: bool(conn.execute(statement).rowcount))
 
     async def delete_upload(self, upload_id: str) -> bool:
         """Remove an upload session; False when it was already gone (another request claimed it)."""
-        async with self._db.writer.begin() as conn:
-            result = await conn.execute(delete(t.uploads).where(t.uploads.c.id == upload_id))
-            return bool(result.rowcount)
+        return await self._db.write(lambda conn: self.claim(conn, upload_id))
+
+    async def claim_and_reserve(self, upload_id: str, digest: str, size: int) -> tuple[bool, bool]:
+        """Claim the session (``delete_upload``) and, if that succeeded, reserve its blob
+        (``BlobStore.reserve_blob``), in one transaction: (claimed, reserved). Only for a blob whose digest
+        is already verified: a reservation records the blob's size."""
+
+        def claim_and_reserve(conn: Connection) -> tuple[bool, bool]:
+            if not self.claim(conn, upload_id):
+                return False, False
+            return True, self._blobs.reserve(conn, digest, size)
+
+        return await self._db.write(claim_and_reserve)
+
+    @staticmethod
+    def claim(conn: Connection, upload_id: str) -> bool:
+        """In the caller's transaction: delete the session's row; False when another request did first."""
+        return bool(conn.execute(delete(t.uploads).where(t.uploads.c.id == upload_id)).rowcount)
 
     async def tokens_in_use(self, tokens: list[str]) -> set[str]:
         """Which of the drivers' upload ``tokens`` a session still names."""

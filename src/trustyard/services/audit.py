@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from trustyard.db.audit import AuditRow, AuditStore
+from trustyard.db.audit import AuditEntry, AuditRow, AuditStore
 from trustyard.services.actor import Actor
 
 MAX_PAGE = 1000
@@ -22,6 +22,12 @@ class Audit:
     async def record(self, actor: Actor, action: str, target: str, **detail: Any) -> None:
         """Append one event done by ``actor`` (services call this after the change succeeded)."""
         await self._store.append(datetime.now(UTC), actor.name, actor.source, action, target, detail)
+
+    @staticmethod
+    def entry(actor: Actor, action: str, target: str, **detail: Any) -> AuditEntry:
+        """The event ``record`` would append, for a store to append in the transaction of the change itself
+        (one transaction instead of two; the event commits exactly when the change does)."""
+        return AuditEntry(datetime.now(UTC), actor.name, actor.source, action, target, detail)
 
     async def events(
         self,

@@ -86,9 +86,12 @@ class Manifests:
         await self._store(repository, digest, payload, tags)
         record = manifest_record(digest, payload, manifest, [d.digest for d in _checked_blobs(manifest)])
         await self._index.manifests.put_manifest(
-            repository.value, record, tags, pushed_by=None if actor.is_anonymous else actor.name
+            repository.value,
+            record,
+            tags,
+            pushed_by=None if actor.is_anonymous else actor.name,
+            audit=self._audit.entry(actor, "manifest.push", repository.value, digest=str(digest), tags=list(tags)),
         )
-        await self._audit.record(actor, "manifest.push", repository.value, digest=str(digest), tags=list(tags))
         for tag in tags or (None,):  # Distribution sends one push event per tag
             target = Target("manifests", repository.value, str(digest), record.media_type, len(payload), tag)
             await self._events.emit(actor, "push", target)

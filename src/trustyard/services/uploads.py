@@ -175,11 +175,19 @@ class Uploads:
             await self._write_part(driver, row, chunks or _nothing(), content_range if chunks else None, final=True)
             row = await self._row(repository, upload_id)
         size = row.size
-        # Claim the session: of two racing PUTs only one goes on; the other finds no upload.
-        if not await self._index.uploads.delete_upload(upload_id):
+        hasher = _running_hash(row)
+        if hasher is not None and (hasher.size != size or hasher.algorithm != digest.algorithm):
+            hasher = None  # the running hash does not cover the bytes, or is another algorithm: rehash them
+        # Claim the session: of two racing PUTs only one goes on; the other finds no upload. When the running
+        # hash already proves the digest (the usual case), the same transaction reserves the blob: its size is
+        # known right, and the reservation only has to come before the bytes move into place (``_publish``).
+        if hasher is not None and hasher.digest() == digest:
+            claimed, reserved = await self._index.uploads.claim_and_reserve(upload_id, str(digest), size)
+        else:
+            claimed, reserved = await self._index.uploads.delete_upload(upload_id), False
+        if not claimed:
             raise BlobUploadUnknown(f"upload {upload_id[:64]!r} was completed or cancelled by another request")
         state = UploadState(row.storage_key, row.token)
-        hasher = _running_hash(row)
         try:
             parts = _pieces(row)[0]
             if parts:
@@ -187,7 +195,7 @@ class Uploads:
             else:  # an empty blob: object stores refuse a multipart upload without parts
                 await driver.abort_upload(state)
                 await driver.put(row.storage_key, b"")
-            if hasher is None or hasher.size != size or hasher.algorithm != digest.algorithm:
+            if hasher is None:
                 hasher = await self._rehash(driver, row.storage_key, digest.algorithm)
             self._check(digest, hasher.digest())
         except BaseException:
@@ -195,7 +203,7 @@ class Uploads:
             await self._tidy(driver, layout.upload_dir(repository, upload_id), state)
             raise
         try:
-            await self._publish(repository, digest, row.storage_key, size, driver, row.backend)
+            await self._publish(repository, digest, row.storage_key, size, driver, row.backend, reserved=reserved)
         finally:
             await self._tidy(driver, layout.upload_dir(repository, upload_id))
         metrics.UPLOADS.labels("completed").inc()
@@ -377,13 +385,17 @@ class Uploads:
         size: int,
         driver: StorageDriver,
         generation: int,
+        *,
+        reserved: bool = False,
     ) -> None:
         """Put the staged bytes in place on the active backend: a move when they were written to it (``driver``
         is generation ``generation``), else, the storage plan having switched meanwhile, a copy from where they
         were written, digest verified, that leaves the old backend as it was. (Still open: a switch between
-        reading the plan here and the move; the window is this one call, not the whole body.)"""
+        reading the plan here and the move; the window is this one call, not the whole body.) ``reserved``:
+        the caller reserved the blob already (with the claim of its session)."""
         # Reserve first: garbage collection then leaves the blob's bytes alone (or has finished deleting them).
-        await reserve(self._index, self._storage, digest, size)
+        if not reserved:
+            await reserve(self._index, self._storage, digest, size)
         blob_key = layout.blob_data(digest)
         active = self._switch.plan.active
         target = driver if active == generation else await self._switch.driver(active)

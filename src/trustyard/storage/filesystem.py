@@ -164,8 +164,7 @@ class FilesystemDriver:
     async def start_upload(self, key: str) -> UploadState:
         check_key(key)
         token = uuid.uuid4().hex
-        await self._io(partial(self._uploads.joinpath(token).mkdir, parents=True))
-        await self._io(partial(self._uploads.joinpath(token, _KEY_FILE).write_text, key))  # for open_uploads
+        await self._io(partial(self._start_sync, self._uploads / token, key))
         return UploadState(key, token)
 
     async def write_part(self, upload: UploadState, number: int, offset: int, chunks: AsyncIterable[bytes]) -> Part:
@@ -174,8 +173,7 @@ class FilesystemDriver:
         staging = self._staging(upload)
         file, etag, end = await self._io(partial(_open_appendable, staging, offset), missing=f"upload {upload.token}")
         try:
-            size = await self._copy_in(file, chunks)
-            await self._io(file.flush)
+            size = await self._copy_in(file, chunks, flush=True)
         except BaseException:
             # Take back exactly what this attempt appended (synchronously, see write()), under the lock.
             with contextlib.suppress(OSError):
@@ -259,8 +257,9 @@ class FilesystemDriver:
         where = os.path.relpath(exc.filename, self.root) if exc.filename else "?"
         return StorageUnavailable(f"filesystem: {exc.strerror or exc} ({where})")
 
-    async def _copy_in(self, file: BinaryIO, chunks: AsyncIterable[bytes]) -> int:
-        """Append ``chunks`` to ``file`` in blocks of about 1 MiB; the number of bytes."""
+    async def _copy_in(self, file: BinaryIO, chunks: AsyncIterable[bytes], *, flush: bool = False) -> int:
+        """Append ``chunks`` to ``file`` in blocks of about 1 MiB; the number of bytes. With ``flush``, the
+        last block's write flushes the file too (one trip to a thread, not two, for a small body)."""
         size = 0
         buffer = bytearray()
         async for chunk in chunks:
@@ -272,9 +271,13 @@ class FilesystemDriver:
             if len(buffer) >= _BLOCK:
                 await self._io(partial(file.write, buffer))
                 buffer = bytearray()
-        if buffer:
-            await self._io(partial(file.write, buffer))
+        if buffer or flush:
+            await self._io(partial(_write_out, file, buffer, flush))
         return size
+
+    def _start_sync(self, staging: Path, key: str) -> None:
+        staging.mkdir(parents=True)
+        (staging / _KEY_FILE).write_text(key)  # for open_uploads
 
     def _new_temp(self) -> tuple[BinaryIO, Path]:
         self._tmp.mkdir(parents=True, exist_ok=True)
@@ -297,8 +300,9 @@ class FilesystemDriver:
             _unlink_quietly(temp)
             raise
 
-    def _replace(self, source: Path, target: Path) -> None:
-        """``os.replace`` into place (making parents), then fsync the directory so the rename is durable."""
+    def _replace(self, source: Path, target: Path, *, durable: bool = True) -> None:
+        """``os.replace`` into place (making parents), then fsync the directory so the rename is durable;
+        without ``durable``, no fsync: for a rename the next step renames again (and fsyncs there)."""
         for attempt in range(_REPLACE_TRIES):
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -308,7 +312,8 @@ class FilesystemDriver:
                 # Either the source is gone (a real error) or a delete pruned the new parent: try again.
                 if not os.path.lexists(source) or attempt == _REPLACE_TRIES - 1:
                     raise
-        _fsync_dir(target.parent)
+        if durable:
+            _fsync_dir(target.parent)
 
     def _delete_sync(self, path: Path) -> None:
         try:
@@ -358,6 +363,11 @@ class FilesystemDriver:
                 yield os.path.relpath(os.path.join(dirpath, filename), self.root).replace(os.sep, "/")
 
     def _complete_sync(self, staging: Path, parts: builtins.list[Part], target: Path) -> None:
+        # The assembled file's bytes are fsynced here: the blob must be durable before the index names it,
+        # and the move that publishes it (``move`` into ``blobs/``) only renames. The rename into ``target``
+        # (the upload's own key, under ``_uploads/``) is not: nothing records that name, the publishing move
+        # renames the file again and fsyncs the directory it lands in, and a crash in between leaves at worst
+        # staging bytes, which the sweep of interrupted uploads and garbage collection remove.
         if not staging.is_dir():
             raise ObjectNotFound(f"filesystem: upload {staging.name} not found")
         files = _staging_files(staging)
@@ -381,12 +391,12 @@ class FilesystemDriver:
                 if os.fstat(file.fileno()).st_size != total:
                     os.ftruncate(file.fileno(), total)
                 os.fsync(file.fileno())
-                self._replace(assembled, target)
+                self._replace(assembled, target, durable=False)
         elif not pieces:
             assembled = staging / "assembled"
             with open(assembled, "wb") as out:
                 os.fsync(out.fileno())
-            self._replace(assembled, target)
+            self._replace(assembled, target, durable=False)
         else:
             assembled = staging / "assembled"
             with open(assembled, "wb") as out:
@@ -396,7 +406,7 @@ class FilesystemDriver:
                         _copy_range(source, out, part.size)
                 out.flush()
                 os.fsync(out.fileno())
-            self._replace(assembled, target)
+            self._replace(assembled, target, durable=False)
         _rmtree(staging)
 
     def _sweep_sync(self, recorded: Mapping[str, Collection[str]]) -> int:
@@ -474,6 +484,13 @@ def _open_appendable(staging: Path, offset: int) -> tuple[BinaryIO, str, int]:
     file: BinaryIO = open(staging / f"o{offset}.{etag}", "xb")  # noqa: SIM115 -- returned to the caller, which closes it
     fcntl.flock(file.fileno(), fcntl.LOCK_EX)  # new: nobody else can hold it yet
     return file, etag, 0
+
+
+def _write_out(file: BinaryIO, data: bytes | bytearray, flush: bool) -> None:
+    if data:
+        file.write(data)
+    if flush:
+        file.flush()
 
 
 def _size(path: Path) -> int:
