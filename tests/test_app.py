@@ -4,6 +4,8 @@ needs at start: its secret key, and the keys every node shares (services/shared_
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -101,3 +103,12 @@ async def test_nodes_started_at_once_on_an_empty_database_all_come_up(tmp_path: 
             assert await services.accounts.bootstrap_admin(None) is None  # exactly one admin, already there
     assert found[0] is not None
     assert found == [found[0]] * 3
+
+
+def test_a_worker_does_not_load_what_only_pages_yaml_or_postgresql_need() -> None:
+    """Each worker imports ``trustyard.app`` on its own (~80 MiB); what only the web UI (Jinja2, itsdangerous),
+    YAML bodies, migrations, Swift (httpx) or PostgreSQL use is loaded on first use, not by every worker."""
+    lazy = ["jinja2", "itsdangerous", "yaml", "alembic", "httpx", "sqlalchemy.dialects.postgresql"]
+    code = f"import sys, trustyard.app; print([m for m in {lazy!r} if m in sys.modules])"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

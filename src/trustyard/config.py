@@ -14,7 +14,6 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -222,6 +221,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     """Build settings from an optional YAML file, the environment and explicit overrides (CLI flags)."""
     values: dict[str, Any] = {}
     if config_file is not None:
+        import yaml  # here: workers get their settings as JSON and never parse YAML
+
         try:
             loaded = yaml.safe_load(config_file.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:

@@ -74,6 +74,16 @@ async def test_an_expired_token_reauthenticates_once(swift: SwiftDriver) -> None
     await swift.delete("t/x")
 
 
+async def test_a_read_with_an_expired_token_reauthenticates_once(swift: SwiftDriver) -> None:
+    """Object bodies are read on their own (aiohttp) session, with the same token and re-authentication."""
+    await swift.put("t/x", b"xyz")
+    assert swift._session_ is not None
+    swift._session_ = dataclasses.replace(swift._session_, token="AUTH_tk" + "0" * 32)  # revoked or expired
+    assert await read_all(swift, "t/x", 1) == b"yz"
+    assert swift.auth_count == 2
+    await swift.delete("t/x")
+
+
 async def test_wrong_credentials_say_so_without_the_secret(container: SwiftContainer) -> None:
     driver = container.driver(password="not-the-key-0xdeadbeef")
     try:
@@ -364,6 +374,25 @@ async def test_persistent_errors_become_storage_unavailable_without_secrets(
     proxy.always(None)
     assert await faulty.stat("t/x") is None
     assert container.leftovers() == []
+
+
+async def test_a_read_that_keeps_failing_becomes_storage_unavailable_without_secrets(
+    faulty: SwiftDriver, proxy: FaultProxy, container: SwiftContainer
+) -> None:
+    await faulty.put("t/x", b"xyz")
+    proxy.always(Fault("status", 500, "InternalError"))
+    proxy.match = lambda method, _path: method == "GET"
+    with pytest.raises(StorageUnavailable) as caught:
+        await read_all(faulty, "t/x")
+    message = str(caught.value)
+    assert "500 Injected" in message
+    assert "InternalError injected by FaultProxy" in message
+    assert faulty._session_ is not None
+    for secret in (container.where.password, faulty._session_.token):
+        assert secret not in message
+    assert len(proxy.faulted) == 5  # bounded: five tries, then the error
+    proxy.always(None)
+    await faulty.delete("t/x")
 
 
 async def test_a_failed_manifest_leaves_no_object_and_no_segments(

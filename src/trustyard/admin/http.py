@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import yaml
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -75,6 +74,8 @@ async def raw_body(request: Request) -> bytes:
 async def yaml_body(request: Request, what: str) -> object:
     """The body as JSON or YAML (JSON is YAML, so one parser reads both): Distribution's blocks are YAML."""
     raw = await raw_body(request)
+    import yaml  # on the first YAML body: PyYAML is not loaded by a worker that never gets one
+
     try:
         return yaml.safe_load(raw or b"{}")
     except yaml.YAMLError as exc:

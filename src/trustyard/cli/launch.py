@@ -43,6 +43,12 @@ class Launch:
         """Replace this process with the launcher (never returns). Descriptors that must stay open (the
         data-dir lock) are made inheritable by the caller."""
         os.environ[LAUNCH_ENV] = json.dumps(asdict(self))
+        # glibc gives each thread that mallocs its own arena (up to 8 per core), and each keeps the pages it
+        # touched: the workers' threads (Granian's runtime, the executor that writes blobs, aiosqlite) would
+        # each hold a few MiB after a burst. Two arenas per process are enough for a GIL-bound worker. Read by
+        # glibc when the new image starts, so it covers the launcher and the workers it forks; an operator's
+        # own setting wins.
+        os.environ.setdefault("MALLOC_ARENA_MAX", "2")
         sys.stdout.flush()
         sys.stderr.flush()
         # -P: the working directory (the data directory, see serve) is not put on sys.path by -m.

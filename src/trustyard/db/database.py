@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable, Insert
@@ -191,7 +191,12 @@ class Database:
 
     def upsert(self, table: Table) -> Any:
         """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL spell it the same)."""
-        return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+        if self.dialect == "postgresql":
+            # Imported here: on SQLite, a worker does not load the PostgreSQL dialect (~2 MiB per worker).
+            from sqlalchemy.dialects import postgresql
+
+            return postgresql.insert(table)
+        return sqlite.insert(table)
 
     def insert_ignore(self, table: Table, index_elements: Sequence[str]) -> Insert:
         insert: Insert = self.upsert(table).on_conflict_do_nothing(index_elements=list(index_elements))

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from trustyard import __version__
 from trustyard.services import Services
 from trustyard.services.actor import Actor
+
+if TYPE_CHECKING:
+    from itsdangerous import URLSafeTimedSerializer
+    from jinja2 import Environment
 
 COOKIE = "trustyard_session"
 SESSION_SECONDS = 12 * 3600
@@ -35,12 +38,19 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-templates = Environment(
-    loader=PackageLoader("trustyard.web", "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+@cache
+def templates() -> Environment:
+    """The page templates, loaded on the first page a worker renders: Jinja2 and its compiled templates (~2 MiB per
+    worker) are not imported by a worker that only serves ``/v2/``."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    return Environment(
+        loader=PackageLoader("trustyard.web", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 @dataclass
@@ -57,6 +67,8 @@ def services(request: Request) -> Services:
 
 
 def _serializer(request: Request) -> URLSafeTimedSerializer:
+    from itsdangerous import URLSafeTimedSerializer  # on the first page, like the templates
+
     return URLSafeTimedSerializer(request.app.state.session_key, salt="trustyard-session")
 
 
@@ -68,6 +80,8 @@ def session(request: Request) -> Session:
     found = Session(changed=True)
     raw = request.cookies.get(COOKIE)
     if raw:
+        from itsdangerous import BadSignature
+
         try:
             data = _serializer(request).loads(raw, max_age=SESSION_SECONDS)
             flash = data.get("flash")
@@ -107,7 +121,8 @@ def render(request: Request, template: str, actor: Actor | None, status_code: in
     current = session(request)
     shown, current.flash = current.flash, None
     current.changed = current.changed or shown is not None
-    html = templates.get_template(template).render(
+    page = templates().get_template(template)
+    html = page.render(
         user=actor if actor is not None and not actor.is_anonymous else None,
         csrf=current.csrf,
         flash={"kind": shown[0], "message": shown[1]} if shown else None,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
@@ -205,6 +204,8 @@ async def _yaml_block(data: FormData) -> StorageSettings:
         raw = await upload.read()
     if not raw:
         raise ConfigInvalid("choose a YAML file or paste a storage: block")
+    import yaml  # on the first upload, as in admin/http.py
+
     try:
         document = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
