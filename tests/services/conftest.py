@@ -10,6 +10,7 @@ import pytest
 
 from tests.services.wiring import wire
 from trustyard.db.engine import migrate, open_index, sqlite_url
+from trustyard.db.index import Index
 from trustyard.services import Services
 from trustyard.storage.driver import StorageDriver
 from trustyard.storage.memory import MemoryDriver
@@ -34,15 +35,28 @@ async def object_store_services(tmp_path: Path) -> AsyncIterator[tuple[Services,
         yield built, driver
 
 
+@pytest.fixture
+async def index(tmp_path: Path) -> AsyncIterator[Index]:
+    """A migrated SQLite index under ``tmp_path``, shared by the "workers" a test builds over it."""
+    async with opened_index(sqlite_url(tmp_path / "index.db")) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def opened_index(url: str) -> AsyncIterator[Index]:
+    """The index at ``url``, migrated first and disposed of after."""
+    await migrate(url)
+    opened = open_index(url)
+    try:
+        yield opened
+    finally:
+        await opened.dispose()
+
+
 @asynccontextmanager
 async def _services(tmp_path: Path, driver: MemoryDriver) -> AsyncIterator[Services]:
-    url = sqlite_url(tmp_path / "index.db")
-    await migrate(url)
-    index = open_index(url)
-    try:
+    async with opened_index(sqlite_url(tmp_path / "index.db")) as index:
         yield wire(index, driver)
-    finally:
-        await index.dispose()
 
 
 def backend_of(driver: SwitchableDriver) -> StorageDriver:

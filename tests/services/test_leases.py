@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from trustyard.db.engine import migrate, open_index
+from tests.services.conftest import opened_index
 from trustyard.db.index import Index
 from trustyard.services.leases import dead_here, take_lease
 
@@ -20,12 +20,9 @@ TTL = timedelta(minutes=5)
 
 @pytest.fixture
 async def index(database_url: str) -> AsyncIterator[Index]:
-    await migrate(database_url)
-    opened = open_index(database_url)
-    try:
+    """On SQLite and on PostgreSQL: leases are what several nodes share."""
+    async with opened_index(database_url) as opened:
         yield opened
-    finally:
-        await opened.dispose()
 
 
 def gone_pid() -> int:

@@ -18,7 +18,6 @@ from sqlalchemy import update
 from tests.services.wiring import wire
 from trustyard.auth.secretbox import SecretBox
 from trustyard.db import tables as t
-from trustyard.db.engine import migrate, open_index, sqlite_url
 from trustyard.db.index import Index
 from trustyard.errors import AlreadyExists
 from trustyard.oci import mediatypes as mt
@@ -40,17 +39,6 @@ APP = RepositoryName.parse("team/app")
 WEB = RepositoryName.parse("team/web")
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 KEY = SecretBox.new_key()
-
-
-@pytest.fixture
-async def index(tmp_path: Path) -> AsyncIterator[Index]:
-    url = sqlite_url(tmp_path / "index.db")
-    await migrate(url)
-    opened = open_index(url)
-    try:
-        yield opened
-    finally:
-        await opened.dispose()
 
 
 def worker(index: Index, tmp_path: Path) -> Services:
@@ -129,6 +117,21 @@ async def pull(services: Services, repository: RepositoryName, tag: str) -> None
         digest = Digest.parse(descriptor["digest"])
         data = await read(services, digest)
         assert Digest.of(data, digest.algorithm) == digest
+
+
+class Stop(Exception):
+    """Ends a copy where a test wants it to stop, as a crash would."""
+
+
+async def run_until_catching_up(services: Services, migration_id: int) -> None:
+    """Run the copy up to the point where it switches over and begins catching up, and stop there."""
+
+    def stop_before_catching_up(row: migration.MigrationRow) -> None:
+        if row.phase == "recent" and row.cursor == "":
+            raise Stop
+
+    with pytest.raises(Stop):
+        await services.migrations.run(SYSTEM, migration_id, stop_before_catching_up)
 
 
 async def test_everything_is_copied_verified_and_the_old_backend_left_intact(index: Index, tmp_path: Path) -> None:
@@ -275,15 +278,7 @@ async def test_what_a_request_running_across_the_switch_wrote_to_the_old_backend
     await late.switch.refresh()  # serving the plan before the migration: it will not look again in time
     started = await one.migrations.start(SYSTEM, on_disk(tmp_path / "new"))
 
-    class Stop(Exception):
-        pass
-
-    def stop_before_catching_up(row: migration.MigrationRow) -> None:
-        if row.phase == "recent" and row.cursor == "":
-            raise Stop
-
-    with pytest.raises(Stop):
-        await one.migrations.run(SYSTEM, started.id, stop_before_catching_up)
+    await run_until_catching_up(one, started.id)
     # A push that began before the switch ends now: its bytes and links went to the old backend, and the
     # copy has passed them already.
     pushed = await push_image(late, "in-flight", os.urandom(3000), repository=WEB)
@@ -306,15 +301,7 @@ async def test_a_blob_reserved_but_not_yet_written_is_not_reported_missing(index
     assert await index.blobs.reserve_blob(str(digest), len(data))  # a push about to write its bytes
     started = await one.migrations.start(SYSTEM, on_disk(tmp_path / "new"))
 
-    class Stop(Exception):
-        pass
-
-    def stop_before_catching_up(row: migration.MigrationRow) -> None:
-        if row.phase == "recent" and row.cursor == "":
-            raise Stop
-
-    with pytest.raises(Stop):
-        await one.migrations.run(SYSTEM, started.id, stop_before_catching_up)
+    await run_until_catching_up(one, started.id)
     await one.switch.refresh()
     target = await one.switch.driver(started.target)
     await target.put(layout.blob_data(digest), data)  # the push writes (to the new backend) and goes on

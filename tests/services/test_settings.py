@@ -14,7 +14,6 @@ from pydantic import SecretStr
 from tests.services.conftest import backend_of
 from tests.services.wiring import wire
 from trustyard.auth.secretbox import SecretBox
-from trustyard.db.engine import migrate, open_index, sqlite_url
 from trustyard.db.index import Index
 from trustyard.errors import Denied, SettingPinned, StorageProbeFailed
 from trustyard.oci.digest import Digest
@@ -39,17 +38,6 @@ class Worker:
     driver: SwitchableDriver
     uploads: Uploads
     services: Services
-
-
-@pytest.fixture
-async def index(tmp_path: Path) -> AsyncIterator[Index]:
-    url = sqlite_url(tmp_path / "index.db")
-    await migrate(url)
-    opened = open_index(url)
-    try:
-        yield opened
-    finally:
-        await opened.dispose()
 
 
 KEY = SecretBox.new_key()

@@ -15,7 +15,6 @@ import pytest
 from tests.services.conftest import backend_of
 from tests.services.wiring import wire
 from trustyard.auth.secretbox import SecretBox
-from trustyard.db.engine import migrate, open_index, sqlite_url
 from trustyard.db.index import Index
 from trustyard.db.storage_backends import StoragePlan
 from trustyard.errors import BlobUploadUnknown
@@ -33,17 +32,6 @@ from ..stored_images import write_images
 ADMIN = Actor.system()
 REPO = RepositoryName("team/app")
 KEY = SecretBox.new_key()
-
-
-@pytest.fixture
-async def index(tmp_path: Path) -> AsyncIterator[Index]:
-    url = sqlite_url(tmp_path / "index.db")
-    await migrate(url)
-    opened = open_index(url)
-    try:
-        yield opened
-    finally:
-        await opened.dispose()
 
 
 @dataclass

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+from tests.services.conftest import opened_index
 from tests.services.wiring import wire
 from trustyard.db import tables as t
-from trustyard.db.engine import migrate, open_index
 from trustyard.db.index import Index
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Actor
@@ -21,12 +21,9 @@ from trustyard.storage.memory import MemoryDriver
 
 @pytest.fixture
 async def index(database_url: str) -> AsyncIterator[Index]:
-    await migrate(database_url)
-    opened = open_index(database_url)
-    try:
+    """On SQLite and on PostgreSQL: leases are what several nodes share."""
+    async with opened_index(database_url) as opened:
         yield opened
-    finally:
-        await opened.dispose()
 
 
 async def test_one_run_per_interval_across_workers(index: Index) -> None:

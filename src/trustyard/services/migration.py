@@ -104,19 +104,7 @@ class StoragePlans:
         return await self._switch.driver(generation)
 
     async def describe(self, generation: int) -> str:
-        return describe(await self._backends.settings(generation))
-
-
-def describe(settings: StorageSettings) -> str:
-    """A backend in words, for people and the audit log."""
-    if settings.s3 is not None:
-        where = f" at {settings.s3.regionendpoint}" if settings.s3.regionendpoint else ""
-        return f"the S3 bucket {settings.s3.bucket}{where}"
-    if settings.swift is not None:
-        return f"the Swift container {settings.swift.container} ({settings.swift.authurl})"
-    if settings.filesystem is not None and settings.filesystem.rootdirectory is not None:
-        return f"the directory {settings.filesystem.rootdirectory}"
-    return f"the {settings.driver} default" if settings.driver != "filesystem" else "the default directory"
+        return (await self._backends.settings(generation)).describe()
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +194,7 @@ class Migrations:
             migration = await self.start(actor, candidate)
         elif candidate is not None:
             wanted, under_way = (
-                describe(candidate),
+                candidate.describe(),
                 await self._plans.describe(migration.target),
             )
             if wanted != under_way:

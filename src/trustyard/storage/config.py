@@ -124,6 +124,17 @@ class StorageSettings(_Strict):
         """The configured driver's name; filesystem when none is configured."""
         return next((name for name in DRIVERS if getattr(self, name) is not None), "filesystem")
 
+    def describe(self) -> str:
+        """The backend in words, for people (the web UI's messages) and the audit log."""
+        if self.s3 is not None:
+            where = f" at {self.s3.regionendpoint}" if self.s3.regionendpoint else ""
+            return f"the S3 bucket {self.s3.bucket}{where}"
+        if self.swift is not None:
+            return f"the Swift container {self.swift.container} ({self.swift.authurl})"
+        if self.filesystem is not None and self.filesystem.rootdirectory is not None:
+            return f"the directory {self.filesystem.rootdirectory}"
+        return f"the {self.driver} default" if self.driver != "filesystem" else "the default directory"
+
     def absolute(self) -> StorageSettings:
         """The same settings with relative paths made absolute (workers may run from another directory)."""
         fs = self.filesystem

@@ -97,17 +97,6 @@ def _candidate(data: FormData, current: StorageView) -> StorageSettings:
     return parse_storage_block({driver: block})
 
 
-def describe(settings: StorageSettings) -> str:
-    if settings.s3 is not None:
-        where = f" at {settings.s3.regionendpoint}" if settings.s3.regionendpoint else ""
-        return f"the S3 bucket {settings.s3.bucket}{where}"
-    if settings.swift is not None:
-        return f"the Swift container {settings.swift.container} ({settings.swift.authurl})"
-    if settings.filesystem is not None and settings.filesystem.rootdirectory is not None:
-        return f"the directory {settings.filesystem.rootdirectory}"
-    return "the default directory"
-
-
 async def _page(
     request: Request, caller: Actor, view: StorageView, values: dict[str, Any], result: Any = None, status: int = 200
 ) -> Response:
@@ -148,13 +137,13 @@ async def _apply(request: Request, caller: Actor, op: str, candidate: StorageSet
     settings = services(request).settings
     if op == "test":
         await settings.test_storage(caller, candidate)
-        return f"Test passed: wrote, read back and deleted a probe object in {describe(candidate)}. Nothing was saved."
+        return f"Test passed: wrote, read back and deleted a probe object in {candidate.describe()}. Nothing was saved."
     if op == "migrate":
         await services(request).migrations.begin(caller, candidate)
         flash(
             request,
             "ok",
-            f"Migration started: new pushes go to {describe(candidate)} now, and every image is being copied there "
+            f"Migration started: new pushes go to {candidate.describe()} now, and every image is being copied there "
             "while the registry keeps serving (progress below).",
         )
         return None
@@ -162,7 +151,7 @@ async def _apply(request: Request, caller: Actor, op: str, candidate: StorageSet
     flash(
         request,
         "ok",
-        f"Saved. Every worker now stores images in {describe(candidate)}; the images it already holds are "
+        f"Saved. Every worker now stores images in {candidate.describe()}; the images it already holds are "
         "indexed in the background (progress below).",
     )
     return None
