@@ -22,7 +22,6 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
@@ -41,7 +40,7 @@ from trustyard.db.index import Index
 from trustyard.edge import Edge
 from trustyard.monitoring.routes import routes as monitoring_routes
 from trustyard.registry import errors as registry_errors
-from trustyard.registry.dispatch import V2Dispatch
+from trustyard.registry.dispatch import ExceptionHandler, V2Dispatch
 from trustyard.registry.routes import routes as registry_routes
 from trustyard.services import Services
 from trustyard.services.backup import Backups
@@ -316,19 +315,23 @@ def create_app(settings: Settings, *, migrate_first: bool = False) -> Starlette:
                 # so the next start (or another worker) resumes at once instead of after the lease runs out.
                 await asyncio.gather(*background, return_exceptions=True)
 
+    handlers: dict[type[Exception], ExceptionHandler] = {
+        errors.TrustyardError: _domain_error,
+        HTTPException: _http_error,
+        ClientDisconnect: _body_cut_off,
+    }
     app = Starlette(
         routes=[*monitoring_routes, *registry_routes, *admin_routes, *web_routes],
         lifespan=lifespan,
-        # One layer for metrics, response headers, the request scope, the storage fence and the body drain.
-        middleware=[Middleware(Edge, json_access_log=settings.access_log and settings.access_log_format == "json")],
-        exception_handlers={
-            errors.TrustyardError: _domain_error,
-            HTTPException: _http_error,
-            ClientDisconnect: _body_cut_off,
-        },
+        exception_handlers=dict(handlers),
     )
-    # /v2 requests go straight to their handler; the rest (and /v2 misses) to Starlette's route table.
-    app.router.middleware_stack = V2Dispatch(registry_routes, app.router.app, app.router)
+    # What a request passes, outermost first: the edge (metrics, response headers, the request scope, the
+    # storage fence, the body drain); then a /v2 request whose route matches goes straight to its handler, its
+    # errors answered by the same handlers; everything else (and /v2 misses) to Starlette's own stack.
+    app.middleware_stack = Edge(
+        V2Dispatch(registry_routes, app.build_middleware_stack(), router=app.router, handlers=handlers),
+        json_access_log=settings.access_log and settings.access_log_format == "json",
+    )
     app.state.public_url = settings.public_url
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     app.state.monitoring_allow = tuple(ip_network(item, strict=False) for item in settings.metrics.allow)

@@ -1,4 +1,5 @@
-"""``Edge``: the one ASGI layer every HTTP request passes through before Starlette routes it.
+"""``Edge``: the one ASGI layer every HTTP request passes through first, whether ``registry/dispatch.py`` hands
+it to its /v2 handler directly or to Starlette.
 
 It used to be five middlewares, each wrapping ``send`` (and some ``receive``) in a closure of its own; on a
 small request those layers cost as much as the handler. Their effects are the same, in the same order

@@ -9,16 +9,24 @@ routes that could match, and a suffix comparison decides, as the route's ``^/v2/
 
 The routes are the same ``Route`` objects as in ``registry/routes.py`` (so metrics keep their templates, and
 the handlers their ``identified`` auth), tried in the same order. Anything this does not match by method and
-path (a 405, a 404, a trailing-slash redirect, any other prefix) goes to Starlette's router unchanged.
+path (a 405, a 404, a trailing-slash redirect, any other prefix) goes to Starlette unchanged.
+
+A matched request does not pass Starlette's two error middlewares either (each wraps ``send`` and looks up
+handlers per request): an exception from the handler, or from its response before the first byte is sent,
+is answered by the same exception handlers the application gives Starlette, looked up the same way (the
+nearest class in the exception's MRO), so a domain error maps to HTTP in one place whichever way a request
+came. An exception no handler takes is answered 500 and raised on to the server, which logs it, as with
+Starlette's ``ServerErrorMiddleware``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 Scope = MutableMapping[str, Any]
@@ -26,6 +34,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
+INTERNAL_ERROR = PlainTextResponse("Internal Server Error", status_code=500)
 
 V2 = "/v2/"
 NAMED = "/v2/{name:path}/"
@@ -63,12 +73,20 @@ class Template:
 
 
 class V2Dispatch:
-    """ASGI: calls the /v2 handler of a request directly when one matches by path and method, else hands the
-    request to ``fallback`` (Starlette's router)."""
+    """ASGI: calls the /v2 handler of a request directly when one matches by path and method, answering its
+    exceptions with ``handlers``; else hands the request to ``fallback`` (Starlette's stack)."""
 
-    def __init__(self, routes: Sequence[BaseRoute], fallback: ASGIApp, router: Any = None) -> None:
+    def __init__(
+        self,
+        routes: Sequence[BaseRoute],
+        fallback: ASGIApp,
+        *,
+        router: Any,
+        handlers: Mapping[type[Exception], ExceptionHandler],
+    ) -> None:
         self.fallback = fallback
         self.router = router
+        self.handlers = handlers
         self.exact: dict[str, Route] = {}
         self.by_keyword: dict[str, list[Template]] = {}
         for route in routes:
@@ -88,14 +106,37 @@ class V2Dispatch:
             await self.fallback(scope, receive, send)
             return
         route, params = found
-        if self.router is not None and "router" not in scope:
-            scope["router"] = self.router
+        scope.setdefault("router", self.router)
         scope["route"] = route
         scope["endpoint"] = route.endpoint
         scope["path_params"] = {**scope.get("path_params", {}), **params}
         request = Request(scope, receive, send)
-        response = await route.endpoint(request)
-        await response(scope, receive, send)
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            response = await route.endpoint(request)
+            await response(scope, receive, sending)
+        except Exception as exc:
+            if started:  # the status line is out: nothing to answer with; the server closes the connection
+                raise
+            handler = self.handler_of(exc)
+            if handler is None:  # as Starlette's ServerErrorMiddleware: 500, then the server logs the traceback
+                await INTERNAL_ERROR(scope, receive, send)
+                raise
+            await (await handler(request, exc))(scope, receive, send)
+
+    def handler_of(self, exc: Exception) -> ExceptionHandler | None:
+        """The handler of the nearest class in the exception's MRO, as Starlette looks it up."""
+        for cls in type(exc).__mro__:
+            handler = self.handlers.get(cls)
+            if handler is not None:
+                return handler
+        return None
 
     def find(self, scope: Scope) -> tuple[Route, dict[str, str]] | None:
         path: str = scope["path"]
