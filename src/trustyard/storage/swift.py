@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -72,6 +72,38 @@ _RETRY_STATUS = frozenset({408, 429, 498, 500, 502, 503, 504})
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 _ETAG = re.compile(r"([0-9a-f]{16})-([0-9]+)-([0-9]+)")
 _TAGS = re.compile(r"<[^>]*>")
+
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class _Client(Generic[R]):
+    """How ``_retrying`` reads an answer of one HTTP client: its status, its Retry-After, how to let it go, and
+    which exceptions mean the request never got one (a timeout, a broken connection)."""
+
+    status: Callable[[R], int]
+    retry_after: Callable[[R], str | None]
+    release: Callable[[R], Awaitable[None]]
+    broken: tuple[type[Exception], ...]
+
+
+async def _release_aiohttp(response: aiohttp.ClientResponse) -> None:
+    response.release()
+
+
+_HTTPX: _Client[httpx.Response] = _Client(
+    lambda r: r.status_code,
+    lambda r: r.headers.get("Retry-After"),
+    httpx.Response.aclose,
+    (httpx.TransportError, httpx.TimeoutException),
+)
+_AIOHTTP: _Client[aiohttp.ClientResponse] = _Client(
+    lambda r: r.status,
+    lambda r: r.headers.get("Retry-After"),
+    _release_aiohttp,
+    (TimeoutError, aiohttp.ClientError),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -671,51 +703,28 @@ class SwiftDriver:
         stream: bool = False,
         account: bool = False,
     ) -> httpx.Response:
-        """One Swift API request on the container (``name`` None), an object, or the account, with retries.
-
-        Retried, with exponential backoff and jitter: 5xx, 429 (honouring a short Retry-After), timeouts and
-        broken connections. Every Swift request we send is idempotent (PUT replaces, DELETE of a missing
-        object is fine, COPY rewrites the same destination) and every body is in memory, so each may be sent
-        again. A 401 re-authenticates once (the token expired or was revoked).
-        """
-        session = await self._ready_session()
+        """One Swift API request on the container (``name`` None), an object, or the account, with
+        ``_retrying``'s retries and re-authentication. Every Swift request we send is idempotent (PUT replaces,
+        DELETE of a missing object is fine, COPY rewrites the same destination) and every body is in memory,
+        so each may be sent again."""
         what = f"{method} {'account' if account else name if name is not None else self.container}"
-        reauthenticated = False
-        attempt = 0
-        while True:
+
+        async def send(session: _Session) -> httpx.Response:
             url = session.storage_url if account else self._url(session, name)
             content = body.content() if isinstance(body, _Blocks) else body
             request_headers = {"X-Auth-Token": session.token, **(headers or {})}
             if isinstance(body, _Blocks):
                 request_headers["Content-Length"] = str(body.size)
             request = self._client.build_request(method, url, params=params, headers=request_headers, content=content)
-            try:
-                response = await self._client.send(request, stream=stream)
-            except (httpx.TransportError, httpx.TimeoutException) as exc:
-                attempt += 1
-                if attempt >= self._attempts:
-                    raise StorageUnavailable(f"swift: {what}: {_describe(exc)} ({attempt} tries)") from None
-                log.info("swift: %s: %s; retrying", what, _describe(exc))
-                await asyncio.sleep(self._delay(attempt - 1))
-                continue
-            if response.status_code == 401 and not reauthenticated:
-                await response.aclose()
-                reauthenticated = True
-                session = await self._authenticate(stale=session)
-                continue
-            if response.status_code in _RETRY_STATUS and attempt + 1 < self._attempts:
-                attempt += 1
-                delay = self._delay(attempt - 1, response.headers.get("Retry-After"))
-                await response.aclose()
-                log.info("swift: %s: %s; retrying in %.2fs", what, response.status_code, delay)
-                await asyncio.sleep(delay)
-                continue
-            if response.status_code in expect:
-                return response
-            if stream:
-                await response.aread()
-            await response.aclose()
-            raise StorageUnavailable(self._redact(f"swift: {what}: {_status(response)}"))
+            return await self._client.send(request, stream=stream)
+
+        response = await self._retrying(what, send, _HTTPX)
+        if response.status_code in expect:
+            return response
+        if stream:
+            await response.aread()
+        await response.aclose()
+        raise StorageUnavailable(self._redact(f"swift: {what}: {_status(response)}"))
 
     def _body_session(self) -> aiohttp.ClientSession:
         """The aiohttp session object bodies are read with, made on first use (inside the event loop), with the
@@ -734,46 +743,62 @@ class SwiftDriver:
         return self._body_client
 
     async def _get_body(self, name: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
-        """GET ``name`` for its body (200, 206, 404 or 416), with ``_call``'s retries and re-authentication; the
-        caller reads the body and releases the response."""
-        session = await self._ready_session()
+        """GET ``name`` for its body (200, 206, 404 or 416), with ``_retrying``'s retries and
+        re-authentication; the caller reads the body and releases the response."""
         client = self._body_session()
+
+        async def send(session: _Session) -> aiohttp.ClientResponse:
+            # encoded=True: _url quoted the name already; yarl must not normalise it a second time.
+            url = URL(self._url(session, name), encoded=True)
+            return await client.get(url, headers={"X-Auth-Token": session.token, **headers})
+
+        response = await self._retrying(f"GET {name}", send, _AIOHTTP)
+        if response.status in (200, 206, 404, 416):
+            return response
+        try:
+            text = " ".join(_TAGS.sub(" ", await response.text(errors="replace")).split())[:300]
+        except (TimeoutError, aiohttp.ClientError):
+            text = ""
+        finally:
+            response.release()
+        status = f"{response.status} {response.reason}" + (f": {text}" if text else "")
+        raise StorageUnavailable(self._redact(f"swift: GET {name}: {status}"))
+
+    async def _retrying(self, what: str, send: Callable[[_Session], Awaitable[R]], client: _Client[R]) -> R:
+        """``send`` until an answer that is not retried, which is returned whatever its status.
+
+        Retried, with exponential backoff and jitter: 5xx, 408, 429 and 498 (honouring a short Retry-After),
+        timeouts and broken connections, up to the driver's ``attempts``. A 401 re-authenticates once (the
+        token expired or was revoked). One policy for both HTTP clients (``_Client`` says how each one shows a
+        status and lets a response go): httpx for the API, aiohttp for object bodies.
+        """
+        session = await self._ready_session()
         reauthenticated = False
         attempt = 0
         while True:
-            # encoded=True: _url quoted the name already; yarl must not normalise it a second time.
-            url = URL(self._url(session, name), encoded=True)
             try:
-                response = await client.get(url, headers={"X-Auth-Token": session.token, **headers})
-            except (TimeoutError, aiohttp.ClientError) as exc:
+                response = await send(session)
+            except client.broken as exc:
                 attempt += 1
                 if attempt >= self._attempts:
-                    raise StorageUnavailable(f"swift: GET {name}: {_describe(exc)} ({attempt} tries)") from None
-                log.info("swift: GET %s: %s; retrying", name, _describe(exc))
+                    raise StorageUnavailable(f"swift: {what}: {_describe(exc)} ({attempt} tries)") from None
+                log.info("swift: %s: %s; retrying", what, _describe(exc))
                 await asyncio.sleep(self._delay(attempt - 1))
                 continue
-            if response.status == 401 and not reauthenticated:
-                response.release()
+            status = client.status(response)
+            if status == 401 and not reauthenticated:
+                await client.release(response)
                 reauthenticated = True
                 session = await self._authenticate(stale=session)
                 continue
-            if response.status in _RETRY_STATUS and attempt + 1 < self._attempts:
+            if status in _RETRY_STATUS and attempt + 1 < self._attempts:
                 attempt += 1
-                delay = self._delay(attempt - 1, response.headers.get("Retry-After"))
-                response.release()
-                log.info("swift: GET %s: %s; retrying in %.2fs", name, response.status, delay)
+                delay = self._delay(attempt - 1, client.retry_after(response))
+                await client.release(response)
+                log.info("swift: %s: %s; retrying in %.2fs", what, status, delay)
                 await asyncio.sleep(delay)
                 continue
-            if response.status in (200, 206, 404, 416):
-                return response
-            try:
-                text = " ".join(_TAGS.sub(" ", await response.text(errors="replace")).split())[:300]
-            except (TimeoutError, aiohttp.ClientError):
-                text = ""
-            finally:
-                response.release()
-            status = f"{response.status} {response.reason}" + (f": {text}" if text else "")
-            raise StorageUnavailable(self._redact(f"swift: GET {name}: {status}"))
+            return response
 
     def _delay(self, attempt: int, retry_after: str | None = None) -> float:
         if retry_after is not None:
