@@ -9,7 +9,7 @@ import dataclasses
 import json
 import threading
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -357,33 +357,29 @@ async def test_5xx_429_and_resets_are_retried(faulty: SwiftDriver, proxy: FaultP
     await faulty.delete("t/x")
 
 
+async def _write(driver: SwiftDriver) -> None:
+    await driver.write("t/x", chunked(payload(3 * MiB), MiB))
+
+
+async def _read(driver: SwiftDriver) -> None:
+    await driver.put("t/x", b"xyz")
+    await read_all(driver, "t/x")
+
+
+@pytest.mark.parametrize(("method", "action"), [("PUT", _write), ("GET", _read)], ids=["api-write", "body-read"])
 async def test_persistent_errors_become_storage_unavailable_without_secrets(
-    faulty: SwiftDriver, proxy: FaultProxy, container: SwiftContainer
+    faulty: SwiftDriver,
+    proxy: FaultProxy,
+    container: SwiftContainer,
+    method: str,
+    action: Callable[[SwiftDriver], Awaitable[None]],
 ) -> None:
+    """Both HTTP clients (httpx for API calls, aiohttp for object bodies) share one retry policy: bounded, then
+    an error that names the status and the server's words, never a secret."""
     proxy.always(Fault("status", 500, "InternalError"))
-    proxy.match = lambda method, _path: method == "PUT"
+    proxy.match = lambda m, _path: m == method
     with pytest.raises(StorageUnavailable) as caught:
-        await faulty.write("t/x", chunked(payload(3 * MiB), MiB))
-    message = str(caught.value)
-    assert "500 Injected" in message
-    assert "InternalError injected by FaultProxy" in message
-    assert faulty._session_ is not None
-    for secret in (container.where.password, faulty._session_.token):
-        assert secret not in message
-    assert len(proxy.faulted) == 5  # bounded: five tries, then the error
-    proxy.always(None)
-    assert await faulty.stat("t/x") is None
-    assert container.leftovers() == []
-
-
-async def test_a_read_that_keeps_failing_becomes_storage_unavailable_without_secrets(
-    faulty: SwiftDriver, proxy: FaultProxy, container: SwiftContainer
-) -> None:
-    await faulty.put("t/x", b"xyz")
-    proxy.always(Fault("status", 500, "InternalError"))
-    proxy.match = lambda method, _path: method == "GET"
-    with pytest.raises(StorageUnavailable) as caught:
-        await read_all(faulty, "t/x")
+        await action(faulty)
     message = str(caught.value)
     assert "500 Injected" in message
     assert "InternalError injected by FaultProxy" in message
@@ -393,6 +389,8 @@ async def test_a_read_that_keeps_failing_becomes_storage_unavailable_without_sec
     assert len(proxy.faulted) == 5  # bounded: five tries, then the error
     proxy.always(None)
     await faulty.delete("t/x")
+    assert await faulty.stat("t/x") is None
+    assert container.leftovers() == []
 
 
 async def test_a_failed_manifest_leaves_no_object_and_no_segments(
