@@ -15,17 +15,6 @@ from trustyard.db import tables as t
 
 
 @dataclass(frozen=True, slots=True)
-class AuditRow:
-    id: int
-    at: datetime
-    actor: str
-    source: str | None
-    action: str
-    target: str
-    detail: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class AuditEntry:
     """An event to append, in the transaction of the change it records (``append_in``) or on its own."""
 
@@ -35,6 +24,13 @@ class AuditEntry:
     action: str
     target: str
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow(AuditEntry):
+    """An entry as stored, with the id that orders the trail and pages it."""
+
+    id: int
 
 
 def append_in(conn: Connection, entry: AuditEntry) -> None:
@@ -58,11 +54,9 @@ class AuditStore:
         self.reader = reader
         self.writer = writer or reader
 
-    async def append(
-        self, at: datetime, actor: str, source: str | None, action: str, target: str, detail: dict[str, Any]
-    ) -> None:
+    async def append(self, entry: AuditEntry) -> None:
         async with self.writer.begin() as conn:
-            await conn.execute(_insert(AuditEntry(at, actor, source, action, target, detail)))
+            await conn.execute(_insert(entry))
 
     async def events(
         self, limit: int, before: int | None = None, action: str | None = None, actor: str | None = None
@@ -78,7 +72,15 @@ class AuditStore:
         async with self.reader.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            AuditRow(r.id, r.at, r.actor, r.source, r.action, r.target, json.loads(r.detail) if r.detail else {})
+            AuditRow(
+                at=r.at,
+                actor=r.actor,
+                source=r.source,
+                action=r.action,
+                target=r.target,
+                detail=json.loads(r.detail) if r.detail else {},
+                id=r.id,
+            )
             for r in rows
         ]
 

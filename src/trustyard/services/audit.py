@@ -21,7 +21,7 @@ class Audit:
 
     async def record(self, actor: Actor, action: str, target: str, **detail: Any) -> None:
         """Append one event done by ``actor`` (services call this after the change succeeded)."""
-        await self._store.append(datetime.now(UTC), actor.name, actor.source, action, target, detail)
+        await self._store.append(self.entry(actor, action, target, **detail))
 
     @staticmethod
     def entry(actor: Actor, action: str, target: str, **detail: Any) -> AuditEntry:
