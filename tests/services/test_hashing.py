@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -69,3 +70,31 @@ async def test_a_reader_that_stops_leaves_no_task_receiving() -> None:
     assert endless_reads == reads  # nothing goes on reading the body
     assert len(asyncio.all_tasks()) == len(before)
     assert reads <= 2 + 3  # the two first blocks, and at most the blocks waiting for the hasher
+
+
+async def test_each_block_is_hashed_while_the_consumer_writes_it_and_all_before_the_end() -> None:
+    """The consumer (storage's write) and the hash of the same block run at once, on different threads; the
+    blocks enter the hash in order, and the last one before the consumer sees the end of the body."""
+    data = os.urandom(4 * BLOCK + 77)
+    order: list[str] = []
+
+    class SlowHasher(Hasher):
+        __slots__ = ()
+
+        def update(self, data: bytes | bytearray | memoryview) -> None:
+            order.append("hash start")
+            time.sleep(0.05)  # a hash slower than the write: the overlap shows in the order of events
+            super().update(data)
+            order.append("hash end")
+
+    hasher = SlowHasher("sha256")
+    written = 0
+    async for block in hashed(body(data, 65536), hasher):
+        order.append("write")
+        await asyncio.to_thread(lambda: None)  # the write's own thread trip
+        written += len(block)
+    assert written == len(data)
+    assert str(hasher.digest()) == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert order[-1] == "hash end"
+    first_write = order.index("write")
+    assert order.index("hash end") > first_write  # the first block was written before its hash ended

@@ -3,9 +3,11 @@
 Every byte of a push is hashed once, on its way to the storage driver. Hashed on the event loop, a 1 MiB block
 holds the loop for about a millisecond, during which the next block is not received: a monolithic push then
 alternates between receiving and hashing on one core. Here a large body is gathered into blocks of about
-1 MiB by a task that keeps receiving while the previous block is hashed on a thread (the OpenSSL call behind
-``Hasher.update`` releases the GIL), so receiving, hashing and the driver's write run side by side on a
-machine's cores. At most ``AHEAD`` blocks wait, so memory stays constant whatever the size of the blob.
+1 MiB by a task that keeps receiving, and each block is hashed on a thread (the OpenSSL call behind
+``Hasher.update`` releases the GIL) while the driver writes it: receiving, hashing and writing run side by
+side on a machine's cores. Blocks are added to the hash in order, each after the one before it, and the last
+before the caller sees the end of the body. At most ``AHEAD`` blocks wait, so memory stays constant whatever
+the size of the blob.
 
 A body of one block (every small push: configs, manifests' layers of a few KiB) is hashed inline: no task and
 no thread hop, which would cost more than the hash.
@@ -37,20 +39,29 @@ async def hashed(chunks: AsyncIterable[bytes], hasher: Hasher) -> AsyncIterator[
         yield first
         return
     waiting: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(AHEAD)
-    receiving = asyncio.get_running_loop().create_task(_receive(blocks, waiting))
+    loop = asyncio.get_running_loop()
+    receiving = loop.create_task(_receive(blocks, waiting))
+    hashing: asyncio.Future[None] | None = None
     try:
         block: bytes | BaseException | None = first
         pending: list[bytes] = [second]
         while block is not None:
             if isinstance(block, BaseException):
                 raise block
-            await asyncio.to_thread(hasher.update, block)
-            yield block
+            if hashing is not None:
+                await hashing  # blocks are added in order: the previous one first
+            hashing = asyncio.ensure_future(asyncio.to_thread(hasher.update, block))
+            yield block  # the consumer writes it while it is hashed
             block = pending.pop() if pending else await waiting.get()
+        if hashing is not None:
+            await hashing  # every byte is in the digest before the caller sees the end
     finally:
         receiving.cancel()
         with contextlib.suppress(BaseException):
             await receiving
+        if hashing is not None and not hashing.done():
+            with contextlib.suppress(BaseException):
+                await hashing  # not left running on a thread after the body is given up
         await blocks.aclose()
 
 
