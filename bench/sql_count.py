@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,17 +92,18 @@ async def main() -> None:
                     await _push(http, f"bench/small{n}", secret, per_request)
         width = max(len(k) for k in per_request)
         print(f"# per image, averaged over {args.images} pushes of a one-layer image (config + layer + manifest)")
-        print(f"{'request':<{width}}  {'sql':>5} {'write txns':>10} {'fsync':>5}")
+        print(f"{'request':<{width}}  {'sql':>5} {'write txns':>10} {'fsync':>5} {'cpu ms':>6}")
         total: collections.Counter[str] = collections.Counter()
         for name, c in per_request.items():
             total.update(c)
             print(
                 f"{name:<{width}}  {c['sql'] / args.images:5.1f} {c['write transactions'] / args.images:10.1f} "
-                f"{c['fsync'] / args.images:5.1f}"
+                f"{c['fsync'] / args.images:5.1f} {c['cpu µs'] / args.images / 1000:6.2f}"
             )
         print(
             f"{'total':<{width}}  {total['sql'] / args.images:5.1f} "
-            f"{total['write transactions'] / args.images:10.1f} {total['fsync'] / args.images:5.1f}"
+            f"{total['write transactions'] / args.images:10.1f} {total['fsync'] / args.images:5.1f} "
+            f"{total['cpu µs'] / args.images / 1000:6.2f}"
         )
 
 
@@ -109,10 +111,12 @@ async def _push(http: httpx.AsyncClient, repo: str, secret: str, out: dict[str, 
     async def call(name: str, method: str, url: str, **kw: Any) -> httpx.Response:
         before = counts.copy()
         token = _in_request.set(True)
+        cpu = time.process_time()
         try:
             response = await http.request(method, url, **kw)
         finally:
             _in_request.reset(token)
+            counts["cpu µs"] += round((time.process_time() - cpu) * 1e6)
         assert response.status_code < 500, response.text
         out[name].update(counts - before)
         return response
