@@ -37,6 +37,14 @@ class LinkRow:
     digest: str
 
 
+#: ``BlobStore.touch``, built once (see ``BlobStore.__init__``).
+_TOUCH = (
+    update(t.blobs)
+    .where(t.blobs.c.digest == bindparam("touch_digest", type_=String()), t.blobs.c.deleting_at.is_(None))
+    .values(touched_at=bindparam("touch_at", type_=t.blobs.c.touched_at.type))
+)
+
+
 class BlobStore:
     def __init__(self, db: Database, repositories: RepositoryStore) -> None:
         self._db = db
@@ -49,6 +57,17 @@ class BlobStore:
             .join(t.repositories, t.repositories.c.id == t.repository_blobs.c.repository_id)
             .where(t.repositories.c.name == repository, t.blobs.c.digest == digest)
         )
+        # Built once too: a push writes these; building an upsert costs ~4x running it (~200 vs ~55 µs).
+        reserve = self._db.upsert(t.blobs)
+        self._reserve = reserve.on_conflict_do_update(
+            index_elements=["digest"],
+            set_={"touched_at": reserve.excluded.touched_at},
+            where=t.blobs.c.deleting_at.is_(None),
+        ).returning(t.blobs.c.digest)
+        link = self._db.upsert(t.repository_blobs)
+        self._link = link.on_conflict_do_update(
+            index_elements=["repository_id", "digest"], set_={"created_at": link.excluded.created_at}
+        )
 
     async def reserve_blob(self, digest: str, size: int) -> bool:
         """Announce that a push is about to write ``digest``'s bytes: the collector leaves the blob alone for
@@ -59,24 +78,15 @@ class BlobStore:
     def reserve(self, conn: Connection, digest: str, size: int) -> bool:
         """``reserve_blob`` in the caller's transaction (``Database.write``)."""
         at = now()
-        statement = (
-            self._db.upsert(t.blobs)
-            .values(digest=digest, size=size, created_at=at, touched_at=at)
-            .on_conflict_do_update(
-                index_elements=["digest"], set_={"touched_at": at}, where=t.blobs.c.deleting_at.is_(None)
-            )
-            .returning(t.blobs.c.digest)
-        )
-        return conn.execute(statement).first() is not None
+        row = {"digest": digest, "size": size, "created_at": at, "touched_at": at}
+        return conn.execute(self._reserve, row).first() is not None
 
     @staticmethod
     def touch(conn: Connection, digest: str) -> None:
         """In the caller's transaction (``Database.write``): mark a reserved blob as referenced now. Raises
         ``BlobCollected`` when the collector took it since the reservation (the push outlasted the grace
         window)."""
-        result = conn.execute(
-            update(t.blobs).where(t.blobs.c.digest == digest, t.blobs.c.deleting_at.is_(None)).values(touched_at=now())
-        )
+        result = conn.execute(_TOUCH, {"touch_digest": digest, "touch_at": now()})
         if not result.rowcount:
             raise BlobCollected(f"blob {digest} was garbage-collected while it was pushed; push it again")
 
@@ -87,12 +97,7 @@ class BlobStore:
         def link(conn: Connection) -> None:
             repository_id = self._repositories.ensure(conn, repository)
             self.touch(conn, digest)
-            at = now()
-            conn.execute(
-                self._db.upsert(t.repository_blobs)
-                .values(repository_id=repository_id, digest=digest, created_at=at)
-                .on_conflict_do_update(index_elements=["repository_id", "digest"], set_={"created_at": at})
-            )
+            conn.execute(self._link, {"repository_id": repository_id, "digest": digest, "created_at": now()})
 
         await self._db.write(link)
 

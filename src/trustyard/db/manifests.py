@@ -107,6 +107,21 @@ class ManifestStore:
         self._repositories = repositories
         self._blobs = blobs
         self._prepare_hot_reads()
+        # A push's writes, built once: building a statement costs several times running it (blobs.py).
+        self._insert = self._db.insert_ignore(t.manifests, ["repository_id", "digest"]).returning(t.manifests.c.id)
+        self._manifest_id = select(t.manifests.c.id).where(
+            t.manifests.c.repository_id == bindparam("repository_id", type_=t.manifests.c.repository_id.type),
+            t.manifests.c.digest == bindparam("digest", type_=String()),
+        )
+        tag = self._db.upsert(t.tags)
+        self._tag = tag.on_conflict_do_update(
+            index_elements=["repository_id", "name"],
+            set_={
+                "manifest_id": tag.excluded.manifest_id,
+                "updated_at": tag.excluded.updated_at,
+                "pushed_by": tag.excluded.pushed_by,
+            },
+        )
 
     def _prepare_hot_reads(self) -> None:
         """Statements of the requests every pull makes, built once: building a SELECT costs more than running
@@ -188,53 +203,38 @@ class ManifestStore:
         self._blobs.touch(conn, manifest.digest)
         manifest_id = self._insert_manifest(conn, repository_id, manifest, at)
         if tags:
-            # An upsert: concurrent pushes of the same tag both succeed, the last one wins. One statement for all.
-            insert = self._db.upsert(t.tags).values(
-                [
-                    {
-                        "repository_id": repository_id,
-                        "name": tag,
-                        "manifest_id": manifest_id,
-                        "updated_at": at,
-                        "pushed_by": pushed_by,
-                    }
-                    for tag in dict.fromkeys(tags)  # a row twice would fail on PostgreSQL
-                ]
-            )
-            conn.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["repository_id", "name"],
-                    set_={"manifest_id": manifest_id, "updated_at": at, "pushed_by": pushed_by},
-                )
-            )
+            # An upsert: concurrent pushes of the same tag both succeed, the last one wins.
+            rows = [
+                {
+                    "repository_id": repository_id,
+                    "name": tag,
+                    "manifest_id": manifest_id,
+                    "updated_at": at,
+                    "pushed_by": pushed_by,
+                }
+                for tag in dict.fromkeys(tags)  # a row twice in one batch would fail on PostgreSQL
+            ]
+            conn.execute(self._tag, rows)
         if audit is not None:
             append_in(conn, audit)
 
     def _insert_manifest(self, conn: Connection, repository_id: int, manifest: NewManifest, at: datetime) -> int:
         """The manifest's id, inserting it with its references unless it is already there (pushed again or
         by a concurrent push of the same bytes)."""
-        result = conn.execute(
-            self._db.insert_ignore(t.manifests, ["repository_id", "digest"])
-            .values(
-                repository_id=repository_id,
-                digest=manifest.digest,
-                media_type=manifest.media_type,
-                artifact_type=manifest.artifact_type,
-                subject_digest=manifest.subject_digest,
-                annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
-                payload=manifest.payload,
-                size=len(manifest.payload),
-                created_at=at,
-            )
-            .returning(t.manifests.c.id)
-        )
-        inserted = result.scalar()
+        row = {
+            "repository_id": repository_id,
+            "digest": manifest.digest,
+            "media_type": manifest.media_type,
+            "artifact_type": manifest.artifact_type,
+            "subject_digest": manifest.subject_digest,
+            "annotations": json.dumps(manifest.annotations) if manifest.annotations else None,
+            "payload": manifest.payload,
+            "size": len(manifest.payload),
+            "created_at": at,
+        }
+        inserted = conn.execute(self._insert, row).scalar()
         if inserted is None:
-            existing = conn.scalar(
-                select(t.manifests.c.id).where(
-                    t.manifests.c.repository_id == repository_id, t.manifests.c.digest == manifest.digest
-                )
-            )
+            existing = conn.scalar(self._manifest_id, {"repository_id": repository_id, "digest": manifest.digest})
             assert existing is not None
             return int(existing)
         manifest_id = int(inserted)

@@ -28,6 +28,23 @@ class UploadRow:
     backend: int = 0  # the storage backend generation holding the session's parts
 
 
+# A push's writes, built once: building a statement costs several times running it on SQLite (blobs.py).
+_CREATE = t.uploads.insert()
+_ADVANCE = (
+    update(t.uploads)
+    .where(
+        t.uploads.c.id == bindparam("advance_id", type_=String()),
+        t.uploads.c.size == bindparam("advance_expected", type_=t.uploads.c.size.type),
+    )
+    .values(
+        parts=bindparam("advance_parts", type_=t.uploads.c.parts.type),
+        size=bindparam("advance_size", type_=t.uploads.c.size.type),
+        updated_at=bindparam("advance_at", type_=t.uploads.c.updated_at.type),
+    )
+)
+_CLAIM = delete(t.uploads).where(t.uploads.c.id == bindparam("claim_id", type_=String()))
+
+
 class UploadStore:
     def __init__(self, db: Database, repositories: RepositoryStore, blobs: BlobStore) -> None:
         self._db = db
@@ -46,19 +63,18 @@ class UploadStore:
     async def create_upload(self, upload: UploadRow) -> None:
         def create(conn: Connection) -> None:
             repository_id = self._repositories.ensure(conn, upload.repository)
-            conn.execute(
-                t.uploads.insert().values(
-                    id=upload.id,
-                    repository_id=repository_id,
-                    storage_key=upload.storage_key,
-                    token=upload.token,
-                    parts=json.dumps(upload.parts),
-                    size=upload.size,
-                    started_at=upload.started_at,
-                    updated_at=upload.started_at,
-                    backend=upload.backend,
-                )
-            )
+            row = {
+                "id": upload.id,
+                "repository_id": repository_id,
+                "storage_key": upload.storage_key,
+                "token": upload.token,
+                "parts": json.dumps(upload.parts),
+                "size": upload.size,
+                "started_at": upload.started_at,
+                "updated_at": upload.started_at,
+                "backend": upload.backend,
+            }
+            conn.execute(_CREATE, row)
 
         await self._db.write(create)
 
@@ -79,12 +95,14 @@ class UploadStore:
 
     async def advance_upload(self, upload_id: str, expected_size: int, parts: list[dict[str, Any]], size: int) -> bool:
         """Record new parts if nobody else advanced the upload since we read it (optimistic check)."""
-        statement = (
-            update(t.uploads)
-            .where(t.uploads.c.id == upload_id, t.uploads.c.size == expected_size)
-            .values(parts=json.dumps(parts), size=size, updated_at=now())
-        )
-        return await self._db.write(lambda conn: bool(conn.execute(statement).rowcount))
+        values = {
+            "advance_id": upload_id,
+            "advance_expected": expected_size,
+            "advance_parts": json.dumps(parts),
+            "advance_size": size,
+            "advance_at": now(),
+        }
+        return await self._db.write(lambda conn: bool(conn.execute(_ADVANCE, values).rowcount))
 
     async def delete_upload(self, upload_id: str) -> bool:
         """Remove an upload session; False when it was already gone (another request claimed it)."""
@@ -105,7 +123,7 @@ class UploadStore:
     @staticmethod
     def claim(conn: Connection, upload_id: str) -> bool:
         """In the caller's transaction: delete the session's row; False when another request did first."""
-        return bool(conn.execute(delete(t.uploads).where(t.uploads.c.id == upload_id)).rowcount)
+        return bool(conn.execute(_CLAIM, {"claim_id": upload_id}).rowcount)
 
     async def tokens_in_use(self, tokens: list[str]) -> set[str]:
         """Which of the drivers' upload ``tokens`` a session still names."""
