@@ -161,3 +161,25 @@ async def test_a_completed_upload_published_by_a_move_is_fsynced_twice(
     assert await driver.get("blobs/b/data") == b"blob"
     blob, blobs_dir = os.stat(tmp_path / "blobs/b/data").st_ino, os.stat(tmp_path / "blobs/b").st_ino
     assert synced == [blob, blobs_dir]
+
+
+async def test_a_parent_pruned_while_the_path_is_made_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Publishing one upload prunes the directories it leaves empty, up to the repository's; another request
+    making a path under them at that moment (``mkdir`` of one level, then the next) finds a level gone. The
+    write retries instead of failing the push (seen as a 503 on the first pushes of a new repository)."""
+    driver = FilesystemDriver(tmp_path / "root")
+    made = Path.mkdir
+    pruned = []
+
+    def mkdir(self: Path, mode: int = 0o777, parents: bool = False, exist_ok: bool = False) -> None:
+        if self.name == "u1" and not pruned:
+            pruned.append(self)
+            raise FileNotFoundError(2, "No such file or directory", str(self))  # the parent went meanwhile
+        made(self, mode, parents, exist_ok)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    await driver.put("repositories/r/_uploads/u1/startedat", b"now")
+    assert pruned
+    assert await driver.get("repositories/r/_uploads/u1/startedat") == b"now"

@@ -304,12 +304,14 @@ class FilesystemDriver:
         """``os.replace`` into place (making parents), then fsync the directory so the rename is durable;
         without ``durable``, no fsync: for a rename the next step renames again (and fsyncs there)."""
         for attempt in range(_REPLACE_TRIES):
-            target.parent.mkdir(parents=True, exist_ok=True)
             try:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(source, target)
                 break
             except FileNotFoundError:
-                # Either the source is gone (a real error) or a delete pruned the new parent: try again.
+                # Either the source is gone (a real error) or another request's ``_prune`` removed a parent that
+                # had just become empty, while this one was making the path (between ``mkdir`` of one level and
+                # the next) or before the rename: try again.
                 if not os.path.lexists(source) or attempt == _REPLACE_TRIES - 1:
                     raise
         if durable:
