@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ..asgi import http_scope
 from ..registry.conftest import ADMIN, BASE_URL, Registry, running
 
 DEEP = b"[" * 5000  # json.loads recurses once per bracket: a RecursionError, a 500, before this was bounded
@@ -39,21 +40,7 @@ async def send(
     headers.append((b"content-length", str(len(body)).encode()))
     if auth:
         headers.append((b"authorization", b"Basic " + base64.b64encode(":".join(auth).encode())))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 1234),
-        "server": ("registry.test", 80),
-    }
-    await registry.asgi(scope, receive, record)
+    await registry.asgi(http_scope(method, path, headers), receive, record)
     status = sent[0]["status"]
     assert isinstance(status, int)
     return status, b"".join(m["body"] for m in sent[1:] if isinstance(m.get("body"), bytes)), read  # type: ignore[misc]

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from trustyard.oci import mediatypes as mt
 from trustyard.storage.memory import MemoryStore
 
+from ..asgi import http_scope
 from .conftest import LAYER, Registry, descriptor, digest_of, push_blob, running, start_upload
 
 REPO = "fuzz/app"
@@ -118,20 +119,8 @@ class Target:
         all_headers = {"host": "registry.test", "authorization": f"Bearer {self.token}", **headers}
         if body:
             all_headers["content-length"] = str(len(body))
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": _unquote(raw_path),
-            "raw_path": raw_path.encode(),
-            "query_string": query.encode(),
-            "root_path": "",
-            "headers": [(k.encode(), v.encode("utf-8", "surrogateescape")) for k, v in all_headers.items()],
-            "client": ("127.0.0.1", 1234),
-            "server": ("registry.test", 80),
-        }
+        encoded = [(k.encode(), v.encode("utf-8", "surrogateescape")) for k, v in all_headers.items()]
+        scope = http_scope(method, _unquote(raw_path), encoded, query=query.encode(), raw_path=raw_path.encode())
         await self.registry.asgi(scope, receive, send)
         start = sent[0]
         assert start["type"] == "http.response.start"

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ..asgi import http_scope
 from .conftest import Registry, digest_of, error_code, error_message, push_blob, running, start_upload
 
 DATA = b"0123456789abcdefghijklmnopqrstuvwxyz" * 100  # 3600 bytes
@@ -392,24 +393,12 @@ async def asgi_disconnect(registry: Registry, method: str, path: str, query: str
     async def send(message: dict[str, object]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [
-            (b"host", b"registry.test"),
-            (b"content-length", b"100000"),
-            (b"authorization", f"Bearer {token}".encode()),
-        ],
-        "client": ("127.0.0.1", 1234),
-        "server": ("registry.test", 80),
-    }
+    headers = [
+        (b"host", b"registry.test"),
+        (b"content-length", b"100000"),
+        (b"authorization", f"Bearer {token}".encode()),
+    ]
+    scope = http_scope(method, path, headers, query=query.encode())
     await registry.asgi(scope, receive, send)  # a disconnect is normal: answered, never raised (no 500)
     assert sent[0]["status"] == 400
     assert b"BLOB_UPLOAD_INVALID" in b"".join(m.get("body", b"") for m in sent)  # type: ignore[misc]
