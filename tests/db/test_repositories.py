@@ -65,3 +65,16 @@ async def test_tags_distinct_blob_size_and_last_push_in_one_query(index: Index) 
     assert found["team/db"] == RepositorySummary("team/db", 0, 3, None)
     assert found["team/unused"] == RepositorySummary("team/unused", 0, 0, None)
     assert await store.summaries([]) == {}
+
+
+async def test_which_names_are_public_for_one_name_and_for_several(index: Index) -> None:
+    """One name is what every token request asks about (a prepared read); several go through one IN query."""
+    for name in ("open", "closed"):
+        await put(index, name, manifest(M, ()), ["t"])
+    await index.repositories.set_public("open", True)
+    await index.repositories.set_public("closed", False)
+    assert await index.repositories.public(["open"]) == {"open"}
+    assert await index.repositories.public(["closed"]) == set()
+    assert await index.repositories.public(["missing"]) == set()
+    assert await index.repositories.public(["open", "closed", "missing"]) == {"open"}
+    assert await index.repositories.public([]) == set()

@@ -36,6 +36,13 @@ class RepositoryStore:
             t.repositories.c.name == bindparam("repository", type_=String())
         )
         self._catalog_page = db.hot(self._build_catalog_page())
+        # Every token request asks whether the repository it names is public: one name, the usual case.
+        self._public_one = db.hot(
+            select(t.repository_settings.c.name).where(
+                t.repository_settings.c.name == bindparam("name", type_=String()),
+                t.repository_settings.c.public.is_(True),
+            )
+        )
 
     def _build_catalog_page(self, contains: str | None = None) -> Select[tuple[str, bool]]:
         """One page of the catalog with each name's visibility: one query per page (built once without
@@ -110,6 +117,8 @@ class RepositoryStore:
         wanted = list(names)
         if not wanted:
             return set()
+        if len(wanted) == 1:
+            return set(await self._db.scalars(self._public_one, name=wanted[0]))
         query = select(t.repository_settings.c.name).where(
             t.repository_settings.c.name.in_(wanted), t.repository_settings.c.public.is_(True)
         )
