@@ -34,6 +34,7 @@ import json
 import multiprocessing
 import os
 import re
+import resource
 import secrets
 import shutil
 import socket
@@ -588,6 +589,16 @@ def tree_cpu_seconds(pid):
     return total / tck
 
 
+def client_cpu_seconds():
+    """CPU time used so far on the client side: this process (the Python load generators of the push and pull
+    rows) and its reaped children (wrk, hey, skopeo). The registries are not reaped while a run lasts, so
+    none of their CPU is here; the difference over one metric is the load generator's cost, which shares the
+    machine's cores with the registry and so bounds every rate ratio."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 class RssWatch:
     """Peak RSS of a process and its descendants during the benchmark.
 
@@ -970,6 +981,7 @@ class Bench:
                         samples={r.label: [None] * runs for r in self.regs},
                         p99={r.label: [None] * runs for r in self.regs},
                         cpu={r.label: [None] * runs for r in self.regs},
+                        client={r.label: [None] * runs for r in self.regs},
                         errors={},
                     )
                 )
@@ -985,7 +997,9 @@ class Bench:
                         continue  # a metric that failed once is not retried
                     try:
                         cpu0 = tree_cpu_seconds(r.pid) if r.pid else None
+                        client0 = client_cpu_seconds()
                         v, p99, work = m["fn"](r, i)
+                        client1 = client_cpu_seconds()
                         cpu1 = tree_cpu_seconds(r.pid) if r.pid else None
                     except Exception as e:
                         m["errors"][r.label] = str(e)
@@ -995,6 +1009,8 @@ class Bench:
                     m["p99"][r.label][i] = p99
                     if cpu0 is not None and work:
                         m["cpu"][r.label][i] = (cpu1 - cpu0) / work * self.CPU_UNIT[m["unit"]][1]
+                    if work:
+                        m["client"][r.label][i] = (client1 - client0) / work * self.CPU_UNIT[m["unit"]][1]
         for m in plan:
             log(
                 f"{m['metric']}: "
@@ -1016,6 +1032,16 @@ class Bench:
                         better="lower",
                         unit=self.CPU_UNIT[m["unit"]][0],
                         samples=m["cpu"],
+                        errors=m["errors"],
+                    )
+                )
+            if any(x is not None for v in m["client"].values() for x in v):
+                self.results.append(
+                    dict(
+                        metric=m["metric"] + "_clicpu",
+                        better="lower",
+                        unit=self.CPU_UNIT[m["unit"]][0],
+                        samples=m["client"],
                         errors=m["errors"],
                     )
                 )
