@@ -10,6 +10,7 @@ Everything trustyard writes but has not published lives under ``root/.trustyard-
 atomic writes, one staging directory per segmented upload under ``uploads/``): one directory on the same filesystem,
 so ``os.replace`` publishes atomically; Distribution only walks ``docker/``, and ``list`` never shows it.
 All blocking I/O runs in worker threads, in 1 MiB blocks, so memory stays constant for any object size.
+Streamed bodies are written past the page cache where the filesystem allows it (``direct_io.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import BinaryIO, TypeVar
 
 from trustyard.errors import ObjectNotFound, StorageUnavailable
 from trustyard.storage import driver
+from trustyard.storage.direct_io import DirectAppender
 from trustyard.storage.driver import ObjectInfo, Part, UploadState, check_range
 
 T = TypeVar("T")
@@ -129,7 +131,7 @@ class FilesystemDriver:
 
     async def write(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         target = self._path(key)
-        file, temp = await self._io(self._new_temp)
+        file, temp = await self._io(self._new_appender)
         try:
             size = await self._copy_in(file, chunks)
             await self._io(partial(self._publish, file, temp, target))
@@ -257,7 +259,7 @@ class FilesystemDriver:
         where = os.path.relpath(exc.filename, self.root) if exc.filename else "?"
         return StorageUnavailable(f"filesystem: {exc.strerror or exc} ({where})")
 
-    async def _copy_in(self, file: BinaryIO, chunks: AsyncIterable[bytes], *, flush: bool = False) -> int:
+    async def _copy_in(self, file: DirectAppender, chunks: AsyncIterable[bytes], *, flush: bool = False) -> int:
         """Append ``chunks`` to ``file`` in blocks of about 1 MiB; the number of bytes. With ``flush``, the
         last block's write flushes the file too (one trip to a thread, not two, for a small body)."""
         size = 0
@@ -284,7 +286,17 @@ class FilesystemDriver:
         temp = self._tmp / uuid.uuid4().hex
         return open(temp, "xb"), temp  # closed by the caller, in every path
 
-    def _publish(self, file: BinaryIO, temp: Path, target: Path) -> None:
+    def _new_appender(self) -> tuple[DirectAppender, Path]:
+        """A temp file for a streamed object, written past the page cache where it can be (``direct_io.py``)."""
+        file, temp = self._new_temp()
+        try:
+            return DirectAppender(file, temp, 0), temp
+        except BaseException:
+            file.close()
+            _unlink_quietly(temp)
+            raise
+
+    def _publish(self, file: BinaryIO | DirectAppender, temp: Path, target: Path) -> None:
         file.flush()
         os.fsync(file.fileno())
         file.close()
@@ -458,7 +470,7 @@ def _staging_files(staging: Path) -> dict[str, tuple[Path, int]]:
     return found
 
 
-def _open_appendable(staging: Path, offset: int) -> tuple[BinaryIO, str, int]:
+def _open_appendable(staging: Path, offset: int) -> tuple[DirectAppender, str, int]:
     """A staging file to write the part starting at upload byte ``offset`` into, locked (``flock``) and
     positioned at its end: a file that ends exactly at ``offset`` and that no other attempt holds, else a new
     file ``o<offset>.<etag>``. Returns the file, its etag and the position the part starts at in it."""
@@ -478,17 +490,25 @@ def _open_appendable(staging: Path, offset: int) -> tuple[BinaryIO, str, int]:
             info = os.fstat(existing.fileno())
             if info.st_size == offset - start and os.stat(path).st_ino == info.st_ino:
                 existing.seek(0, os.SEEK_END)
-                return existing, etag, offset - start
+                return DirectAppender(existing, path, offset - start), etag, offset - start
         except (BlockingIOError, *_MISSING):
             pass
+        except BaseException:
+            existing.close()
+            raise
         existing.close()
     etag = uuid.uuid4().hex
-    file: BinaryIO = open(staging / f"o{offset}.{etag}", "xb")  # noqa: SIM115 -- returned to the caller, which closes it
-    fcntl.flock(file.fileno(), fcntl.LOCK_EX)  # new: nobody else can hold it yet
-    return file, etag, 0
+    path = staging / f"o{offset}.{etag}"
+    file: BinaryIO = open(path, "xb")  # noqa: SIM115 -- returned to the caller, which closes it
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX)  # new: nobody else can hold it yet
+        return DirectAppender(file, path, 0), etag, 0
+    except BaseException:
+        file.close()
+        raise
 
 
-def _write_out(file: BinaryIO, data: bytes | bytearray, flush: bool) -> None:
+def _write_out(file: DirectAppender, data: bytes | bytearray, flush: bool) -> None:
     if data:
         file.write(data)
     if flush:
