@@ -183,3 +183,40 @@ async def test_a_parent_pruned_while_the_path_is_made_is_made_again(
     await driver.put("repositories/r/_uploads/u1/startedat", b"now")
     assert pruned
     assert await driver.get("repositories/r/_uploads/u1/startedat") == b"now"
+
+
+async def _blocks(data: bytes, size: int):  # type: ignore[no-untyped-def]
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+@pytest.mark.parametrize("directio", [True, False])
+async def test_directio_parameter_decides_whether_bodies_bypass_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, directio: bool
+) -> None:
+    """``directio: false`` in the storage block: streamed bodies go through the page cache as any file
+    (storage/direct_io.py); either way the bytes stored are the bytes sent."""
+    from trustyard.storage import direct_io
+    from trustyard.storage.config import StorageSettings
+    from trustyard.storage.factory import build_driver
+
+    opened: list[Path] = []
+    open_direct = direct_io._open_direct
+
+    def recording(path: Path) -> int | None:
+        opened.append(path)
+        return open_direct(path)
+
+    monkeypatch.setattr(direct_io, "_open_direct", recording)
+    settings = StorageSettings.model_validate({"filesystem": {"rootdirectory": str(tmp_path), "directio": directio}})
+    driver = build_driver(settings, tmp_path / "unused")
+    blob, part = os.urandom(3 * 1024 * 1024 + 5), os.urandom(2 * 1024 * 1024)
+
+    await driver.write("docker/registry/v2/blobs/sha256/ab/ab/data", _blocks(blob, 1024 * 1024))
+    upload = await driver.start_upload("docker/registry/v2/repositories/a/_uploads/1/data")
+    written = await driver.write_part(upload, 1, 0, _blocks(part, 1024 * 1024))
+    await driver.complete_upload(upload, [written])
+
+    assert await driver.get("docker/registry/v2/blobs/sha256/ab/ab/data") == blob
+    assert await driver.get("docker/registry/v2/repositories/a/_uploads/1/data") == part
+    assert len(opened) == (2 if directio else 0)

@@ -22,6 +22,7 @@ class _Strict(BaseModel):
 class FilesystemStorage(_Strict):
     rootdirectory: Path | None = None  # default: DATA_DIR/storage
     maxthreads: int | None = None  # Distribution's knob; accepted, threads are sized by trustyard
+    directio: bool = True  # trustyard's own: streamed bodies bypass the page cache (storage/direct_io.py)
 
 
 class InMemoryStorage(_Strict):

@@ -41,14 +41,14 @@ class DirectAppender:
     ``fileno``, ``close``, ``closed``); ``fileno`` is the ordinary descriptor (for ``flock``, ``fsync``,
     ``ftruncate``)."""
 
-    def __init__(self, file: BinaryIO, path: Path, position: int) -> None:
+    def __init__(self, file: BinaryIO, path: Path, position: int, *, direct: bool = True) -> None:
         self._file = file
         self._path = path
         self._position = position  # where the next byte goes that is not in the buffer
         self._direct: int | None = None  # opened at the first write of a whole buffer: small bodies never do
         self._buffer: mmap.mmap | None = None
         self._filled = 0  # bytes waiting in the buffer, for the file from ``_position`` on
-        self._refused = False  # O_DIRECT refused here: every byte through the file
+        self._refused = not direct  # turned off, or O_DIRECT refused here: every byte through the file
 
     @property
     def closed(self) -> bool:

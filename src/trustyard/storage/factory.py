@@ -30,4 +30,4 @@ def _backend(settings: StorageSettings, default_root: Path) -> StorageDriver:
     fs = settings.filesystem
     root = fs.rootdirectory if fs is not None and fs.rootdirectory is not None else default_root
     root.mkdir(parents=True, exist_ok=True)
-    return FilesystemDriver(root)
+    return FilesystemDriver(root, direct_io=fs.directio if fs is not None else True)

@@ -67,8 +67,11 @@ class FilesystemDriver:
     min_part_size = 1
     max_part_size = 5 * 1024**3
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, direct_io: bool = True) -> None:
+        """``direct_io``: write streamed bodies past the page cache where the filesystem allows it
+        (``direct_io.py``; the ``directio`` parameter)."""
         self.root = Path(root).absolute()
+        self.direct_io = direct_io
         self._tmp = self.root / TEMP_DIR
         self._uploads = self._tmp / _UPLOADS
 
@@ -173,7 +176,8 @@ class FilesystemDriver:
         if number < 1 or offset < 0:
             raise ValueError(f"invalid part {number} at offset {offset}")
         staging = self._staging(upload)
-        file, etag, end = await self._io(partial(_open_appendable, staging, offset), missing=f"upload {upload.token}")
+        opening = partial(_open_appendable, staging, offset, direct=self.direct_io)
+        file, etag, end = await self._io(opening, missing=f"upload {upload.token}")
         try:
             size = await self._copy_in(file, chunks, flush=True)
         except BaseException:
@@ -290,7 +294,7 @@ class FilesystemDriver:
         """A temp file for a streamed object, written past the page cache where it can be (``direct_io.py``)."""
         file, temp = self._new_temp()
         try:
-            return DirectAppender(file, temp, 0), temp
+            return DirectAppender(file, temp, 0, direct=self.direct_io), temp
         except BaseException:
             file.close()
             _unlink_quietly(temp)
@@ -470,7 +474,7 @@ def _staging_files(staging: Path) -> dict[str, tuple[Path, int]]:
     return found
 
 
-def _open_appendable(staging: Path, offset: int) -> tuple[DirectAppender, str, int]:
+def _open_appendable(staging: Path, offset: int, *, direct: bool) -> tuple[DirectAppender, str, int]:
     """A staging file to write the part starting at upload byte ``offset`` into, locked (``flock``) and
     positioned at its end: a file that ends exactly at ``offset`` and that no other attempt holds, else a new
     file ``o<offset>.<etag>``. Returns the file, its etag and the position the part starts at in it."""
@@ -490,7 +494,7 @@ def _open_appendable(staging: Path, offset: int) -> tuple[DirectAppender, str, i
             info = os.fstat(existing.fileno())
             if info.st_size == offset - start and os.stat(path).st_ino == info.st_ino:
                 existing.seek(0, os.SEEK_END)
-                return DirectAppender(existing, path, offset - start), etag, offset - start
+                return DirectAppender(existing, path, offset - start, direct=direct), etag, offset - start
         except (BlockingIOError, *_MISSING):
             pass
         except BaseException:
@@ -502,7 +506,7 @@ def _open_appendable(staging: Path, offset: int) -> tuple[DirectAppender, str, i
     file: BinaryIO = open(path, "xb")  # noqa: SIM115 -- returned to the caller, which closes it
     try:
         fcntl.flock(file.fileno(), fcntl.LOCK_EX)  # new: nobody else can hold it yet
-        return DirectAppender(file, path, 0), etag, 0
+        return DirectAppender(file, path, 0, direct=direct), etag, 0
     except BaseException:
         file.close()
         raise
