@@ -25,6 +25,7 @@ import contextlib
 import errno
 import mmap
 import os
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,6 +34,9 @@ from typing import BinaryIO
 ALIGN = 4096
 #: The aligned buffer: bytes are written to the file a buffer at a time.
 BUFFER = 1024 * 1024
+#: Aligned buffers kept for the next upload: filling a fresh mapping costs ~20x refilling one (every page is
+#: a fault; on the test VM 1.2 ms against 0.06 ms per MiB), and a chunked push opens one per PATCH.
+POOLED = 8
 
 
 class DirectAppender:
@@ -49,6 +53,7 @@ class DirectAppender:
         self._buffer: mmap.mmap | None = None
         self._filled = 0  # bytes waiting in the buffer, for the file from ``_position`` on
         self._refused = not direct  # turned off, or O_DIRECT refused here: every byte through the file
+        self._failed = False  # a direct write raised: the buffer may still be viewed (not pooled)
 
     @property
     def closed(self) -> bool:
@@ -109,6 +114,7 @@ class DirectAppender:
                     written += os.pwrite(self._direct, view[written:length], self._position + written)
             except OSError as exc:
                 if exc.errno != errno.EINVAL or written:
+                    self._failed = True
                     raise
                 refused = True  # this filesystem takes O_DIRECT at open but not at write
             else:
@@ -137,19 +143,46 @@ class DirectAppender:
         if self._direct is None:
             self._refused = True
         else:
-            self._buffer = mmap.mmap(-1, BUFFER)
+            self._buffer = _POOL.take()
 
     def _stop_direct(self) -> None:
         if self._direct is not None:
             os.close(self._direct)
             self._direct = None
         if self._buffer is not None:
-            # A view of it may outlive a failed write (held by the exception's traceback); then the buffer is
-            # unmapped when that view goes.
-            with contextlib.suppress(BufferError):
-                self._buffer.close()
+            if self._failed:
+                # A view of it may outlive the failed write (held by the exception's traceback): not reused,
+                # and unmapped when that view goes.
+                with contextlib.suppress(BufferError):
+                    self._buffer.close()
+            else:
+                _POOL.give_back(self._buffer)
             self._buffer = None
         self._filled = 0
+
+
+class _BufferPool:
+    """Up to ``POOLED`` aligned buffers of this process, shared by its threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: list[mmap.mmap] = []
+
+    def take(self) -> mmap.mmap:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return mmap.mmap(-1, BUFFER)
+
+    def give_back(self, buffer: mmap.mmap) -> None:
+        with self._lock:
+            if len(self._free) < POOLED:
+                self._free.append(buffer)
+                return
+        buffer.close()
+
+
+_POOL = _BufferPool()
 
 
 def _open_direct(path: Path) -> int | None:
