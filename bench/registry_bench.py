@@ -1025,26 +1025,17 @@ class Bench:
                 self.results.append(
                     dict(metric=m["metric"] + "_p99", unit="ms", better="lower", samples=m["p99"], errors=m["errors"])
                 )
-            if any(x is not None for v in m["cpu"].values() for x in v):
-                self.results.append(
-                    dict(
-                        metric=m["metric"] + "_srvcpu",
-                        better="lower",
-                        unit=self.CPU_UNIT[m["unit"]][0],
-                        samples=m["cpu"],
-                        errors=m["errors"],
+            for suffix, samples in (("_srvcpu", m["cpu"]), ("_clicpu", m["client"])):
+                if any(x is not None for v in samples.values() for x in v):
+                    self.results.append(
+                        dict(
+                            metric=m["metric"] + suffix,
+                            better="lower",
+                            unit=self.CPU_UNIT[m["unit"]][0],
+                            samples=samples,
+                            errors=m["errors"],
+                        )
                     )
-                )
-            if any(x is not None for v in m["client"].values() for x in v):
-                self.results.append(
-                    dict(
-                        metric=m["metric"] + "_clicpu",
-                        better="lower",
-                        unit=self.CPU_UNIT[m["unit"]][0],
-                        samples=m["client"],
-                        errors=m["errors"],
-                    )
-                )
         if watches:
             self.results.append(
                 dict(
