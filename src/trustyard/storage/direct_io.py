@@ -7,13 +7,17 @@ guest memory lazily a page the guest has not used lately costs a host fault as w
 test VM (docs/performance.md, "Fourth step"): 64 MiB written and fsynced through the page cache took
 0.3 s (~200 MB/s) from the second file on, with ``O_DIRECT`` 0.055 s (1.2 GB/s); both registries' pushes sat
 at the first figure. Object stores that keep large objects on local disks write them the same way, for the
-same reason (MinIO writes with ``O_DIRECT``).
+same reason (MinIO, for one, writes with ``O_DIRECT``). The price: the first pull of a blob right after its
+push reads it from the disk, not the cache; the filesystem driver's ``directio: false`` turns this off
+(docs/storage.md).
 
 ``O_DIRECT`` needs the file offset, the length and the memory address of each write aligned to the device's
 block size. So the bytes are copied into one page-aligned buffer (``mmap``: constant memory, one 1 MiB
 buffer per open upload) and written a whole block at a time with ``pwrite`` at their offset on a second
 descriptor opened ``O_DIRECT``; a head before the first aligned offset (an append to a file that ends
-mid-block) and the tail after the last whole block go through the ordinary descriptor. Where ``O_DIRECT``
+mid-block), the tail after the last whole block, and a body that never fills the buffer (a config, a small
+layer: the second descriptor and the buffer would cost more than they save) go through the ordinary
+descriptor. Where ``O_DIRECT``
 is refused (tmpfs, some network filesystems: ``EINVAL`` at open or at the first write) every byte goes
 through the ordinary descriptor, as before. Durability is unchanged: the caller still fsyncs the file,
 which also flushes the device's cache for the direct writes.
