@@ -220,3 +220,27 @@ async def test_directio_parameter_decides_whether_bodies_bypass_the_page_cache(
     assert await driver.get("docker/registry/v2/blobs/sha256/ab/ab/data") == blob
     assert await driver.get("docker/registry/v2/repositories/a/_uploads/1/data") == part
     assert len(opened) == (2 if directio else 0)
+
+
+async def _failing_after(data: bytes, size: int):  # type: ignore[no-untyped-def]
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+    raise RuntimeError("the client went away")
+
+
+async def test_a_failed_append_is_taken_back_after_direct_writes(tmp_path: Path) -> None:
+    """Part 2 starts mid-block (after a part of 1 MiB + 3 bytes) and fails after 3 MiB went to the file past
+    the page cache (storage/direct_io.py): the file is cut back to where part 2 began, and the retry's bytes
+    land right after part 1."""
+    driver = FilesystemDriver(tmp_path)
+    upload = await driver.start_upload("t/data")
+    one, two = os.urandom(1024 * 1024 + 3), os.urandom(2 * 1024 * 1024 + 11)
+    first = await driver.write_part(upload, 1, 0, _blocks(one, 1024 * 1024))
+    with pytest.raises(RuntimeError):
+        await driver.write_part(upload, 2, len(one), _failing_after(os.urandom(3 * 1024 * 1024), 1024 * 1024))
+    [staged] = _staged(driver, upload.token)
+    assert (driver.root / TEMP_DIR / "uploads" / upload.token / staged).read_bytes() == one
+    second = await driver.write_part(upload, 2, len(one), _blocks(two, 1024 * 1024))
+    assert second.etag == first.etag
+    await driver.complete_upload(upload, [first, second])
+    assert await driver.get("t/data") == one + two
