@@ -3,6 +3,7 @@ SQLAlchemy gives (types converted the same way), sees every commit at once, and 
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -79,10 +80,35 @@ async def test_write_is_one_transaction_off_the_event_loop(database_url: str) ->
             await index.db.write(lambda conn: add(conn, "dropped", True))
         assert await index.repositories.repository_id("kept") is not None
         assert await index.repositories.repository_id("dropped") is None
+        assert await index.db.write(lambda conn: add(conn, "after", False)) > 0  # a failure ends nothing
+        assert await index.repositories.repository_id("after") is not None
         if index.db.dialect == "sqlite":
             assert threading.get_ident() not in threads
             assert len(set(threads)) == 1  # the one writer thread
     finally:
+        await index.dispose()
+
+
+async def test_kept_connections_hold_no_transaction_between_calls(tmp_path: Path) -> None:
+    """The writer thread's connection and the readers' stay open between calls (see ``Database._write_now``),
+    but no transaction does: another process writes right after a write here, and a read here sees what it
+    wrote."""
+    path = tmp_path / "index.db"
+    await migrate(sqlite_url(path))
+    index = open_index(sqlite_url(path))
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)  # fails at once if a lock is held
+    try:
+        names = select(t.repositories.c.name).order_by(t.repositories.c.name)
+        await index.db.write(lambda conn: index.repositories.ensure(conn, "ours"))
+        assert await index.db.scalars(names) == ["ours"]
+        other.execute("BEGIN IMMEDIATE")  # the write lock: free, though our writer's connection is open
+        other.execute("INSERT INTO repositories (name, created_at) VALUES ('theirs', '2026-01-01 00:00:00')")
+        other.execute("COMMIT")
+        assert await index.db.scalars(names) == ["ours", "theirs"]  # no old snapshot held by the reader
+        await index.db.write(lambda conn: index.repositories.ensure(conn, "more"))
+        assert await index.db.scalars(names) == ["more", "ours", "theirs"]
+    finally:
+        other.close()
         await index.dispose()
 
 
