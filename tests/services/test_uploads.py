@@ -139,6 +139,20 @@ async def test_racing_completions_publish_once(services: Services) -> None:
     assert (await services.blobs.stat(ACTOR, REPO, digest)).size == 3
 
 
+async def test_a_verified_blob_is_assembled_in_its_place(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The running hash proved the digest: the parts go straight to the blob's key, not to the upload's key and
+    # moved from there (on the filesystem two directories fewer per blob, on Swift five requests).
+    async def no_move(*_args: object) -> None:
+        raise AssertionError("the blob was assembled at the upload's key and moved")
+
+    monkeypatch.setattr(MemoryDriver, "move", no_move)
+    status = await services.uploads.start(ACTOR, REPO)
+    await services.uploads.append(ACTOR, REPO, status.id, chunks(b"abc"))
+    info = await services.uploads.complete(ACTOR, REPO, status.id, Digest.of(b"abcdef"), chunks(b"def"))
+    content = await services.blobs.open(ACTOR, REPO, info.digest)
+    assert b"".join([c async for c in services.blobs.stream(content)]) == b"abcdef"
+
+
 # Object stores (S3) refuse parts under a minimum size except the last: small bodies are parked.
 
 ObjectStore = tuple[Services, MemoryDriver]
@@ -172,6 +186,20 @@ async def test_small_bodies_are_parked_until_they_make_a_part(
     assert b"".join([c async for c in services.blobs.stream(content)]) == data
     assert await _session_keys(driver) == []  # no parked object or staged data left
     assert driver.store.uploads == {}
+
+
+async def test_a_blob_already_stored_is_linked_without_assembling_it_again(
+    object_store_services: ObjectStore,
+) -> None:
+    services, driver = object_store_services
+    digest = Digest.of(b"shared layer")
+    for repository in (RepositoryName.parse("first"), REPO):
+        status = await services.uploads.start(ACTOR, repository)
+        await services.uploads.complete(ACTOR, repository, status.id, digest, chunks(b"shared layer"))
+    content = await services.blobs.open(ACTOR, REPO, digest)
+    assert b"".join([c async for c in services.blobs.stream(content)]) == b"shared layer"
+    assert driver.store.uploads == {}  # the second session's part was dropped, not left behind
+    assert await _session_keys(driver) == []
 
 
 async def test_parked_bytes_survive_a_restart_and_are_rehashed(object_store_services: ObjectStore) -> None:

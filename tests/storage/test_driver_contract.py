@@ -288,6 +288,23 @@ async def test_segmented_upload_in_three_parts(driver: StorageDriver, segments: 
     await driver.delete("t/seg/data")
 
 
+async def test_segmented_upload_completes_into_a_key_of_its_own(driver: StorageDriver, segments: list[bytes]) -> None:
+    # How a verified blob goes straight to its place: nothing at the upload's key, the object at ``key``,
+    # replacing what was there, and no staging left (the fixture checks).
+    await driver.put("t/seg/blob/data", b"an older object")
+    upload = await driver.start_upload("t/seg/_uploads/1/data")
+    parts: list[Part] = []
+    offset = 0
+    for number, data in enumerate(segments, start=1):
+        parts.append(await driver.write_part(upload, number, offset, chunked(data, 8192)))
+        offset += len(data)
+    await driver.complete_upload(upload, parts, "t/seg/blob/data")
+    assert await read_all(driver, "t/seg/blob/data") == b"".join(segments)
+    assert await keys(driver, "") == ["t/seg/blob/data"]
+    assert await driver.stat("t/seg/_uploads/1/data") is None
+    await driver.delete("t/seg/blob/data")
+
+
 async def test_segmented_upload_of_one_part_and_of_no_part(driver: StorageDriver) -> None:
     await write_parts(driver, [b"just one"], "t/seg/one")
     assert await driver.get("t/seg/one") == b"just one"

@@ -137,8 +137,10 @@ class StorageDriver(Protocol):
         """Write part ``number`` starting at byte ``offset`` of the object. Rewriting a number replaces it."""
         ...
 
-    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part]) -> None:
-        """Assemble ``parts`` (in order) into the object at ``upload.key``, atomically."""
+    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part], key: str | None = None) -> None:
+        """Assemble ``parts`` (in order) into the object at ``key`` (default ``upload.key``), atomically. A
+        ``key`` of its own puts a verified blob straight in its place, without a ``move`` after (one step,
+        where a driver can: a rename on the filesystem, the manifest's own name on Swift)."""
         ...
 
     async def abort_upload(self, upload: UploadState) -> None:

@@ -105,8 +105,8 @@ class FallbackDriver:
     async def write_part(self, upload: UploadState, number: int, offset: int, chunks: AsyncIterable[bytes]) -> Part:
         return await self.primary.write_part(upload, number, offset, chunks)
 
-    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part]) -> None:
-        await self.primary.complete_upload(upload, parts)
+    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part], key: str | None = None) -> None:
+        await self.primary.complete_upload(upload, parts, key)
 
     async def abort_upload(self, upload: UploadState) -> None:
         await self.primary.abort_upload(upload)

@@ -193,9 +193,9 @@ class FilesystemDriver:
                 file.close()  # releases the flock
         return Part(number, offset, size, etag)
 
-    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part]) -> None:
+    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part], key: str | None = None) -> None:
         staging = self._staging(upload)
-        target = self._path(upload.key)
+        target = self._path(upload.key if key is None else key)
         expected = 0
         for number, part in enumerate(parts, start=1):
             if part.number != number or part.offset != expected or not _TOKEN.fullmatch(part.etag):
@@ -204,7 +204,8 @@ class FilesystemDriver:
                     f"follow the previous parts (expected part {number} at offset {expected})"
                 )
             expected += part.size
-        await self._io(partial(self._complete_sync, staging, parts, target))
+        durable = key is not None and key != upload.key  # see _complete_sync
+        await self._io(partial(self._complete_sync, staging, parts, target, durable))
 
     async def abort_upload(self, upload: UploadState) -> None:
         staging = self._staging(upload)
@@ -380,12 +381,13 @@ class FilesystemDriver:
             for filename in sorted(filenames):
                 yield os.path.relpath(os.path.join(dirpath, filename), self.root).replace(os.sep, "/")
 
-    def _complete_sync(self, staging: Path, parts: builtins.list[Part], target: Path) -> None:
+    def _complete_sync(self, staging: Path, parts: builtins.list[Part], target: Path, durable: bool) -> None:
         # The assembled file's bytes are fsynced here: the blob must be durable before the index names it,
-        # and the move that publishes it (``move`` into ``blobs/``) only renames. The rename into ``target``
-        # (the upload's own key, under ``_uploads/``) is not: nothing records that name, the publishing move
-        # renames the file again and fsyncs the directory it lands in, and a crash in between leaves at worst
-        # staging bytes, which the sweep of interrupted uploads and garbage collection remove.
+        # and a later ``move`` into ``blobs/`` only renames. The rename into ``target`` is made durable only
+        # when asked (``complete_upload``): into the upload's own key (under ``_uploads/``), nothing records
+        # that name, the publishing move renames the file again and fsyncs the directory it lands in, and a
+        # crash in between leaves at worst staging bytes, which the sweep of interrupted uploads and garbage
+        # collection remove.
         if not staging.is_dir():
             raise ObjectNotFound(f"filesystem: upload {staging.name} not found")
         files = _staging_files(staging)
@@ -409,12 +411,12 @@ class FilesystemDriver:
                 if os.fstat(file.fileno()).st_size != total:
                     os.ftruncate(file.fileno(), total)
                 os.fsync(file.fileno())
-                self._replace(assembled, target, durable=False)
+                self._replace(assembled, target, durable=durable)
         elif not pieces:
             assembled = staging / "assembled"
             with open(assembled, "wb") as out:
                 os.fsync(out.fileno())
-            self._replace(assembled, target, durable=False)
+            self._replace(assembled, target, durable=durable)
         else:
             assembled = staging / "assembled"
             with open(assembled, "wb") as out:
@@ -424,7 +426,7 @@ class FilesystemDriver:
                         _copy_range(source, out, part.size)
                 out.flush()
                 os.fsync(out.fileno())
-            self._replace(assembled, target, durable=False)
+            self._replace(assembled, target, durable=durable)
         _rmtree(staging)
 
     def _sweep_sync(self, recorded: Mapping[str, Collection[str]]) -> int:

@@ -109,7 +109,8 @@ class MemoryDriver:
         parts[etag] = (offset, data)
         return Part(number, offset, len(data), etag)
 
-    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part]) -> None:
+    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part], key: str | None = None) -> None:
+        target = upload.key if key is None else check_key(key)
         stored = self._parts(upload)
         expected = 0
         for part in parts:
@@ -124,7 +125,7 @@ class MemoryDriver:
                     f"memory: part {part.number} is {part.size} bytes; parts but the last need {self.min_part_size}"
                 )
             expected += part.size
-        self.store.objects[upload.key] = (b"".join(stored[p.etag][1] for p in parts), time.time())
+        self.store.objects[target] = (b"".join(stored[p.etag][1] for p in parts), time.time())
         del self.store.uploads[upload.token]
         self.store.started.pop(upload.token, None)
 

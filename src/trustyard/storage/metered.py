@@ -68,8 +68,8 @@ class MeteredDriver:
     async def write_part(self, upload: UploadState, number: int, offset: int, chunks: AsyncIterable[bytes]) -> Part:
         return await self._call("write_part", self.inner.write_part(upload, number, offset, chunks))
 
-    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part]) -> None:
-        await self._call("complete_upload", self.inner.complete_upload(upload, parts))
+    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part], key: str | None = None) -> None:
+        await self._call("complete_upload", self.inner.complete_upload(upload, parts, key))
 
     async def abort_upload(self, upload: UploadState) -> None:
         await self._call("abort_upload", self.inner.abort_upload(upload))

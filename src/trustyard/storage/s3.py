@@ -462,7 +462,7 @@ class S3Driver:
         parts = await self._upload_stream(s3, full, upload.key, upload.token, aiter(chunks), first, bytearray())
         return Part(number, offset, sum(p.size for p in parts), _encode_parts(parts))
 
-    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part]) -> None:
+    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part], key: str | None = None) -> None:
         full = self._key(upload.key)
         s3 = await self._s3()
         uploaded: builtins.list[_Uploaded] = []
@@ -488,8 +488,11 @@ class S3Driver:
             await self._next_part_number(s3, full, upload)
             await self.put(upload.key, b"")
             await self._abort_quietly(full, upload.token)
-            return
-        await self._complete(s3, full, upload.key, upload.token, uploaded)
+        else:
+            await self._complete(s3, full, upload.key, upload.token, uploaded)
+        if key is not None and key != upload.key:
+            # S3 completes an upload only at the key it began with; from there a server-side move.
+            await self.move(upload.key, key)
 
     async def abort_upload(self, upload: UploadState) -> None:
         full = self._key(upload.key)

@@ -453,9 +453,9 @@ class SwiftDriver:
                 await self._quietly(self._forget(None, names), f"segments of upload {upload.token}")
         return Part(number, offset, segmenter.total, f"{attempt}-{len(names)}-{self.chunk_size}")
 
-    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part]) -> None:
+    async def complete_upload(self, upload: UploadState, parts: builtins.list[Part], key: str | None = None) -> None:
         directory = self._upload_dir(upload)
-        target = self._obj(upload.key)
+        target = self._obj(upload.key if key is None else key)  # a manifest may name segments from anywhere
         segments: builtins.list[tuple[str, int]] = []
         expected = 0
         for number, part in enumerate(parts, start=1):
