@@ -169,6 +169,8 @@ async def _session_keys(driver: MemoryDriver) -> list[str]:
         [b"0123456789abcdef", b"z"],  # a part, then a last part of one byte
         [b"ab", b""],  # an empty PATCH leaves the parked bytes alone
         [b"abcdefgh"],  # exactly the minimum
+        [b"ab", b"0123456789"],  # small (parked), then a last body that makes a part with it
+        [b"0123456789"],  # the whole blob as the last body, more than a part
     ],
 )
 async def test_small_bodies_are_parked_until_they_make_a_part(
@@ -200,6 +202,51 @@ async def test_a_blob_already_stored_is_linked_without_assembling_it_again(
     assert b"".join([c async for c in services.blobs.stream(content)]) == b"shared layer"
     assert driver.store.uploads == {}  # the second session's part was dropped, not left behind
     assert await _session_keys(driver) == []
+
+
+async def test_a_blob_smaller_than_a_part_is_put_whole(
+    object_store_services: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A config or small layer on an object store: one PUT of the object, not a one-part multipart upload
+    # completed and moved (six requests more on S3).
+    services, driver = object_store_services
+
+    async def refused(*_args: object) -> None:
+        raise AssertionError("a multipart upload was completed, or an object moved")
+
+    monkeypatch.setattr(MemoryDriver, "complete_upload", refused)
+    monkeypatch.setattr(MemoryDriver, "move", refused)
+    status = await services.uploads.start(ACTOR, REPO)
+    await services.uploads.append(ACTOR, REPO, status.id, chunks(b"abc"))
+    info = await services.uploads.complete(ACTOR, REPO, status.id, Digest.of(b"abcdef"), chunks(b"d", b"ef"))
+    content = await services.blobs.open(ACTOR, REPO, info.digest)
+    assert b"".join([c async for c in services.blobs.stream(content)]) == b"abcdef"
+    assert driver.store.uploads == {}
+    assert await _session_keys(driver) == []
+
+
+async def test_a_small_blob_with_the_wrong_digest_stores_nothing(object_store_services: ObjectStore) -> None:
+    services, driver = object_store_services
+    status = await services.uploads.start(ACTOR, REPO)
+    await services.uploads.append(ACTOR, REPO, status.id, chunks(b"abc"))
+    with pytest.raises(DigestInvalid):
+        await services.uploads.complete(ACTOR, REPO, status.id, Digest.of(b"something else"), chunks(b"def"))
+    assert [k for k in driver.store.objects if "/blobs/" in k] == []
+    assert driver.store.uploads == {}
+    assert await _session_keys(driver) == []
+    with pytest.raises(BlobUnknown):
+        await services.blobs.stat(ACTOR, REPO, Digest.of(b"abcdef"))
+
+
+async def test_a_short_last_body_of_a_small_blob_keeps_the_session(object_store_services: ObjectStore) -> None:
+    services, _driver = object_store_services
+    status = await services.uploads.start(ACTOR, REPO)
+    await services.uploads.append(ACTOR, REPO, status.id, chunks(b"abc"))
+    with pytest.raises(SizeInvalid):
+        await services.uploads.complete(ACTOR, REPO, status.id, Digest.of(b"abcdef"), chunks(b"de"), ContentRange(3, 5))
+    assert (await services.uploads.status(ACTOR, REPO, status.id)).size == 3
+    info = await services.uploads.complete(ACTOR, REPO, status.id, Digest.of(b"abcdef"), chunks(b"def"))
+    assert info.size == 6
 
 
 async def test_parked_bytes_survive_a_restart_and_are_rehashed(object_store_services: ObjectStore) -> None:

@@ -54,6 +54,14 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class _Held:
+    """A session's whole content in memory (``Uploads._last_piece``) and its running hash over it."""
+
+    data: bytes
+    hasher: Hasher
+
+
+@dataclass(frozen=True, slots=True)
 class UploadStatus:
     id: str
     repository: RepositoryName
@@ -172,11 +180,12 @@ class Uploads:
         driver = await self._session_driver(row)
         if chunks is not None:
             _check_in_order(row, content_range)
+        held: _Held | None = None
         if chunks is not None or _pieces(row)[1] is not None:
-            await self._write_part(driver, row, chunks or _nothing(), content_range if chunks else None, final=True)
-            row = await self._row(repository, upload_id)
-        size = row.size
-        hasher = _running_hash(row)
+            held = await self._last_piece(driver, row, chunks or _nothing(), content_range if chunks else None)
+            if held is None:
+                row = await self._row(repository, upload_id)
+        size, hasher = (len(held.data), held.hasher) if held else (row.size, _running_hash(row))
         if hasher is not None and (hasher.size != size or hasher.algorithm != digest.algorithm):
             hasher = None  # the running hash does not cover the bytes, or is another algorithm: rehash them
         # Claim the session: of two racing PUTs only one goes on; the other finds no upload. When the running
@@ -190,7 +199,7 @@ class Uploads:
             raise BlobUploadUnknown(f"upload {upload_id[:64]!r} was completed or cancelled by another request")
         state = UploadState(row.storage_key, row.token)
         try:
-            in_place = await self._assemble(driver, row, state, digest, hasher, reserved)
+            in_place = await self._assemble(driver, row, state, digest, size, hasher, reserved, held)
         except BaseException:
             metrics.UPLOADS.labels("failed").inc()
             await self._tidy(driver, layout.upload_dir(repository, upload_id), state)
@@ -373,30 +382,62 @@ class Uploads:
                 detail={"expected": str(expected), "actual": str(actual)},
             )
 
+    async def _last_piece(
+        self, driver: StorageDriver, row: UploadRow, chunks: AsyncIterable[bytes], content_range: ContentRange | None
+    ) -> _Held | None:
+        """Take the session's last body. On an object store, a session that never filled a part (a config, a
+        small layer: under ``min_part_size``, which the driver must refuse as anything but a last part) comes
+        back whole with its running hash, to be put as one object: as a one-part multipart upload, completed
+        and then moved, it cost six requests more on S3. Else the body is written as the last part (None)."""
+        parts, parked = _pieces(row)
+        hasher = _running_hash(row)
+        if parts or hasher is None or driver.min_part_size <= 1:
+            await self._write_part(driver, row, chunks, content_range, final=True)
+            return None
+        if content_range is not None:
+            chunks = _exactly(chunks, content_range.length, row.size)
+        head, rest = await _lookahead(chunks, driver.min_part_size - (parked.size if parked else 0))
+        if rest is not None:
+            await self._write_part(driver, row, _chain(head, rest), None, final=True)
+            return None
+        hasher.update(head)
+        return _Held((await driver.get(parked.key) if parked else b"") + head, hasher)
+
     async def _assemble(
         self,
         driver: StorageDriver,
         row: UploadRow,
         state: UploadState,
         digest: Digest,
+        size: int,
         hasher: Hasher | None,
         reserved: bool,
+        held: _Held | None,
     ) -> bool:
-        """Assemble the session's parts and check their digest. True when they went straight to the blob's key
-        (the running hash proved the digest, the blob is reserved, and the session's backend is still the
-        active one): one step, where assembling at the upload's key and moving after took two (on the
-        filesystem two directories made and removed per blob, on Swift five requests). False when they are at
-        the upload's key, for ``_publish``. (A storage switch between reading the plan and the assembly is the
-        window ``_publish`` leaves open too: one call.)"""
+        """Assemble the session's bytes (its parts, or ``held``) and check their digest. True when they went
+        straight to the blob's key (the running hash proved the digest, the blob is reserved, and the
+        session's backend is still the active one): one step, where assembling at the upload's key and moving
+        after took two (on the filesystem two directories made and removed per blob, on Swift five requests).
+        False when they are at the upload's key, for ``_publish``. (A storage switch between reading the plan
+        and the assembly is the window ``_publish`` leaves open too: one call.)"""
         parts = _pieces(row)[0]
-        if reserved and parts and self._switch.plan.active == row.backend:
+        if held is not None:
+            await driver.abort_upload(state)  # first: the multipart upload never gets a part
+        if reserved and (parts or held) and self._switch.plan.active == row.backend:
             blob_key = layout.blob_data(digest)
             existing = await driver.stat(blob_key)
-            if existing is not None and existing.size == row.size:
-                await driver.abort_upload(state)  # the blob is there already: nothing to assemble
+            if existing is not None and existing.size == size:
+                if held is None:
+                    await driver.abort_upload(state)  # the blob is there already: nothing to assemble
+            elif held is not None:
+                await driver.put(blob_key, held.data)
             else:
                 await driver.complete_upload(state, parts, blob_key)
             return True
+        if held is not None:
+            self._check(digest, held.hasher.digest())  # before anything is written
+            await driver.put(row.storage_key, held.data)
+            return False
         if parts:
             await driver.complete_upload(state, parts)
         else:  # an empty blob: object stores refuse a multipart upload without parts
