@@ -23,6 +23,7 @@ from trustyard.oci.digest import Digest, Hasher
 from trustyard.oci.names import RepositoryName
 from trustyard.services import Services
 from trustyard.services.actor import Actor, Credential
+from trustyard.services.blobs import BlobInfo
 from trustyard.services.uploads import ContentRange, parse_content_range
 from trustyard.storage.memory import MemoryDriver
 
@@ -236,6 +237,17 @@ async def test_a_small_blob_with_the_wrong_digest_stores_nothing(object_store_se
     assert await _session_keys(driver) == []
     with pytest.raises(BlobUnknown):
         await services.blobs.stat(ACTOR, REPO, Digest.of(b"abcdef"))
+
+
+async def test_a_small_sha512_blob_on_an_object_store(object_store_services: ObjectStore) -> None:
+    # The running hash is sha256: a sha512 digest is checked over the bytes held.
+    services, _driver = object_store_services
+    status = await services.uploads.start(ACTOR, REPO)
+    await services.uploads.append(ACTOR, REPO, status.id, chunks(b"abc"))
+    digest = Digest.of(b"abcdef", "sha512")
+    info = await services.uploads.complete(ACTOR, REPO, status.id, digest, chunks(b"def"))
+    assert info == BlobInfo(digest, 6)
+    assert (await services.blobs.stat(ACTOR, REPO, digest)).size == 6
 
 
 async def test_a_short_last_body_of_a_small_blob_keeps_the_session(object_store_services: ObjectStore) -> None:

@@ -435,7 +435,8 @@ class Uploads:
                 await driver.complete_upload(state, parts, blob_key)
             return True
         if held is not None:
-            self._check(digest, held.hasher.digest())  # before anything is written
+            # Checked before anything is written: by the running hash, or (another algorithm) over the bytes held.
+            self._check(digest, hasher.digest() if hasher is not None else Digest.of(held.data, digest.algorithm))
             await driver.put(row.storage_key, held.data)
             return False
         if parts:
