@@ -12,8 +12,8 @@ This module owns how the protocol maps onto S3 requests:
   UploadId). ``write_part`` streams the caller's part as one or more S3 parts numbered after every part the
   upload already has (ListParts), so a rewrite or a racing attempt never overwrites bytes another attempt
   recorded; the S3 part numbers and ETags go into ``Part.etag`` and the driver keeps no state.
-  ``complete_upload`` = CompleteMultipartUpload of exactly those parts; ``abort_upload`` =
-  AbortMultipartUpload.
+  ``complete_upload`` = CompleteMultipartUpload of exactly those parts (into another key: then a ``move``);
+  ``abort_upload`` = AbortMultipartUpload.
 * ``move``: CopyObject (UploadPartCopy in parallel above ``multipartcopythresholdsize``, at most 5 GiB), then
   DeleteObject. ``read``: ranged GETs that resume where they stopped when a connection drops mid-body.
   ``list``: ListObjectsV2 pages. ``delete_prefix``: DeleteObjects in batches of 1,000, with the Content-MD5
