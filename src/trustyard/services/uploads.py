@@ -190,7 +190,7 @@ class Uploads:
             hasher = None  # the running hash does not cover the bytes, or is another algorithm: rehash them
         # Claim the session: of two racing PUTs only one goes on; the other finds no upload. When the running
         # hash already proves the digest (the usual case), the same transaction reserves the blob: its size is
-        # known right, and the reservation only has to come before the bytes move into place (``_publish``).
+        # known right, and the reservation only has to come before the bytes reach the blob key (``_assemble``).
         if hasher is not None and hasher.digest() == digest:
             claimed, reserved = await self._index.uploads.claim_and_reserve(upload_id, str(digest), size)
         else:
