@@ -209,7 +209,7 @@ async def test_a_blob_smaller_than_a_part_is_put_whole(
     object_store_services: ObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A config or small layer on an object store: one PUT of the object, not a one-part multipart upload
-    # completed and moved (six requests more on S3).
+    # completed and moved (four requests more on S3).
     services, driver = object_store_services
 
     async def refused(*_args: object) -> None:

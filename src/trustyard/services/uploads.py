@@ -388,7 +388,8 @@ class Uploads:
         """Take the session's last body. On an object store, a session that never filled a part (a config, a
         small layer: under ``min_part_size``, which the driver must refuse as anything but a last part) comes
         back whole with its running hash, to be put as one object: as a one-part multipart upload, completed
-        and then moved, it cost six requests more on S3. Else the body is written as the last part (None)."""
+        and then moved, its PUT cost 11 requests on S3 instead of 7. Else the body is written as the last part
+        (None)."""
         parts, parked = _pieces(row)
         hasher = _running_hash(row)
         if parts or hasher is None or driver.min_part_size <= 1:
