@@ -1,8 +1,14 @@
-"""``UploadStore``: upload sessions (``uploads``): the driver's parts so far, so any worker can continue one."""
+"""``UploadStore``: upload sessions (``uploads``): the pieces written so far, so any worker can continue one.
+
+A session's pieces are typed here (``PartPiece``, ``ParkedPiece``) and kept as one JSON list in the row's
+``parts`` column; this module is the only place that reads or writes that JSON.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,15 +23,82 @@ from trustyard.db.repositories import RepositoryStore
 
 
 @dataclass(frozen=True, slots=True)
+class PartPiece:
+    """A part the storage driver wrote (``storage.driver.Part``'s fields), and the running sha256 after it."""
+
+    number: int
+    offset: int
+    size: int
+    etag: str
+    hash_state: bytes | None = None  # ``Hasher.state()``; None where it cannot be saved (then: rehash)
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedPiece:
+    """Bytes received after the last part, too few for a part of their own yet (object stores' minimum part
+    size), kept as a small object at ``key``: always a session's last piece."""
+
+    key: str
+    offset: int
+    size: int
+    hash_state: bytes | None = None
+
+
+UploadPiece = PartPiece | ParkedPiece
+
+
+@dataclass(frozen=True, slots=True)
 class UploadRow:
     id: str
     repository: str
     storage_key: str
     token: str
-    parts: list[dict[str, Any]]
+    pieces: tuple[UploadPiece, ...]
     size: int
     started_at: datetime
     backend: int = 0  # the storage backend generation holding the session's parts
+
+    @property
+    def parts(self) -> list[PartPiece]:
+        return [piece for piece in self.pieces if isinstance(piece, PartPiece)]
+
+    @property
+    def parked(self) -> ParkedPiece | None:
+        last = self.pieces[-1] if self.pieces else None
+        return last if isinstance(last, ParkedPiece) else None
+
+
+def encode_pieces(pieces: Sequence[UploadPiece]) -> str:
+    """The ``parts`` column's JSON. Its keys are those sessions were stored with since the first release (a
+    session begun before an upgrade continues after it)."""
+    return json.dumps([_piece_json(piece) for piece in pieces])
+
+
+def decode_pieces(text: str) -> tuple[UploadPiece, ...]:
+    return tuple(_piece(item) for item in json.loads(text))
+
+
+#: The running hash after a piece, saved with it (base64 of ``Hasher.state()``).
+_HASH_STATE = "sha256_state"
+
+
+def _piece_json(piece: UploadPiece) -> dict[str, object]:
+    out: dict[str, object]
+    if isinstance(piece, ParkedPiece):
+        out = {"parked": piece.key, "offset": piece.offset, "size": piece.size}
+    else:
+        out = {"number": piece.number, "offset": piece.offset, "size": piece.size, "etag": piece.etag}
+    if piece.hash_state is not None:
+        out[_HASH_STATE] = base64.b64encode(piece.hash_state).decode()
+    return out
+
+
+def _piece(item: dict[str, Any]) -> UploadPiece:
+    saved = item.get(_HASH_STATE)
+    state = None if saved is None else base64.b64decode(saved)
+    if "parked" in item:
+        return ParkedPiece(item["parked"], item["offset"], item["size"], state)
+    return PartPiece(item["number"], item["offset"], item["size"], item["etag"], state)
 
 
 # A push's writes, built once: building a statement costs several times running it on SQLite (blobs.py).
@@ -68,7 +141,7 @@ class UploadStore:
                 "repository_id": repository_id,
                 "storage_key": upload.storage_key,
                 "token": upload.token,
-                "parts": json.dumps(upload.parts),
+                "parts": encode_pieces(upload.pieces),
                 "size": upload.size,
                 "started_at": upload.started_at,
                 "updated_at": upload.started_at,
@@ -87,18 +160,20 @@ class UploadStore:
             repository=row.name,
             storage_key=row.storage_key,
             token=row.token,
-            parts=json.loads(row.parts),
+            pieces=decode_pieces(row.parts),
             size=row.size,
             started_at=row.started_at,
             backend=row.backend,
         )
 
-    async def advance_upload(self, upload_id: str, expected_size: int, parts: list[dict[str, Any]], size: int) -> bool:
-        """Record new parts if nobody else advanced the upload since we read it (optimistic check)."""
+    async def advance_upload(
+        self, upload_id: str, expected_size: int, pieces: Sequence[UploadPiece], size: int
+    ) -> bool:
+        """Record the session's pieces if nobody else advanced the upload since we read it (optimistic check)."""
         values = {
             "advance_id": upload_id,
             "advance_expected": expected_size,
-            "advance_parts": json.dumps(parts),
+            "advance_parts": encode_pieces(pieces),
             "advance_size": size,
             "advance_at": now(),
         }
@@ -139,6 +214,6 @@ class UploadStore:
         )
         rows = await self._db.rows(query)
         return [
-            UploadRow(r.id, r.name, r.storage_key, r.token, json.loads(r.parts), r.size, r.started_at, r.backend)
+            UploadRow(r.id, r.name, r.storage_key, r.token, decode_pieces(r.parts), r.size, r.started_at, r.backend)
             for r in rows
         ]

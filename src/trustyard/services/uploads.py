@@ -18,7 +18,6 @@ backend is gone fails with BLOB_UPLOAD_UNKNOWN, and the client starts the upload
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import uuid
@@ -28,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from trustyard import metrics
 from trustyard.db.index import Index
-from trustyard.db.uploads import UploadRow
+from trustyard.db.uploads import ParkedPiece, PartPiece, UploadPiece, UploadRow
 from trustyard.errors import (
     BlobUploadInvalid,
     BlobUploadUnknown,
@@ -109,7 +108,7 @@ class Uploads:
         state = await driver.start_upload(layout.upload_data(repository, upload_id))
         now = datetime.now(UTC)
         await self._index.uploads.create_upload(
-            UploadRow(upload_id, repository.value, state.key, state.token, [], 0, now, backend)
+            UploadRow(upload_id, repository.value, state.key, state.token, (), 0, now, backend)
         )
         metrics.UPLOADS.labels("started").inc()
         return UploadStatus(upload_id, repository, 0)
@@ -181,7 +180,7 @@ class Uploads:
         if chunks is not None:
             _check_in_order(row, content_range)
         held: _Held | None = None
-        if chunks is not None or _pieces(row)[1] is not None:
+        if chunks is not None or row.parked is not None:
             held = await self._last_piece(driver, row, chunks or _nothing(), content_range if chunks else None)
             if held is None:
                 row = await self._row(repository, upload_id)
@@ -278,7 +277,7 @@ class Uploads:
         actor.require_system()
         sessions = await self._index.uploads.stale_uploads(datetime.max.replace(tzinfo=UTC))  # all of them
         active = self._switch.plan.active
-        recorded = {row.token: {part.etag for part in _pieces(row)[0]} for row in sessions if row.backend == active}
+        recorded = {row.token: {part.etag for part in row.parts} for row in sessions if row.backend == active}
         return await self._storage.sweep_staging(recorded)
 
     async def _tidy(self, driver: StorageDriver, upload_dir: str, state: UploadState | None = None) -> None:
@@ -343,30 +342,27 @@ class Uploads:
             # Checked while the bytes flow: a short or long body fails the part, so the driver discards it.
             chunks = _exactly(chunks, content_range.length, row.size)
         body: AsyncIterable[bytes] = chunks if hasher is None else hashed(chunks, hasher)
-        parts, parked = _pieces(row)
+        parts, parked = row.parts, row.parked
         committed = row.size - (parked.size if parked else 0)
         prefix = await driver.get(parked.key) if parked else b""
         head, rest = await _lookahead(body, driver.min_part_size - len(prefix))
         if rest is None and not head and (parked is None or not final):
             return row.size  # an empty body changes nothing
         pending = len(prefix) + len(head)
-        piece: dict[str, object]
+        piece: UploadPiece
         if rest is None and pending < driver.min_part_size and not final:
             key = layout.upload_parked(row.storage_key, uuid.uuid4().hex)
             await driver.put(key, prefix + head)
-            piece, added = {"parked": key, "offset": committed, "size": pending}, pending
+            piece = ParkedPiece(key, committed, pending, _saved(hasher))
         else:
             state = UploadState(row.storage_key, row.token)
             part = await driver.write_part(state, len(parts) + 1, committed, _chain(prefix + head, rest))
-            piece, added = _part_json(part), part.size
-        if hasher is not None and (saved := hasher.state()) is not None:
-            piece[HASH_STATE] = base64.b64encode(saved).decode()
-        pieces = [*row.parts[: len(parts)], piece]
-        if not await self._index.uploads.advance_upload(row.id, row.size, pieces, committed + added):
+            piece = PartPiece(part.number, part.offset, part.size, part.etag, _saved(hasher))
+        if not await self._index.uploads.advance_upload(row.id, row.size, (*parts, piece), committed + piece.size):
             raise RangeInvalid("the upload was advanced by another request at the same time; ask for its status")
         if parked is not None:
             await driver.delete(parked.key)
-        return committed + added
+        return committed + piece.size
 
     async def _rehash(self, driver: StorageDriver, key: str, algorithm: str) -> Hasher:
         hasher = Hasher(algorithm)
@@ -390,9 +386,9 @@ class Uploads:
         back whole with its running hash, to be put as one object: as a one-part multipart upload, completed
         and then moved, its PUT cost 11 requests on S3 instead of 7. Else the body is written as the last part
         (None)."""
-        parts, parked = _pieces(row)
+        parked = row.parked
         hasher = _running_hash(row)
-        if parts or hasher is None or driver.min_part_size <= 1:
+        if row.parts or hasher is None or driver.min_part_size <= 1:
             await self._write_part(driver, row, chunks, content_range, final=True)
             return None
         if content_range is not None:
@@ -421,7 +417,7 @@ class Uploads:
         after took two (on the filesystem two directories made and removed per blob, on Swift five requests).
         False when they are at the upload's key, for ``_publish``. (A storage switch between reading the plan
         and the assembly is the window ``_publish`` leaves open too: one call.)"""
-        parts = _pieces(row)[0]
+        parts = _driver_parts(row)
         if held is not None:
             await driver.abort_upload(state)  # first: the multipart upload never gets a part
         if reserved and (parts or held) and self._switch.plan.active == row.backend:
@@ -497,36 +493,22 @@ def _check_in_order(row: UploadRow, content_range: ContentRange | None) -> None:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Parked:
-    """Bytes received after the last part, too few for a part of their own yet, kept as a small object."""
-
-    key: str
-    offset: int
-    size: int
-
-
-def _pieces(row: UploadRow) -> tuple[list[Part], Parked | None]:
-    """The session's driver parts, and its parked tail if any (always the last piece)."""
-    parts = [Part(p["number"], p["offset"], p["size"], p["etag"]) for p in row.parts if "parked" not in p]
-    parked = [Parked(p["parked"], p["offset"], p["size"]) for p in row.parts if "parked" in p]
-    return parts, (parked[0] if parked else None)
-
-
-#: The running hash after a piece, saved with it (base64 of ``Hasher.state()``).
-HASH_STATE = "sha256_state"
+def _driver_parts(row: UploadRow) -> list[Part]:
+    """The session's parts as its driver wrote them (for ``complete_upload``)."""
+    return [Part(p.number, p.offset, p.size, p.etag) for p in row.parts]
 
 
 def _running_hash(row: UploadRow) -> Hasher | None:
     """The session's sha256 so far, restored from the last piece; None when it cannot be (then: rehash)."""
-    if not row.parts:
+    if not row.pieces:
         return Hasher()
-    saved = row.parts[-1].get(HASH_STATE)
-    return None if saved is None else Hasher.resume("sha256", base64.b64decode(saved), row.size)
+    saved = row.pieces[-1].hash_state
+    return None if saved is None else Hasher.resume("sha256", saved, row.size)
 
 
-def _part_json(part: Part) -> dict[str, object]:
-    return {"number": part.number, "offset": part.offset, "size": part.size, "etag": part.etag}
+def _saved(hasher: Hasher | None) -> bytes | None:
+    """The running hash's state to keep with a piece; None when there is none to keep."""
+    return hasher.state() if hasher is not None else None
 
 
 async def _lookahead(chunks: AsyncIterable[bytes], need: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
