@@ -62,3 +62,14 @@ def test_pieces_keep_the_json_sessions_were_always_stored_with() -> None:
     assert pieces == (PartPiece(1, 0, 8, "e1", b"state"), ParkedPiece("k/parked-2", 8, 3))
     assert decode_pieces(encode_pieces(pieces)) == pieces
     assert encode_pieces(pieces) == stored
+
+
+async def test_an_upload_begins_once(index: Index) -> None:
+    """Of two requests opening a session's storage upload with its first part, only the first is recorded."""
+    await index.uploads.create_upload(UploadRow("u1", "r", "key", "", (), 0, datetime.now(UTC)))
+    assert await index.uploads.begin_upload("u1", "t1") is True
+    assert await index.uploads.begin_upload("u1", "t2") is False
+    row = await index.uploads.upload("r", "u1")
+    assert row is not None
+    assert row.token == "t1"
+    assert await index.uploads.tokens_in_use(["t1", "t2"]) == {"t1"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,7 @@ from trustyard.services import Services
 from trustyard.services.actor import Actor, Credential
 from trustyard.services.blobs import BlobInfo
 from trustyard.services.uploads import ContentRange, parse_content_range
+from trustyard.storage.driver import Part, UploadState
 from trustyard.storage.memory import MemoryDriver
 
 ACTOR = Actor.system()
@@ -224,6 +226,67 @@ async def test_a_blob_smaller_than_a_part_is_put_whole(
     assert b"".join([c async for c in services.blobs.stream(content)]) == b"abcdef"
     assert driver.store.uploads == {}
     assert await _session_keys(driver) == []
+
+
+async def test_a_small_blob_never_opens_a_multipart_upload(
+    object_store_services: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On S3 opening one at POST and aborting it at the PUT was two requests per blob for nothing.
+    services, driver = object_store_services
+
+    async def refused(*_args: object) -> None:
+        raise AssertionError("a multipart upload was opened or aborted")
+
+    monkeypatch.setattr(MemoryDriver, "start_upload", refused)
+    monkeypatch.setattr(MemoryDriver, "abort_upload", refused)
+    status = await services.uploads.start(ACTOR, REPO)
+    await services.uploads.append(ACTOR, REPO, status.id, chunks(b"abc"))
+    info = await services.uploads.complete(ACTOR, REPO, status.id, Digest.of(b"abcdef"), chunks(b"def"))
+    assert info.size == 6
+    empty = await services.uploads.start(ACTOR, REPO)
+    assert (await services.uploads.complete(ACTOR, REPO, empty.id, Digest.of(b""))).size == 0
+    cancelled = await services.uploads.start(ACTOR, REPO)
+    await services.uploads.append(ACTOR, REPO, cancelled.id, chunks(b"abc"))
+    await services.uploads.cancel(ACTOR, REPO, cancelled.id)
+    assert await _session_keys(driver) == []
+
+
+async def test_the_first_part_is_recorded_before_it_is_written(
+    object_store_services: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Garbage collection aborts open uploads no session names; a first part may stream for longer than its grace.
+    services, driver = object_store_services
+    status = await services.uploads.start(ACTOR, REPO)
+    named: list[set[str]] = []
+    write_part = MemoryDriver.write_part
+
+    async def recorded_first(self: MemoryDriver, upload: UploadState, *args: Any) -> Part:
+        named.append(await services.uploads._index.uploads.tokens_in_use([upload.token]))
+        return await write_part(self, upload, *args)
+
+    monkeypatch.setattr(MemoryDriver, "write_part", recorded_first)
+    await services.uploads.append(ACTOR, REPO, status.id, chunks(b"0123456789"))
+    assert named == [set(driver.store.uploads)]  # one upload, named by the session while its part was written
+    data = b"0123456789abc"
+    info = await services.uploads.complete(ACTOR, REPO, status.id, Digest.of(data), chunks(b"abc"))
+    assert info.size == len(data)
+    assert driver.store.uploads == {}
+
+
+async def test_a_first_part_begun_by_another_request_too_is_given_up(
+    object_store_services: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services, driver = object_store_services
+    status = await services.uploads.start(ACTOR, REPO)
+
+    async def lost(_upload_id: str, _token: str) -> bool:
+        return False  # another PATCH of the session recorded its upload first
+
+    monkeypatch.setattr(services.uploads._index.uploads, "begin_upload", lost)
+    with pytest.raises(RangeInvalid):
+        await services.uploads.append(ACTOR, REPO, status.id, chunks(b"0123456789"))
+    assert driver.store.uploads == {}  # the upload this request opened is aborted
+    assert (await services.uploads.status(ACTOR, REPO, status.id)).size == 0
 
 
 async def test_a_small_blob_with_the_wrong_digest_stores_nothing(object_store_services: ObjectStore) -> None:

@@ -134,7 +134,7 @@ class FaultProxy:
             writer.write(
                 f"HTTP/1.1 {fault.status} Injected\r\nContent-Type: application/xml\r\n"
                 f"Content-Length: {len(xml)}\r\n\r\n".encode()
-                + xml
+                + (xml if method != "HEAD" else b"")  # a response to HEAD never has a body (RFC 9110 9.3.2)
             )
             await writer.drain()
             return True

@@ -179,6 +179,16 @@ class UploadStore:
         }
         return await self._db.write(lambda conn: bool(conn.execute(_ADVANCE, values).rowcount))
 
+    async def begin_upload(self, upload_id: str, token: str) -> bool:
+        """Record the driver's ``token`` for a session whose storage upload began only with its first part
+        (object stores: ``Uploads.start``); False when another request began it first."""
+        query = (
+            update(t.uploads)
+            .where(t.uploads.c.id == upload_id, t.uploads.c.token == "")
+            .values(token=token, updated_at=now())
+        )
+        return await self._db.write(lambda conn: bool(conn.execute(query).rowcount))
+
     async def delete_upload(self, upload_id: str) -> bool:
         """Remove an upload session; False when it was already gone (another request claimed it)."""
         return await self._db.write(lambda conn: self.claim(conn, upload_id))

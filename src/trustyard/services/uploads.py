@@ -101,15 +101,17 @@ class Uploads:
         return self._storage.min_part_size
 
     async def start(self, actor: Actor, repository: RepositoryName) -> UploadStatus:
+        """Open a session. On an object store its multipart upload waits for a first part (``_begun``): most
+        blobs (configs, small layers) never fill one and are put whole, so opening it here and aborting it at
+        the PUT would cost two requests per blob for nothing."""
         actor.require(repository, Action.PUSH)
         upload_id = str(uuid.uuid4())
         backend = self._switch.plan.active  # new writes go where they will stay
         driver = await self._switch.driver(backend)
-        state = await driver.start_upload(layout.upload_data(repository, upload_id))
+        key = layout.upload_data(repository, upload_id)
+        token = "" if driver.min_part_size > 1 else (await driver.start_upload(key)).token
         now = datetime.now(UTC)
-        await self._index.uploads.create_upload(
-            UploadRow(upload_id, repository.value, state.key, state.token, (), 0, now, backend)
-        )
+        await self._index.uploads.create_upload(UploadRow(upload_id, repository.value, key, token, (), 0, now, backend))
         metrics.UPLOADS.labels("started").inc()
         return UploadStatus(upload_id, repository, 0)
 
@@ -196,7 +198,7 @@ class Uploads:
             claimed, reserved = await self._index.uploads.delete_upload(upload_id), False
         if not claimed:
             raise BlobUploadUnknown(f"upload {upload_id[:64]!r} was completed or cancelled by another request")
-        state = UploadState(row.storage_key, row.token)
+        state = _state(row)
         try:
             in_place = await self._assemble(driver, row, state, digest, size, hasher, reserved, held)
         except BaseException:
@@ -246,7 +248,8 @@ class Uploads:
         await self._index.uploads.delete_upload(upload_id)
         metrics.UPLOADS.labels("cancelled").inc()
         driver = await self._session_driver(row)
-        await driver.abort_upload(UploadState(row.storage_key, row.token))
+        if (state := _state(row)) is not None:
+            await driver.abort_upload(state)
         await driver.delete_prefix(layout.upload_dir(repository, upload_id))
 
     async def purge(self, actor: Actor, older_than: timedelta) -> int:
@@ -264,7 +267,8 @@ class Uploads:
             except StorageBackendGone:
                 driver = None  # nothing to remove where nothing can be reached
             if driver is not None:
-                await driver.abort_upload(UploadState(row.storage_key, row.token))
+                if (state := _state(row)) is not None:
+                    await driver.abort_upload(state)
                 await driver.delete_prefix(row.storage_key.rpartition("/")[0])
             purged += 1
             metrics.UPLOADS.labels("expired").inc()
@@ -355,7 +359,7 @@ class Uploads:
             await driver.put(key, prefix + head)
             piece = ParkedPiece(key, committed, pending, _saved(hasher))
         else:
-            state = UploadState(row.storage_key, row.token)
+            state = await self._begun(driver, row)
             part = await driver.write_part(state, len(parts) + 1, committed, _chain(prefix + head, rest))
             piece = PartPiece(part.number, part.offset, part.size, part.etag, _saved(hasher))
         if not await self._index.uploads.advance_upload(row.id, row.size, (*parts, piece), committed + piece.size):
@@ -363,6 +367,19 @@ class Uploads:
         if parked is not None:
             await driver.delete(parked.key)
         return committed + piece.size
+
+    async def _begun(self, driver: StorageDriver, row: UploadRow) -> UploadState:
+        """The session's storage upload, begun now if this is its first part (object stores, ``start``). Its
+        token is recorded before the part is written: garbage collection aborts open uploads that no session
+        names, and a first part may stream for longer than its grace period."""
+        if (state := _state(row)) is not None:
+            return state
+        state = await driver.start_upload(row.storage_key)
+        if not await self._index.uploads.begin_upload(row.id, state.token):
+            with contextlib.suppress(Exception):  # what is left, garbage collection aborts: it is named nowhere
+                await driver.abort_upload(state)
+            raise RangeInvalid("the upload was advanced by another request at the same time; ask for its status")
+        return state
 
     async def _rehash(self, driver: StorageDriver, key: str, algorithm: str) -> Hasher:
         hasher = Hasher(algorithm)
@@ -404,7 +421,7 @@ class Uploads:
         self,
         driver: StorageDriver,
         row: UploadRow,
-        state: UploadState,
+        state: UploadState | None,
         digest: Digest,
         size: int,
         hasher: Hasher | None,
@@ -418,28 +435,29 @@ class Uploads:
         False when they are at the upload's key, for ``_publish``. (A storage switch between reading the plan
         and the assembly is the window ``_publish`` leaves open too: one call.)"""
         parts = _driver_parts(row)
-        if held is not None:
-            await driver.abort_upload(state)  # first: the multipart upload never gets a part
-        if reserved and (parts or held) and self._switch.plan.active == row.backend:
+        if state is not None and not parts:
+            await driver.abort_upload(state)  # begun at POST without a part (a session of an earlier release)
+            state = None
+        assert state is not None or not parts, "a session's upload begins before its first part is recorded"
+        if reserved and (state is not None or held is not None) and self._switch.plan.active == row.backend:
             blob_key = layout.blob_data(digest)
             existing = await driver.stat(blob_key)
             if existing is not None and existing.size == size:
-                if held is None:
+                if state is not None:
                     await driver.abort_upload(state)  # the blob is there already: nothing to assemble
+            elif state is not None:
+                await driver.complete_upload(state, parts, blob_key)
             elif held is not None:
                 await driver.put(blob_key, held.data)
-            else:
-                await driver.complete_upload(state, parts, blob_key)
             return True
         if held is not None:
             # Checked before anything is written: by the running hash, or (another algorithm) over the bytes held.
             self._check(digest, hasher.digest() if hasher is not None else Digest.of(held.data, digest.algorithm))
             await driver.put(row.storage_key, held.data)
             return False
-        if parts:
+        if state is not None:
             await driver.complete_upload(state, parts)
         else:  # an empty blob: object stores refuse a multipart upload without parts
-            await driver.abort_upload(state)
             await driver.put(row.storage_key, b"")
         if hasher is None:
             hasher = await self._rehash(driver, row.storage_key, digest.algorithm)
@@ -496,6 +514,11 @@ def _check_in_order(row: UploadRow, content_range: ContentRange | None) -> None:
 def _driver_parts(row: UploadRow) -> list[Part]:
     """The session's parts as its driver wrote them (for ``complete_upload``)."""
     return [Part(p.number, p.offset, p.size, p.etag) for p in row.parts]
+
+
+def _state(row: UploadRow) -> UploadState | None:
+    """The session's storage upload; None while it has not begun (an object store before the first part)."""
+    return UploadState(row.storage_key, row.token) if row.token else None
 
 
 def _running_hash(row: UploadRow) -> Hasher | None:
