@@ -26,7 +26,7 @@ from trustyard.errors import ObjectNotFound, StorageUnavailable
 from trustyard.storage.config import StorageSettings
 from trustyard.storage.factory import build_driver
 from trustyard.storage.metered import MeteredDriver
-from trustyard.storage.s3 import S3Driver, _decode_parts
+from trustyard.storage.s3 import S3Driver, _decode_parts, _Received
 
 MiB = 1024 * 1024
 
@@ -69,6 +69,19 @@ async def test_a_long_stream_becomes_a_multipart_object(driver: S3Driver, bucket
     assert await read_all(driver, "t/big") == data
     assert await read_all(driver, "t/big", 5 * MiB - 3, 10 * MiB) == data[5 * MiB - 3 : 15 * MiB - 3]
     await driver.delete("t/big")
+
+
+def test_received_bytes_are_copied_once_into_a_part() -> None:
+    received = _Received()
+    whole = payload(10)
+    received.add(whole)
+    assert received.take(10) is whole  # exactly one chunk: sent as it came
+    for chunk in (b"abc", b"", b"defg", b"hi"):
+        received.add(chunk)
+    assert received.size == 9
+    assert received.take(5) == b"abcde"  # across chunks, splitting one
+    assert received.take(100) == b"fghi"  # at most what there is
+    assert received.size == 0
 
 
 async def test_a_failed_multipart_write_leaves_no_object_and_no_upload(driver: S3Driver, bucket: S3Bucket) -> None:

@@ -537,13 +537,21 @@ def _saved(hasher: Hasher | None) -> bytes | None:
 async def _lookahead(chunks: AsyncIterable[bytes], need: int) -> tuple[bytes, AsyncIterator[bytes] | None]:
     """Read at least ``need`` bytes (or to the end): the bytes read, and the rest (None when it ended)."""
     iterator = aiter(chunks)
-    buffer = bytearray()
-    while len(buffer) < need:
+    read: list[bytes] = []
+    size = 0
+    while size < need:
         try:
-            buffer += await anext(iterator)
+            chunk = await anext(iterator)
         except StopAsyncIteration:
-            return bytes(buffer), None
-    return bytes(buffer), iterator
+            return _joined(read), None
+        read.append(chunk)
+        size += len(chunk)
+    return _joined(read), iterator
+
+
+def _joined(chunks: list[bytes]) -> bytes:
+    # One copy, and none for a single chunk: the head of an object-store part is megabytes.
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _chain(head: bytes, rest: AsyncIterator[bytes] | None) -> AsyncIterator[bytes]:
