@@ -69,7 +69,10 @@ def check_range(offset: int, length: int | None) -> None:
 class StorageDriver(Protocol):
     @property
     def min_part_size(self) -> int:
-        """Smallest part a segmented upload accepts, except the last (S3: 5 MiB). 1 where any size works."""
+        """Smallest part worth writing, except the last: S3 refuses smaller ones (5 MiB); Swift takes any size but
+        a part costs several requests (1 MiB). The uploads service parks smaller bodies as one object and puts a
+        blob that never reaches it whole, and the registry advertises it as ``OCI-Chunk-Min-Length``. 1 where a
+        part costs no more than an object."""
         ...
 
     @property

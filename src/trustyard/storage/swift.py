@@ -179,8 +179,11 @@ class _Segmenter:
 
 class SwiftDriver:
     name = "swift"
-    #: Swift >= 2.8 has no minimum SLO segment size (``min_segment_size`` 1), so any PATCH size works.
-    min_part_size = 1
+    #: Swift >= 2.8 takes segments of any size (``min_segment_size`` 1), but a part costs a marker check before
+    #: and after its segments, and a blob of one small part an SLO manifest and its cleanup: ~10 requests for a
+    #: config of a few hundred bytes. Bodies under this are parked as one small object instead, and a blob that
+    #: never reaches it is put whole (services/uploads.py), about half the requests.
+    min_part_size = 1024 * 1024
     #: A part is cut into segments and manifests nest, so a part is bounded only by what we let through.
     max_part_size = 5 * 1024**4
 
