@@ -439,7 +439,7 @@ class Uploads:
             await driver.abort_upload(state)  # begun at POST without a part (a session of an earlier release)
             state = None
         assert state is not None or not parts, "a session's upload begins before its first part is recorded"
-        if reserved and (state is not None or held is not None) and self._switch.plan.active == row.backend:
+        if reserved and self._switch.plan.active == row.backend:
             blob_key = layout.blob_data(digest)
             existing = await driver.stat(blob_key)
             if existing is not None and existing.size == size:
@@ -447,8 +447,8 @@ class Uploads:
                     await driver.abort_upload(state)  # the blob is there already: nothing to assemble
             elif state is not None:
                 await driver.complete_upload(state, parts, blob_key)
-            elif held is not None:
-                await driver.put(blob_key, held.data)
+            else:  # the bytes held, or an empty blob
+                await driver.put(blob_key, held.data if held is not None else b"")
             return True
         if held is not None:
             # Checked before anything is written: by the running hash, or (another algorithm) over the bytes held.
