@@ -399,10 +399,10 @@ class Uploads:
         self, driver: StorageDriver, row: UploadRow, chunks: AsyncIterable[bytes], content_range: ContentRange | None
     ) -> _Held | None:
         """Take the session's last body. On an object store, a session that never filled a part (a config, a
-        small layer: under ``min_part_size``, which the driver must refuse as anything but a last part) comes
-        back whole with its running hash, to be put as one object: as a one-part multipart upload, completed
-        and then moved, its PUT cost 11 requests on S3 instead of 7. Else the body is written as the last part
-        (None)."""
+        small layer: under ``min_part_size``, which S3 refuses but as the last part and which costs Swift more
+        requests than an object) comes back whole with its running hash, to be put as one object: as a one-part
+        multipart upload, completed and then moved, its PUT cost 11 requests on S3 instead of 6 (no upload is
+        begun for it either, ``_begun``). Else the body is written as the last part (None)."""
         parked = row.parked
         hasher = _running_hash(row)
         if row.parts or hasher is None or driver.min_part_size <= 1:
