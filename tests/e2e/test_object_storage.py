@@ -379,3 +379,25 @@ def test_a_failing_store_gives_503_and_stores_nothing(store: Store, tmp_path: Pa
             assert pulled.status_code == 200
             assert pulled.content == data
             assert store.blob_keys() == [blob_key(store, digest)]
+
+
+@stores("swift")
+def test_a_small_blob_is_one_plain_object_on_swift(store: Store, tmp_path: Path) -> None:
+    """Under `min_part_size` (1 MiB on Swift) a blob pushed as clients do (POST, PATCH, PUT) is put whole: no
+    upload marker, no segment and no SLO manifest, half the requests of a one-segment upload. A larger blob
+    still goes through segments (so the check below can see them)."""
+    small, large = os.urandom(64 * 1024), os.urandom(2 * 1024 * 1024)
+    with running("trustyard", tmp_path / "data", store.storage()) as registry, registry.http() as http:
+        assert http.get("/v2/").status_code == 200
+        start = http.post("/v2/cloud/small/blobs/uploads/")
+        patched = http.patch(start.headers["Location"], content=small)
+        assert patched.status_code == 202, patched.text
+        done = http.put(patched.headers["Location"], params={"digest": sha256_digest(small)})
+        assert done.status_code == 201, done.text
+        assert [n for n in store.names() if n.startswith(f"{PREFIX}/segments/")] == []
+        assert push_blob_session(http, "cloud/small", large).status_code == 201
+        assert [n for n in store.names() if n.startswith(f"{PREFIX}/segments/")] != []
+        for data in (small, large):
+            pulled = http.get(f"/v2/cloud/small/blobs/{sha256_digest(data)}")
+            assert pulled.status_code == 200
+            assert pulled.content == data
