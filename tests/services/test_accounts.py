@@ -72,6 +72,17 @@ async def test_login_with_password_or_token_and_deactivation(services: Services)
         await services.tokens.login("carol", PASSWORD, "10.0.0.1")
 
 
+async def test_a_password_change_takes_effect_at_once(services: Services) -> None:
+    """A verified password is remembered (services/password_checks.py), but never past a change of it."""
+    await services.accounts.create_user(SYSTEM, "carol", PASSWORD)
+    await services.tokens.login("carol", PASSWORD, "10.0.0.1")
+    await services.tokens.login("carol", PASSWORD, "10.0.0.1")
+    await services.accounts.reset_password(SYSTEM, "carol", "another-long-password")
+    with pytest.raises(LoginFailed):
+        await services.tokens.login("carol", PASSWORD, "10.0.0.1")
+    assert (await services.tokens.login("carol", "another-long-password", "10.0.0.1")).user.name == "carol"
+
+
 async def test_only_admins_and_self(services: Services) -> None:
     await services.accounts.create_user(SYSTEM, "erin", PASSWORD)
     erin_row = await services.accounts.user(SYSTEM, "erin")

@@ -29,6 +29,7 @@ from trustyard.services.info import InfoService, Node
 from trustyard.services.lockout import Lockout
 from trustyard.services.manifests import Manifests
 from trustyard.services.migration import Migrations, StoragePlans
+from trustyard.services.password_checks import PasswordChecks
 from trustyard.services.policies import TagPolicies
 from trustyard.services.referrers import Referrers
 from trustyard.services.repositories import Repositories
@@ -43,6 +44,9 @@ from trustyard.services.upkeep import Upkeep
 from trustyard.services.uploads import Uploads
 from trustyard.services.webhooks import EventSource, Webhooks
 from trustyard.storage.switchable import SwitchableDriver
+
+#: One argon2 check at a time per worker: its lanes already use every core, and each check holds 64 MiB.
+PASSWORD_CHECKS_PER_WORKER = 1
 
 
 @dataclass(frozen=True)
@@ -92,14 +96,18 @@ class Services:
         ``gc_schedule`` is the configured collection schedule; ``node`` is what this node's settings say of it
         (for ``info``); ``worker`` is this serving worker, or None in a one-off command (it neither heartbeats
         nor acks the storage plan); ``basic_auth_cache_ttl``: how long verified HTTP Basic credentials are
-        trusted without a new check; ``refresh_tokens``: whether logins may ask for refresh tokens."""
+        trusted on /v2/, and a verified password is remembered, without a new check; ``refresh_tokens``:
+        whether logins may ask for refresh tokens."""
         backends = Backends(index.backends, box, storage.current, startup.settings, startup.default_root)
         switch = StorageSwitch(index, backends, storage, worker, pinned=startup.pinned_by is not None)
         audit = Audit(AuditStore(index.reader, index.writer))
         account_store = AccountStore(index.db)
         repository_store = index.repositories
         policies = TagPolicies(index, audit)
-        accounts = Accounts(account_store, repository_store, storage, policies, audit)
+        password_checks = PasswordChecks(
+            CredentialCache(basic_auth_cache_ttl, DEFAULT_SIZE, time.monotonic), PASSWORD_CHECKS_PER_WORKER
+        )
+        accounts = Accounts(account_store, repository_store, storage, policies, audit, password_checks)
         storage_admin = StorageAdmin(index, storage)
         webhooks = Webhooks(WebhookStore(index.reader, index.writer), box, audit, source)
         adoption = Adoption(index, storage_admin, switch, collector_id(), background=worker is not None)
@@ -133,6 +141,7 @@ class Services:
                 audit,
                 Lockout(audit),
                 CredentialCache(basic_auth_cache_ttl, DEFAULT_SIZE, time.monotonic),
+                password_checks,
                 refresh_tokens=refresh_tokens,
             ),
             sessions=Sessions(SessionStore(index.reader, index.writer), account_store, accounts),

@@ -20,6 +20,7 @@ from trustyard.errors import AlreadyExists, Denied, InvalidRequest, NotFound
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor, Credential
 from trustyard.services.audit import Audit
+from trustyard.services.password_checks import PasswordChecks
 from trustyard.services.policies import TagPolicies
 from trustyard.services.repositories import remove_repository
 from trustyard.storage.driver import StorageDriver
@@ -88,6 +89,7 @@ class Accounts:
         storage: StorageDriver,
         policies: TagPolicies,
         audit: Audit,
+        password_checks: PasswordChecks,
     ) -> None:
         """``policies`` keep a namespace deleted with its repositories from taking immutable tags along."""
         self._store = store
@@ -95,6 +97,7 @@ class Accounts:
         self._storage = storage
         self._policies = policies
         self._audit = audit
+        self._password_checks = password_checks
 
     # Policy ---------------------------------------------------------------------------------------------
 
@@ -146,7 +149,8 @@ class Accounts:
             return None
         generated = None if password else passwords.generate_password()
         try:
-            await self._store.create_user(ADMIN, passwords.hash_password(password or generated or ""), admin=True)
+            stored_hash = await self._password_checks.hash(password or generated or "")
+            await self._store.create_user(ADMIN, stored_hash, admin=True)
         except AlreadyExists:
             return None  # another node starting at the same moment created it first
         await self._audit.record(Actor.system(), "user.create", ADMIN, admin=True, bootstrap=True)
@@ -162,11 +166,11 @@ class Accounts:
             actor.require_admin()
         elif actor.credential is not Credential.SYSTEM:
             user = await self._store.user(name)
-            if current is None or user is None or not passwords.verify_password(user.password_hash, current):
+            if current is None or user is None or not await self._password_checks.verify(user.password_hash, current):
                 raise Denied("the current password is wrong or missing: changing your password needs it")
         new = password or passwords.generate_password()
         _check_password(new)
-        await self._store.update_user(name, password_hash=passwords.hash_password(new))
+        await self._store.update_user(name, password_hash=await self._password_checks.hash(new))
         await self._audit.record(actor, "user.password", name)
         return new
 
@@ -187,7 +191,8 @@ class Accounts:
         check_name("user", name)
         if password is not None:
             _check_password(password)
-        created = await self._store.create_user(name, passwords.hash_password(password) if password else None, admin)
+        stored_hash = await self._password_checks.hash(password) if password else None
+        created = await self._store.create_user(name, stored_hash, admin)
         await self._audit.record(actor, "user.create", name, admin=admin)
         return created
 

@@ -1,12 +1,12 @@
 """Logging in and registry tokens: credentials → principal → token with requested ∩ allowed scopes.
 
-``login`` checks a password (argon2) or an app token; password guessing is slowed per (account, address) by
-``services/lockout.py``, app tokens never are. ``login_basic`` is the one check of HTTP Basic credentials
-(the admin API, the token endpoint, /v2/). ``issue`` and ``refresh`` sign tokens; refresh tokens only when the
-registry allows them (``refresh_tokens`` setting, off by default); ``authenticate`` turns a Bearer token into
-an ``Actor`` from the token alone, with no database query; ``authenticate_basic`` turns HTTP Basic credentials
-on /v2/ into the actor a token for the same account would make, verifying them through ``login`` once per
-cache lifetime (``auth/credential_cache.py``).
+``login`` checks a password (argon2, off the event loop: ``services/password_checks.py``) or an app token;
+password guessing is slowed per (account, address) by ``services/lockout.py``, app tokens never are.
+``login_basic`` is the one check of HTTP Basic credentials (the admin API, the token endpoint, /v2/). ``issue``
+and ``refresh`` sign tokens; refresh tokens only when the registry allows them (``refresh_tokens`` setting, off
+by default); ``authenticate`` turns a Bearer token into an ``Actor`` from the token alone, with no database
+query; ``authenticate_basic`` turns HTTP Basic credentials on /v2/ into the actor a token for the same account
+would make, verifying them through ``login`` once per cache lifetime (``auth/credential_cache.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from trustyard.services.accounts import Accounts
 from trustyard.services.actor import Action, Actor, Credential
 from trustyard.services.audit import Audit
 from trustyard.services.lockout import Lockout
+from trustyard.services.password_checks import PasswordChecks
 
 MAX_SCOPES = 64
 
@@ -72,6 +73,7 @@ class Tokens:
         audit: Audit,
         lockout: Lockout,
         verified: CredentialCache[Verified],
+        password_checks: PasswordChecks,
         *,
         refresh_tokens: bool,
     ) -> None:
@@ -83,6 +85,7 @@ class Tokens:
         self._audit = audit
         self._lockout = lockout
         self._verified = verified
+        self._password_checks = password_checks
 
     @property
     def service(self) -> str:
@@ -110,7 +113,7 @@ class Tokens:
             ok = row is not None and user is not None and row.user == user.name
             ok = ok and row is not None and passwords.token_matches(row.secret_hash, secret)
         else:
-            ok = passwords.verify_password(user.password_hash if user else None, secret)
+            ok = await self._password_checks.verify(user.password_hash if user else None, secret)
         if not ok or user is None or not user.active:
             metrics.AUTH_FAILURES.labels("login").inc()
             await self._audit.record(Actor.claimant(username, source), "login.failed", username)
