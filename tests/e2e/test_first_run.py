@@ -66,6 +66,8 @@ def test_scripts_serve_with_no_flags_from_a_fresh_copy(
             return bool(password)
 
         wait_until(printed_password, server, "./scripts/serve", timeout=FIRST_START_TIMEOUT)
+        # "Shown once": one line, not an echo and a log record of it on the same terminal.
+        assert len(PASSWORD_LINE.findall(log.read_text(errors="replace"))) == 1
         # The data directory is where the command was typed, with its CA and certificate.
         data_dir = clone / "trustyard-data"
         assert (data_dir / "tls" / "ca.crt").is_file()

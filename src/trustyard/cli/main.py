@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sys
 from pathlib import Path
@@ -115,12 +114,13 @@ def serve(
 
 
 def _announce_admin_password(password: str) -> None:
-    """Shown once, on the terminal and in the log; it is stored only as an argon2 hash."""
-    line = (
-        f"created user admin with password: {password}  (shown once; change it with `trustyard admin reset-password`)"
+    """Shown once, on standard error: the terminal, or the log, which goes there too (``configure_logging``:
+    journald, ``docker logs``). Not through ``logging`` as well, which printed it twice on one terminal, and a
+    log level above WARNING would have hidden it. It is stored only as an argon2 hash."""
+    click.echo(
+        f"created user admin with password: {password}  (shown once; change it with `trustyard admin reset-password`)",
+        err=True,
     )
-    click.echo(line, err=True)
-    logging.getLogger("trustyard").warning(line)
 
 
 async def _prepare_and_adopt(settings: Settings) -> Startup:
