@@ -8,9 +8,15 @@ when an endpoint does not answer, the test skips and says how to start it.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +24,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from trustyard.auth.certificates import ensure_certificates
 from trustyard.storage.s3 import S3Driver
 
 START = 'eval "$(bash scripts/object-store.sh start --with-moto)" (scripts/test does this)'
@@ -107,3 +114,40 @@ class S3Bucket:
         for key in self.keys():
             self.client.delete_object(Bucket=self.name, Key=key)
         self.client.delete_bucket(Bucket=self.name)
+
+
+@contextmanager
+def tls_front(url: str, directory: Path) -> Iterator[str]:
+    """An HTTPS endpoint for the plain-HTTP S3 endpoint ``url``: HAProxy terminating TLS in front of it, with a
+    certificate from a throwaway CA (clients skip verifying it). Yields the https URL."""
+    if shutil.which("haproxy") is None:
+        raise AssertionError("haproxy is not installed: apt-get install haproxy (scripts/test does)")
+    target = urlsplit(url)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tls = ensure_certificates(directory / "tls", ["127.0.0.1"])
+    bundle = directory / "haproxy.pem"  # HAProxy wants the certificate and its key in one file
+    bundle.write_bytes(tls.cert.read_bytes() + tls.key.read_bytes())
+    config = directory / "haproxy.cfg"
+    config.write_text(
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n"
+        f"frontend s3\n    bind 127.0.0.1:{port} ssl crt {bundle}\n    default_backend store\n"
+        f"backend store\n    server store {target.hostname}:{target.port or 80}\n"
+    )
+    with open(directory / "haproxy.log", "wb") as log:
+        process = subprocess.Popen(["haproxy", "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"haproxy did not listen: {(directory / 'haproxy.log').read_text()}") from None
+                time.sleep(0.05)
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

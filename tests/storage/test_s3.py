@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import traceback
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from tests.storage.faults import Fault, FaultProxy
-from tests.storage.s3_store import S3Bucket
+from tests.storage.s3_store import S3Bucket, tls_front
 from tests.storage.test_driver_contract import BoomError, chunked, payload, read_all
 from trustyard.errors import ObjectNotFound, StorageUnavailable
 from trustyard.storage.config import StorageSettings
@@ -107,6 +110,37 @@ async def test_a_cancelled_multipart_write_leaves_no_upload(driver: S3Driver, bu
         await task
     assert bucket.open_uploads() == []
     assert bucket.keys() == []
+
+
+async def test_a_body_is_signed_over_plain_http_only(bucket: S3Bucket, tmp_path: Path) -> None:
+    """Over TLS a body goes as UNSIGNED-PAYLOAD: TLS protects it and the registry has checked its digest, while
+    signing it hashed every byte once more, on the event loop. Over plain HTTP the signature covers it. Swift's
+    s3api checks every signature, so it accepts both, through HAProxy's TLS front and straight."""
+    data = payload(11 * MiB + 7, seed=11)  # two parts of a multipart upload (5 MiB and the rest), then a PutObject
+
+    async def content_hashes(driver: S3Driver) -> list[str]:
+        sent: list[str] = []
+
+        def record(request: Any, **_: Any) -> None:
+            value = request.headers["x-amz-content-sha256"]
+            sent.append(value.decode() if isinstance(value, bytes) else value)
+
+        client = await driver._s3()
+        for operation in ("UploadPart", "PutObject"):
+            client.meta.events.register(f"before-send.s3.{operation}", record)
+        assert await driver.write("t/signed", chunked(data, MiB)) == len(data)
+        await driver.put("t/small", b"small")
+        assert await read_all(driver, "t/signed") == data
+        assert await driver.get("t/small") == b"small"
+        await driver.close()
+        return sent
+
+    plain = await content_hashes(bucket.driver())
+    assert len(plain) == 3
+    assert all(re.fullmatch("[0-9a-f]{64}", value) for value in plain), plain  # each body's SHA-256, signed
+    with tls_front(bucket.where.url, tmp_path) as url:
+        secure = await content_hashes(bucket.driver(endpoint=url, skipverify=True))
+    assert secure == ["UNSIGNED-PAYLOAD"] * 3
 
 
 async def test_a_large_part_is_split_into_several_s3_parts(driver: S3Driver) -> None:
