@@ -166,6 +166,24 @@ def test_workers_end_with_a_killed_main_process_and_a_restart_sweeps_staging(tmp
         restarted.stop()
 
 
+def test_a_stop_while_the_workers_start_ends_every_process(tmp_path: Path) -> None:
+    """SIGTERM to ``serve`` alone, as systemd's ``KillMode=mixed`` sends it, while the workers still import and
+    build the application: a forked worker kept Granian's handler from the main process until it installed
+    its own, the signal did nothing there, and ``serve`` waited for that worker forever."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    command = [trustyard_bin(), "serve", "--data-dir", tmp_path / "data", "--listen", f"127.0.0.1:{port}"]
+    server = Server(command, log, env={**os.environ, "TRUSTYARD_ADMIN_PASSWORD": "stop-while-starting-1234"})
+    try:
+        pid = server.proc.pid
+        poll(lambda: "Spawning worker-2" in log.read_text(), "Granian forking its workers")
+        os.kill(pid, signal.SIGTERM)
+        server.proc.wait(DEADLINE)  # raises TimeoutExpired where serve waits for a worker that never stops
+        poll(lambda: not group_alive(pid), "every worker gone after SIGTERM to trustyard serve")
+    finally:
+        server.stop()
+
+
 def _upload_with_one_part(registry: Registry) -> tuple[str, str]:
     """An upload session of admin/app holding 1000 bytes; its location and its part's file name."""
     with registry.http() as client:
