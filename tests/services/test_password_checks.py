@@ -116,6 +116,13 @@ async def test_ttl_zero_remembers_nothing(counted: Counted) -> None:
     assert counted.calls == 2
 
 
+async def test_a_burst_of_the_same_login_costs_one_check(counted: Counted) -> None:
+    checked = checks()
+    stored = passwords.hash_password(PASSWORD)
+    assert await asyncio.gather(*(checked.verify(stored, PASSWORD) for _ in range(8))) == [True] * 8
+    assert counted.calls == 1
+
+
 async def test_one_check_at_a_time(counted: Counted, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(passwords, "HASHER", PasswordHasher(time_cost=2, memory_cost=8192, parallelism=1))
     checked = checks(ttl=0, concurrency=1)
