@@ -16,7 +16,6 @@ the issue's size on a quieter machine. What was used is printed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -25,10 +24,8 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -203,26 +200,4 @@ def test_filesystem_to_swift_to_s3_to_filesystem_while_serving(registry: Registr
         assert (registry.data_dir / "storage/docker/registry/v2/blobs").is_dir(), "the first backend too"
     finally:
         for store in (swift, s3):
-            remove_fast(store)
-
-
-def remove_fast(store: Store) -> None:
-    """Empty the bucket or container with 16 deletes in flight (thousands of objects: one at a time takes
-    minutes on a loaded Swift), then remove it the usual way."""
-    with contextlib.suppress(Exception):
-        names = store.names()
-        if store.kind == "swift":
-            url, headers = store._swift_session()
-
-            def delete(name: str) -> None:
-                httpx.delete(f"{url}/{quote(name)}", headers=headers, timeout=60)
-
-        else:
-            client = store.s3()
-
-            def delete(name: str) -> None:
-                client.delete_object(Bucket=store.name, Key=name)
-
-        with ThreadPoolExecutor(16) as pool:
-            list(pool.map(delete, names))
-    store.remove()
+            store.remove()

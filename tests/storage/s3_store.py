@@ -7,6 +7,8 @@ when an endpoint does not answer, the test skips and says how to start it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
 import socket
@@ -57,7 +59,7 @@ def endpoint(store: str) -> Endpoint:
 
 
 def boto_client(where: Endpoint) -> Any:
-    return boto3.client(
+    client = boto3.client(
         "s3",
         endpoint_url=where.url,
         aws_access_key_id=where.access,
@@ -65,6 +67,15 @@ def boto_client(where: Endpoint) -> Any:
         region_name=where.region,
         config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard", "max_attempts": 3}),
     )
+    # Swift's s3api refuses DeleteObjects without Content-MD5, which botocore >= 1.36 no longer sends.
+    client.meta.events.register("before-call.s3.DeleteObjects", _content_md5)
+    return client
+
+
+def _content_md5(params: dict[str, Any], **_: Any) -> None:
+    body = params["body"]
+    data = body if isinstance(body, bytes) else str(body).encode()
+    params["headers"]["Content-MD5"] = base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
 @dataclass
