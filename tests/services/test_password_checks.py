@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 
 import pytest
 from argon2 import PasswordHasher
 
 from trustyard.auth import passwords
 from trustyard.auth.credential_cache import CredentialCache
+from trustyard.errors import TooManyRequests
 from trustyard.services.password_checks import PasswordChecks
 
 PASSWORD = "a-long-enough-password"
@@ -52,8 +54,28 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Counted:
     return wrapper
 
 
-def checks(ttl: float = 30, clock: Clock | None = None, concurrency: int = 1) -> PasswordChecks:
-    return PasswordChecks(CredentialCache(ttl, 16, clock or Clock()), concurrency)
+def checks(ttl: float = 30, clock: Clock | None = None, concurrency: int = 1, waiting: int = 16) -> PasswordChecks:
+    return PasswordChecks(CredentialCache(ttl, 16, clock or Clock()), concurrency, waiting)
+
+
+class Gated(Counted):
+    """``Counted``, and every check waits until ``gate`` opens: checks pile up as under a flood of logins."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def __call__(self, stored_hash: str | None, password: str) -> bool:
+        assert self.gate.wait(10), "the test never opened the gate"
+        return super().__call__(stored_hash, password)
+
+
+@pytest.fixture
+def gated(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gated]:
+    wrapper = Gated()
+    monkeypatch.setattr(passwords, "verify_password", wrapper)
+    yield wrapper
+    wrapper.gate.set()  # a failing test must not leave a thread waiting
 
 
 async def test_the_event_loop_runs_on_while_argon2_works(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,11 +148,48 @@ async def test_a_burst_of_the_same_login_costs_one_check(counted: Counted) -> No
 async def test_one_check_at_a_time(counted: Counted, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(passwords, "HASHER", PasswordHasher(time_cost=2, memory_cost=8192, parallelism=1))
     checked = checks(ttl=0, concurrency=1)
-    stored = passwords.hash_password(PASSWORD)
-    results = await asyncio.gather(*(checked.verify(stored, PASSWORD) for _ in range(4)))
+    logins = [(passwords.hash_password(f"{PASSWORD}-{n}"), f"{PASSWORD}-{n}") for n in range(4)]
+    results = await asyncio.gather(*(checked.verify(stored, password) for stored, password in logins))
     assert results == [True] * 4
     assert counted.calls == 4
     assert counted.most == 1
+
+
+async def test_a_full_queue_refuses_at_once_and_frees_its_places(gated: Gated) -> None:
+    """One check running and two waiting fill a queue of two: a fourth distinct login is refused (429, retry in
+    a second) without waiting, a login with the same credentials as one queued joins it, and once the
+    checks end there is room again."""
+    checked = checks(concurrency=1, waiting=2)
+    logins = [(passwords.hash_password(f"{PASSWORD}-{n}"), f"{PASSWORD}-{n}") for n in range(4)]
+    queued = [asyncio.create_task(checked.verify(stored, password)) for stored, password in logins[:3]]
+    await asyncio.sleep(0)  # each task runs up to its wait: admitted, and the first check started
+    with pytest.raises(TooManyRequests) as refused:
+        await checked.verify(*logins[3])
+    assert refused.value.retry_after == 1
+    with pytest.raises(TooManyRequests):
+        await checked.hash(PASSWORD)  # a password change waits in the same queue
+    with pytest.raises(TooManyRequests):
+        await checked.verify(None, PASSWORD)  # and so does a login of an unknown user
+    joined = asyncio.create_task(checked.verify(*logins[2]))
+    gated.gate.set()
+    assert await asyncio.gather(*queued, joined) == [True] * 4
+    assert gated.calls == 3
+    assert await checked.verify(*logins[3])
+
+
+async def test_a_client_hanging_up_does_not_cancel_the_check_others_wait_for(gated: Gated) -> None:
+    checked = checks(waiting=0)
+    stored = passwords.hash_password(PASSWORD)
+    first = asyncio.create_task(checked.verify(stored, PASSWORD))
+    second = asyncio.create_task(checked.verify(stored, PASSWORD))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    gated.gate.set()
+    assert await second
+    assert first.cancelled()
+    assert gated.calls == 1
+    other = passwords.hash_password(PASSWORD + "-other")
+    assert await checked.verify(other, PASSWORD + "-other"), "the check gave its place back when it ended"
 
 
 async def test_hash_gives_a_hash_that_verifies() -> None:

@@ -148,4 +148,4 @@ async def test_password_guessing_slows_the_login_page_down(browser: Browser, reg
     await browser.get("/login")
     response = await browser.post("/login", {"username": "admin", "password": ADMIN[1]})
     assert response.status_code == 429
-    assert "Too many failed logins from your address" in response.text
+    assert "Too many failed logins from this address; try again in" in response.text

@@ -47,6 +47,9 @@ from trustyard.storage.switchable import SwitchableDriver
 
 #: One argon2 check at a time per worker: its lanes already use every core, and each check holds 64 MiB.
 PASSWORD_CHECKS_PER_WORKER = 1
+#: Distinct password checks that may wait their turn per worker (~0.3 s each): past that, a login is told
+#: to retry (429) instead of queueing for longer than clients wait (services/password_checks.py).
+PASSWORD_CHECKS_WAITING_PER_WORKER = 16
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,9 @@ class Services:
         repository_store = index.repositories
         policies = TagPolicies(index, audit)
         password_checks = PasswordChecks(
-            CredentialCache(basic_auth_cache_ttl, DEFAULT_SIZE, time.monotonic), PASSWORD_CHECKS_PER_WORKER
+            CredentialCache(basic_auth_cache_ttl, DEFAULT_SIZE, time.monotonic),
+            PASSWORD_CHECKS_PER_WORKER,
+            PASSWORD_CHECKS_WAITING_PER_WORKER,
         )
         accounts = Accounts(account_store, repository_store, storage, policies, audit, password_checks)
         storage_admin = StorageAdmin(index, storage)

@@ -95,7 +95,8 @@ class Tokens:
 
     async def login(self, username: str, secret: str, source: str | None, *, app_tokens: bool = True) -> Principal:
         """The principal for a user name and a password or (when ``app_tokens``) an app token; LoginFailed
-        (audited) otherwise, TooManyRequests while this address must wait before guessing this password."""
+        (audited) otherwise, TooManyRequests while this address must wait before guessing this password or
+        while too many password checks wait on this worker (``services/password_checks.py``)."""
         username = username[:64]
         token_id = passwords.app_token_id(secret)
         if token_id is not None and not app_tokens:
@@ -113,7 +114,11 @@ class Tokens:
             ok = row is not None and user is not None and row.user == user.name
             ok = ok and row is not None and passwords.token_matches(row.secret_hash, secret)
         else:
-            ok = await self._password_checks.verify(user.password_hash if user else None, secret)
+            try:
+                ok = await self._password_checks.verify(user.password_hash if user else None, secret)
+            except TooManyRequests:  # too many password checks queued on this worker: retry, not a failure
+                metrics.AUTH_FAILURES.labels("busy").inc()
+                raise
         if not ok or user is None or not user.active:
             metrics.AUTH_FAILURES.labels("login").inc()
             await self._audit.record(Actor.claimant(username, source), "login.failed", username)

@@ -93,7 +93,7 @@ async def login(request: Request) -> Response:
         error = failed.message if "app token" in failed.message else "Wrong user name or password."
         return render(request, "login.html", None, 401, next=target, error=error, username=username)
     except TooManyRequests as slow:
-        error = f"Too many failed logins from your address: try again in {slow.retry_after} seconds."
+        error = f"{slow.message[:1].upper()}{slow.message[1:]}."
         return render(request, "login.html", None, 429, next=target, error=error, username=username)
     current = session(request)
     await services(request).sessions.end(current.sid)  # a login replaces whatever session this browser had
