@@ -3,7 +3,8 @@ backend already holds after a switch or at first start, with progress any worker
 
 An adoption is ``running`` until its holder (the ``storage-adoption`` lease) finishes it (``done``), fails
 (``failed``, with the error), or a later switch makes it moot (``superseded``). Reindexing is idempotent, so
-a worker that takes the lease over from a dead holder simply starts the listing again.
+a worker that takes the lease over from a dead holder simply starts the listing again, and a failed adoption
+is retried as a new row (``services/adoption.py``), so the table keeps each attempt's error.
 """
 
 from __future__ import annotations
@@ -94,6 +95,21 @@ class AdoptionStore:
     async def latest(self) -> AdoptionRow | None:
         row = await self._db.first(select(t.storage_adoptions).order_by(t.storage_adoptions.c.id.desc()).limit(1))
         return None if row is None else _row(row)
+
+    async def failed_in_a_row(self, generation: int, limit: int) -> int:
+        """How many of the latest adoptions, newest first and at most ``limit``, failed adopting ``generation``
+        before any other ended otherwise: what a retry backs off by."""
+        rows = await self._db.rows(
+            select(t.storage_adoptions.c.state, t.storage_adoptions.c.generation)
+            .order_by(t.storage_adoptions.c.id.desc())
+            .limit(limit)
+        )
+        count = 0
+        for row in rows:
+            if row.state != "failed" or row.generation != generation:
+                break
+            count += 1
+        return count
 
     async def get(self, adoption_id: int) -> AdoptionRow | None:
         row = await self._db.first(select(t.storage_adoptions).where(t.storage_adoptions.c.id == adoption_id))

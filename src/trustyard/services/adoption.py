@@ -6,6 +6,11 @@ One worker of one node runs an adoption, holding the ``storage-adoption`` lease 
 reports progress (``storage_adoptions``); any worker takes over an adoption whose holder died (reindexing is
 idempotent, so it simply lists again). A later switch supersedes a running adoption in the same transaction
 that changes the plan, and the holder stops at its next progress report.
+
+An adoption that failed (the store did not answer, say) is begun again by itself, after a minute and then
+twice as long after each further failure, up to an hour: a registry pointed at a bucket that outlives it
+must come to serve everything in it without an operator noticing the failure. Each attempt is a row of its
+own, with its error.
 """
 
 from __future__ import annotations
@@ -31,6 +36,19 @@ CLOSE_GRACE_SECONDS = 5.0
 LEASE = "storage-adoption"
 #: The holder renews at every progress report; a lease not renewed for this long is free again.
 LEASE_TTL = timedelta(seconds=30)
+#: A failed adoption is begun again after RETRY_FIRST, then twice as long after each further failure, at most
+#: RETRY_CAP apart.
+RETRY_FIRST = timedelta(minutes=1)
+RETRY_CAP = timedelta(hours=1)
+#: Failures counted for the delay: enough to reach the cap.
+RETRY_DOUBLINGS = 8
+
+
+def retry_delay(failures: int) -> timedelta:
+    """How long after the last of ``failures`` failed adoptions in a row the next one begins."""
+    doublings = min(max(failures - 1, 0), 16)  # 2**16 minutes is far past the cap
+    delay: timedelta = RETRY_FIRST * (1 << doublings)
+    return min(delay, RETRY_CAP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,16 +138,23 @@ class Adoption:
         try:
             await self.run_pending(Actor.system())
         except Exception:
-            log.exception("storage adoption failed; another worker (or this one) retries")
+            log.exception("storage adoption failed; it is begun again later (after a minute, doubling to an hour)")
 
     async def run_pending(self, actor: Actor) -> AdoptionRow | None:
-        """Run the running adoption to its end when this worker gets the lease; None when there is none or
-        another worker holds it. Returns the adoption as it ended."""
+        """Run the running adoption to its end when this worker gets the lease, first beginning it again when
+        the last one failed and its retry is due; None when there is none or another worker holds it. Returns
+        the adoption as it ended."""
         actor.require_system()
         adoption = await self._index.adoptions.running()
-        if adoption is None or not await self._acquire():
+        if adoption is None and await self._retry_due() is None:
+            return None
+        if not await self._acquire():
             return None
         try:
+            if adoption is None:
+                adoption = await self._retry()
+                if adoption is None:
+                    return None
             await self._switch.refresh()
             if adoption.generation != self._switch.plan.active:
                 await self._index.adoptions.finish(adoption.id, "superseded", {})
@@ -138,6 +163,24 @@ class Adoption:
         finally:
             await self._index.leases.release(LEASE, self._holder)
         return await self._index.adoptions.get(adoption.id)
+
+    async def _retry_due(self) -> int | None:
+        """The generation to adopt again: the active one, when its last adoption failed long enough ago."""
+        latest = await self._index.adoptions.latest()
+        if latest is None or latest.state != "failed" or latest.generation != self._switch.plan.active:
+            return None
+        failures = await self._index.adoptions.failed_in_a_row(latest.generation, RETRY_DOUBLINGS)
+        ended = _aware(latest.finished_at or latest.updated_at)
+        return latest.generation if datetime.now(UTC) - ended >= retry_delay(failures) else None
+
+    async def _retry(self) -> AdoptionRow | None:
+        """Begin the due retry; under the lease, so that of the workers that saw it due one begins it."""
+        generation = await self._retry_due()
+        if generation is None:
+            return None
+        log.warning("the last adoption of storage backend %d failed: beginning it again", generation)
+        await self._index.adoptions.start(generation)
+        return await self._index.adoptions.running()
 
     async def _adopt(self, adoption: AdoptionRow) -> None:
         async def progress(report: ReindexReport) -> bool:

@@ -1,0 +1,95 @@
+"""Adoption of a backend that already holds images: a failed adoption is begun again by itself, backing off."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trustyard.db.index import Index
+from trustyard.errors import StorageUnavailable
+from trustyard.services import adoption
+from trustyard.services.actor import Actor
+from trustyard.services.storage import ReindexReport, StorageAdmin
+from trustyard.storage.filesystem import FilesystemDriver
+
+from ..stored_images import write_images
+from .test_switch import on_disk, worker
+
+SYSTEM = Actor.system()
+
+
+class FailingFirst:
+    """Puts in a ``StorageAdmin.reindex`` whose first ``failures`` calls fail as a store that does not answer."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, failures: int) -> None:
+        self.calls = 0
+        real = StorageAdmin.reindex
+
+        async def reindex(admin: StorageAdmin, *args: Any, **kwargs: Any) -> ReindexReport:
+            self.calls += 1
+            if self.calls <= failures:
+                raise StorageUnavailable("the object store did not answer")
+            return await real(admin, *args, **kwargs)
+
+        monkeypatch.setattr(StorageAdmin, "reindex", reindex)
+
+
+def test_the_retry_waits_a_minute_then_twice_as_long_after_each_failure_up_to_an_hour() -> None:
+    minutes = [adoption.retry_delay(failures) / timedelta(minutes=1) for failures in range(1, 9)]
+    assert minutes == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert adoption.retry_delay(10_000) == timedelta(hours=1)
+
+
+async def test_a_failed_adoption_is_begun_again_when_its_retry_is_due(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = worker(index, tmp_path)
+    root = tmp_path / "bucket"
+    await write_images(FilesystemDriver(root), 12, repositories=3)
+    reindex = FailingFirst(monkeypatch, 2)
+    await one.settings.save_storage(SYSTEM, on_disk(root))  # begins an adoption; this test runs it by hand
+
+    with pytest.raises(StorageUnavailable):
+        await one.adoption.run_pending(SYSTEM)
+    failed = (await one.adoption.status(SYSTEM)).adoption
+    assert failed is not None
+    assert failed.state == "failed"
+    assert failed.error is not None
+    assert "did not answer" in failed.error
+    assert await one.adoption.run_pending(SYSTEM) is None, "not before its minute is up"
+    assert reindex.calls == 1
+
+    monkeypatch.setattr(adoption, "RETRY_FIRST", timedelta(0))
+    with pytest.raises(StorageUnavailable):
+        await one.adoption.run_pending(SYSTEM)  # the second attempt fails too: a row of its own
+    assert await index.adoptions.failed_in_a_row(failed.generation, 8) == 2
+    ended = await one.adoption.run_pending(SYSTEM)
+    assert ended is not None
+    assert (ended.state, ended.repositories, ended.manifests) == ("done", 3, 12)
+    assert (await index.counts())["manifests"] == 12
+    assert await one.adoption.run_pending(SYSTEM) is None, "a finished adoption is not begun again"
+    assert reindex.calls == 3
+
+
+async def test_a_failure_is_not_retried_once_another_backend_is_active(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A migration moves the plan on without an adoption: the failed adoption of the backend it left is moot."""
+    one = worker(index, tmp_path)
+    root = tmp_path / "bucket"
+    await write_images(FilesystemDriver(root), 2, repositories=1)
+    reindex = FailingFirst(monkeypatch, 1)
+    await one.settings.save_storage(SYSTEM, on_disk(root))
+    with pytest.raises(StorageUnavailable):
+        await one.adoption.run_pending(SYSTEM)
+    await index.backends.set_plan(0, None, "a migration back to the startup storage")
+    await one.switch.refresh()
+    monkeypatch.setattr(adoption, "RETRY_FIRST", timedelta(0))
+    assert await one.adoption.run_pending(SYSTEM) is None
+    assert reindex.calls == 1
+    latest = await index.adoptions.latest()
+    assert latest is not None
+    assert latest.state == "failed"
