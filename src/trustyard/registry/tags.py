@@ -12,8 +12,10 @@ from trustyard.services.repositories import MAX_PAGE
 
 async def list_tags(request: Request) -> Response:
     name = repository(request)
-    n = page_size(request, None, MAX_PAGE)
-    last = request.query_params.get("last") or None
+    n, last = None, None
+    if request.scope["query_string"]:  # most lists ask for every tag: no query string to parse
+        n = page_size(request, None, MAX_PAGE)
+        last = request.query_params.get("last") or None
     tags = await services(request).tags.list(actor(request), name, None if n is None else n + 1, last)
     link = None
     if n is not None and len(tags) > n:
