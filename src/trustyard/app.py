@@ -129,6 +129,20 @@ def tls_files(settings: Settings) -> TlsFiles | None:
     return ensure_certificates(settings.tls_dir, default_names([*listen, *settings.public_names]))
 
 
+async def rotate_shared_keys(settings: Settings) -> NodeKeys:
+    """``trustyard keys rotate``: new shared keys in the database (services/shared_secrets.py). Nodes read them
+    when they start; ``settings.token_key``, when set, still signs this node's tokens."""
+    index = open_index(settings.database)
+    try:
+        box = secret_box(settings)
+        shared = None if box is None else SharedSecrets(index.shared_secrets, box, process_name())
+        if shared is None or await shared.keys() is None:  # keys() also refuses a secret key that is not theirs
+            raise errors.ConfigInvalid(NOT_PREPARED)
+        return await shared.rotate(settings.keys_dir, settings.token_key)
+    finally:
+        await index.dispose()
+
+
 def token_authority(settings: Settings, keys: NodeKeys) -> TokenAuthority:
     """Signs and verifies registry tokens with the operator's ``token_key`` file when one is configured, else
     with the cluster's key from the database."""

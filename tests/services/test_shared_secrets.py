@@ -70,3 +70,26 @@ async def test_an_older_data_directory_keeps_its_keys(sqlite_url: str, tmp_path:
     assert adopted == NodeKeys(pem.strip(), b"ab" * 32)
     (keys / "token.pem").write_bytes(new_signing_key_pem())  # a stale file no longer wins over the database
     assert await _ensure(sqlite_url, box, keys, "restarted") == adopted
+
+
+async def test_a_rotation_gives_every_node_new_keys_and_retires_the_legacy_files(
+    database_url: str, tmp_path: Path
+) -> None:
+    await migrate(database_url)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "token.pem").write_bytes(new_signing_key_pem())
+    (keys / "session.key").write_bytes(b"cd" * 32)
+    box = SecretBox.new_key()
+    old = await _ensure(database_url, box, keys, "first")
+    index = open_index(database_url)
+    try:
+        new = await SharedSecrets(index.shared_secrets, SecretBox(box), "operator").rotate(keys, None)
+    finally:
+        await index.dispose()
+    assert new.token_key != old.token_key
+    assert new.session_key != old.session_key
+    assert signing_key_from_pem(new.token_key, "db").kid != signing_key_from_pem(old.token_key, "db").kid
+    assert not (keys / "token.pem").exists(), "no copy of a retired key stays on disk"
+    assert not (keys / "session.key").exists()
+    assert await _ensure(database_url, box, keys, "restarted") == new

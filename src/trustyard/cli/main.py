@@ -12,7 +12,7 @@ import click
 
 from trustyard import __version__, metrics
 from trustyard.app import SERVE_PID_ENV, WORKER_SETTINGS_ENV, Startup, configure_logging, open_services, prepare
-from trustyard.cli import accounts, backup, gc, lock, policies, storage, webhooks
+from trustyard.cli import accounts, backup, gc, keys, lock, policies, storage, webhooks
 from trustyard.cli.ca import ca, ca_fingerprint
 from trustyard.cli.info import info
 from trustyard.cli.launch import Launch
@@ -164,6 +164,7 @@ for _command in (
     backup.backup,
     webhooks.webhook,
     ca,
+    keys.keys,
     info,
     gc.gc,
     policies.policy,

@@ -7,6 +7,11 @@ The first node to start creates them: it seals a fresh key (or adopts the one an
 directory kept in ``keys/token.pem`` / ``keys/session.key``) and inserts it only if no row is there yet, then
 every node, the first included, reads back the row that won. A node whose secret key cannot open the rows
 stops with one sentence saying which key it needs.
+
+``rotate`` replaces both with fresh ones (``trustyard keys rotate``: a key that may have leaked). A node reads
+them when it starts, so every node is restarted after a rotation; tokens and sessions made with the old keys
+are refused from then on. The legacy files of this data directory are removed then, so that no copy of a
+retired key stays on disk here and a restart does not warn that they differ.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from trustyard.errors import ConfigInvalid
 
 TOKEN_KEY = "token_key"
 SESSION_KEY = "session_key"
+#: Where a single-node data directory kept them before they moved into the database (under ``keys/``).
+TOKEN_FILE, SESSION_FILE = "token.pem", "session.key"
 #: What a node says when its secret key does not open the cluster's secrets (checked at every start).
 WRONG_KEY = (
     "this node's secret key cannot open the secrets stored in the database by the node that started first: "
@@ -50,9 +57,19 @@ class SharedSecrets:
     async def ensure(self, legacy_keys: Path) -> NodeKeys:
         """Create the shared keys unless another node did (adopting ``legacy_keys/token.pem`` and
         ``legacy_keys/session.key`` when this data directory has them), then return the stored ones."""
-        token = await self._ensure(TOKEN_KEY, legacy_keys / "token.pem", new_signing_key_pem)
-        session = await self._ensure(SESSION_KEY, legacy_keys / "session.key", lambda: secrets.token_hex(32).encode())
+        token = await self._ensure(TOKEN_KEY, legacy_keys / TOKEN_FILE, new_signing_key_pem)
+        session = await self._ensure(SESSION_KEY, legacy_keys / SESSION_FILE, _new_session_key)
         return NodeKeys(token, session)
+
+    async def rotate(self, legacy_keys: Path, keep: Path | None) -> NodeKeys:
+        """Replace both shared keys with new ones, in one transaction, and remove this data directory's legacy
+        copies of the old ones (but ``keep``, the operator's own ``token_key`` file); returns the new keys."""
+        keys = NodeKeys(new_signing_key_pem(), _new_session_key())
+        sealed = {TOKEN_KEY: keys.token_key, SESSION_KEY: keys.session_key}
+        await self._store.replace({name: self._box.seal(value.decode()) for name, value in sealed.items()}, self._node)
+        _remove_legacy(legacy_keys, keep)  # two small files: not worth a thread
+        log.warning("rotated the token signing key and the web session key: restart every node to use them")
+        return keys
 
     async def keys(self) -> NodeKeys | None:
         """The stored keys; None before any node created them."""
@@ -80,6 +97,17 @@ class SharedSecrets:
             return self._box.open(sealed).encode()
         except ConfigInvalid:
             raise ConfigInvalid(WRONG_KEY) from None
+
+
+def _remove_legacy(legacy_keys: Path, keep: Path | None) -> None:
+    for name in (TOKEN_FILE, SESSION_FILE):
+        legacy = legacy_keys / name
+        if keep is None or legacy.resolve() != keep.resolve():
+            legacy.unlink(missing_ok=True)
+
+
+def _new_session_key() -> bytes:
+    return secrets.token_hex(32).encode()
 
 
 def _read(path: Path) -> bytes | None:
