@@ -2,7 +2,8 @@
 
 * skopeo, docker and oras push and pull through trustyard on each backend;
 * the bucket outlives the registry: a new trustyard with an empty data directory adopts the bucket (at start,
-  and with `trustyard storage reindex`) and serves every repository, tag, manifest and referrer again;
+  and with `trustyard storage reindex`) and serves every repository, tag, manifest and referrer again; one
+  that starts while the store does not answer starts all the same and adopts the bucket once it answers;
 * CNCF Distribution 2.8.2 and trustyard read each other's buckets (the same `storage:` block, both ways);
 * a store that fails every request gives the client a 503 with the OCI error body and leaves no blob; the log
   has the store's message, never its secret; once the store recovers, the same push succeeds.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from . import (
     canonical_json,
     local_blobs_ok,
     oci_layout_descriptor,
+    population,
     run,
     sha256_digest,
     trustyard_bin,
@@ -255,7 +258,7 @@ def test_the_bucket_outlives_the_registry(store: Store, clients: Clients, tmp_pa
     # The registry is gone with its data directory (SQL index, keys, CA); only the bucket remains.
     shutil.rmtree(first)
     with running("trustyard", tmp_path / "second", store.storage()) as adopted:
-        assert "index is empty but storage holds repositories: adopting" in adopted.server.log_tail(200)
+        assert "index is empty: adopting the repositories storage holds" in adopted.server.log_tail(200)
         wait_adopted(adopted)  # indexed in the background, while it serves
         clients.login(adopted)
         assert snapshot(adopted, subject.digest) == before
@@ -272,6 +275,40 @@ def test_the_bucket_outlives_the_registry(store: Store, clients: Clients, tmp_pa
         assert "adopting" not in reindexed.server.log_tail(200)  # the command did it; serve found an index
         clients.login(reindexed)
         assert snapshot(reindexed, subject.digest) == before
+
+
+def wait_adopted_or_retry(registry: Registry) -> dict[str, Any]:
+    """``wait_adopted``; should the attempt have given up before the store came back, the retry that
+    services/adoption.py begins a minute later is asked for now."""
+    assert registry.password is not None
+    with httpx.Client(verify=registry.ssl_context(), auth=("admin", registry.password), timeout=30) as api:
+        url, deadline = f"{registry.url}/api/v1/settings/storage/adoption", time.monotonic() + 120
+        while (state := api.get(url).json())["state"] == "running":
+            assert time.monotonic() < deadline, state
+            time.sleep(0.2)
+        if state["state"] == "failed":
+            assert api.post(url).status_code == 202
+    return wait_adopted(registry)
+
+
+@stores("moto")
+def test_a_registry_starts_while_its_store_does_not_answer(store: Store, tmp_path: Path) -> None:
+    """A node rebooted with its object store still down must come up (health, tokens, the admin API) and
+    adopt the bucket once the store answers, not exit: the index cannot say what the bucket holds then."""
+    with running("trustyard", tmp_path / "first", store.storage()) as writer, writer.http() as http:
+        pushed = population.push_image(http, "down/app", "v1", seed=1, size=4096, base=(2, 4096))
+    with ThreadedFaultProxy(store.url) as proxy:
+        proxy.always(Fault.reset())
+        through = store.with_endpoint(proxy.url)
+        with running("trustyard", tmp_path / "second", through.storage()) as registry, registry.http() as http:
+            assert "storage did not answer at start" in registry.server.log_tail(200)
+            assert http.get("/v2/").status_code == 200
+            assert http.get("/v2/down/app/manifests/v1").status_code == 404  # nothing indexed yet
+            proxy.always(None)  # the store is back while the adoption begun at start still retries its listing
+            assert wait_adopted_or_retry(registry)["manifests"] == 1
+            got = http.get("/v2/down/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
+            assert got.status_code == 200
+            assert got.headers["Docker-Content-Digest"] == pushed.digest
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -298,7 +335,7 @@ def test_distribution_bucket_adopted_by_trustyard(store: Store, clients: Clients
         assert any(n.startswith(f"{PREFIX}/segments/") for n in names), names
 
     with running("trustyard", tmp_path / "data", store.storage()) as reader:
-        assert "adopting them in the background" in reader.server.log_tail(200)
+        assert "adopting the repositories storage holds in the background" in reader.server.log_tail(200)
         wait_adopted(reader)
         clients.login(reader)
         after = snapshot(reader, subject.digest)

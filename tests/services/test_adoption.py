@@ -37,10 +37,33 @@ class FailingFirst:
         monkeypatch.setattr(StorageAdmin, "reindex", reindex)
 
 
-def test_the_retry_waits_a_minute_then_twice_as_long_after_each_failure_up_to_an_hour() -> None:
-    minutes = [adoption.retry_delay(failures) / timedelta(minutes=1) for failures in range(1, 9)]
-    assert minutes == [1, 2, 4, 8, 16, 32, 60, 60]
-    assert adoption.retry_delay(10_000) == timedelta(hours=1)
+def test_the_retry_waits_a_minute_then_twice_as_long_after_each_failure_up_to_a_quarter_hour() -> None:
+    minutes = [adoption.retry_delay(failures) / timedelta(minutes=1) for failures in range(1, 7)]
+    assert minutes == [1, 2, 4, 8, 15, 15]
+    assert adoption.retry_delay(10_000) == timedelta(minutes=15)
+
+
+async def test_a_store_that_does_not_answer_at_start_is_adopted_once_it_does(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve must start while its store is down: whether the store holds repositories cannot be told then, so an
+    adoption is begun anyway, fails while the store does, and is begun again until it answers."""
+    await write_images(FilesystemDriver(tmp_path / "default"), 4, repositories=2)  # the worker's startup storage
+    one = worker(index, tmp_path)
+
+    async def down(_admin: StorageAdmin) -> bool:
+        raise StorageUnavailable("the object store did not answer")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(StorageAdmin, "holds_repositories", down)
+        assert await one.adoption.begin_if_unindexed(SYSTEM)
+    FailingFirst(monkeypatch, 1)
+    with pytest.raises(StorageUnavailable):
+        await one.adoption.run_pending(SYSTEM)
+    monkeypatch.setattr(adoption, "RETRY_FIRST", timedelta(0))
+    ended = await one.adoption.run_pending(SYSTEM)
+    assert ended is not None
+    assert (ended.state, ended.manifests) == ("done", 4)
 
 
 async def test_a_failed_adoption_is_begun_again_when_its_retry_is_due(

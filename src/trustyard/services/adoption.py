@@ -8,7 +8,7 @@ idempotent, so it simply lists again). A later switch supersedes a running adopt
 that changes the plan, and the holder stops at its next progress report.
 
 An adoption that failed (the store did not answer, say) is begun again by itself, after a minute and then
-twice as long after each further failure, up to an hour: a registry pointed at a bucket that outlives it
+twice as long after each further failure, up to a quarter of an hour: a registry pointed at a bucket that outlives it
 must come to serve everything in it without an operator noticing the failure. Each attempt is a row of its
 own, with its error.
 """
@@ -24,6 +24,7 @@ from typing import Any
 
 from trustyard.db.adoptions import AdoptionRow
 from trustyard.db.index import Index
+from trustyard.errors import StorageUnavailable
 from trustyard.services.actor import Actor
 from trustyard.services.leases import take_lease
 from trustyard.services.storage import ReindexReport, ReindexStopped, StorageAdmin
@@ -39,9 +40,9 @@ LEASE_TTL = timedelta(seconds=30)
 #: A failed adoption is begun again after RETRY_FIRST, then twice as long after each further failure, at most
 #: RETRY_CAP apart.
 RETRY_FIRST = timedelta(minutes=1)
-RETRY_CAP = timedelta(hours=1)
+RETRY_CAP = timedelta(minutes=15)
 #: Failures counted for the delay: enough to reach the cap.
-RETRY_DOUBLINGS = 8
+RETRY_DOUBLINGS = 6
 
 
 def retry_delay(failures: int) -> timedelta:
@@ -117,13 +118,19 @@ class Adoption:
 
     async def begin_if_unindexed(self, actor: Actor) -> bool:
         """At start: when the index is empty but storage holds repositories (the bucket outlived the registry,
-        or an index was lost), begin adopting it. True when an adoption was begun."""
+        or an index was lost) or does not answer, begin adopting it. True when an adoption was begun."""
         actor.require_system()
         await self._switch.refresh()
         if await self._index.adoptions.running() is not None or not await self._storage_admin.index_is_empty():
             return False
-        if not await self._storage_admin.holds_repositories():
-            return False
+        try:
+            if not await self._storage_admin.holds_repositories():
+                return False
+        except StorageUnavailable as exc:
+            # Whether it holds any cannot be told now, and a registry must not refuse to start while its
+            # store is down: adopt anyway. It fails while the store does, and is begun again until it answers;
+            # adopting a backend that holds nothing lists nothing.
+            log.warning("storage did not answer at start (%s): adopting it once it does", exc)
         await self._index.adoptions.start(self._switch.plan.active)
         return True
 
@@ -137,8 +144,10 @@ class Adoption:
     async def _run_logged(self) -> None:
         try:
             await self.run_pending(Actor.system())
+        except StorageUnavailable as exc:  # the store's own words say it all: no traceback
+            log.warning("storage adoption failed: %s; it is begun again later (after a minute, doubling to 15)", exc)
         except Exception:
-            log.exception("storage adoption failed; it is begun again later (after a minute, doubling to an hour)")
+            log.exception("storage adoption failed; it is begun again later (after a minute, doubling to 15 minutes)")
 
     async def run_pending(self, actor: Actor) -> AdoptionRow | None:
         """Run the running adoption to its end when this worker gets the lease, first beginning it again when
