@@ -10,7 +10,7 @@ import pytest
 
 from trustyard.db.index import Index
 from trustyard.errors import StorageUnavailable
-from trustyard.services import adoption
+from trustyard.services import Services, adoption
 from trustyard.services.actor import Actor
 from trustyard.services.storage import ReindexReport, StorageAdmin
 from trustyard.storage.filesystem import FilesystemDriver
@@ -35,6 +35,21 @@ class FailingFirst:
             return await real(admin, *args, **kwargs)
 
         monkeypatch.setattr(StorageAdmin, "reindex", reindex)
+
+
+async def switched_then_failed(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, images: int, failures: int
+) -> tuple[Services, FailingFirst]:
+    """A worker switched to a bucket of ``images`` images in 3 repositories, whose first adoption failed (the
+    store fails the first ``failures`` listings); the test runs the adoptions by hand."""
+    one = worker(index, tmp_path)
+    root = tmp_path / "bucket"
+    await write_images(FilesystemDriver(root), images, repositories=3)
+    reindex = FailingFirst(monkeypatch, failures)
+    await one.settings.save_storage(SYSTEM, on_disk(root))  # begins an adoption: not a serving worker's to run
+    with pytest.raises(StorageUnavailable):
+        await one.adoption.run_pending(SYSTEM)
+    return one, reindex
 
 
 def test_the_retry_waits_a_minute_then_twice_as_long_after_each_failure_up_to_a_quarter_hour() -> None:
@@ -69,14 +84,7 @@ async def test_a_store_that_does_not_answer_at_start_is_adopted_once_it_does(
 async def test_a_failed_adoption_is_begun_again_when_its_retry_is_due(
     index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    one = worker(index, tmp_path)
-    root = tmp_path / "bucket"
-    await write_images(FilesystemDriver(root), 12, repositories=3)
-    reindex = FailingFirst(monkeypatch, 2)
-    await one.settings.save_storage(SYSTEM, on_disk(root))  # begins an adoption; this test runs it by hand
-
-    with pytest.raises(StorageUnavailable):
-        await one.adoption.run_pending(SYSTEM)
+    one, reindex = await switched_then_failed(index, tmp_path, monkeypatch, images=12, failures=2)
     failed = (await one.adoption.status(SYSTEM)).adoption
     assert failed is not None
     assert failed.state == "failed"
@@ -101,13 +109,7 @@ async def test_a_failure_is_not_retried_once_another_backend_is_active(
     index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A migration moves the plan on without an adoption: the failed adoption of the backend it left is moot."""
-    one = worker(index, tmp_path)
-    root = tmp_path / "bucket"
-    await write_images(FilesystemDriver(root), 2, repositories=1)
-    reindex = FailingFirst(monkeypatch, 1)
-    await one.settings.save_storage(SYSTEM, on_disk(root))
-    with pytest.raises(StorageUnavailable):
-        await one.adoption.run_pending(SYSTEM)
+    one, reindex = await switched_then_failed(index, tmp_path, monkeypatch, images=3, failures=1)
     await index.backends.set_plan(0, None, "a migration back to the startup storage")
     await one.switch.refresh()
     monkeypatch.setattr(adoption, "RETRY_FIRST", timedelta(0))
