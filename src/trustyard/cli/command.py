@@ -59,14 +59,23 @@ def run(
     may_create: bool = False,
 ) -> T:
     """Run one service call as the operator (``system``) against the server's index and storage."""
-    configured = settings(config_file, data_dir, may_create=may_create)
+
+    async def go(configured: Settings) -> T:
+        async with open_services(configured) as services:
+            return await call(services, Actor.system())
+
+    return run_prepared(settings(config_file, data_dir, may_create=may_create), go)
+
+
+def run_prepared(configured: Settings, call: Callable[[Settings], Awaitable[T]]) -> T:
+    """``call`` once the data directory is prepared (schema up to date, keys made), as every command runs; a
+    domain error ends the command with its message and status 1."""
+
+    async def go() -> T:
+        await prepare(configured)
+        return await call(configured)
+
     try:
-
-        async def go() -> T:
-            await prepare(configured)
-            async with open_services(configured) as services:
-                return await call(services, Actor.system())
-
         return asyncio.run(go())
     except TrustyardError as exc:
         click.echo(f"error: {exc.message}", err=True)

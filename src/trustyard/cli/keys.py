@@ -8,15 +8,12 @@ keys are refused. A token signing key the operator keeps in a file (``token_key`
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 
 import click
 
-from trustyard.app import prepare, rotate_shared_keys
-from trustyard.cli.command import CONFIG, DATA_DIR, JSON, done, settings
-from trustyard.errors import TrustyardError
+from trustyard.app import rotate_shared_keys
+from trustyard.cli.command import CONFIG, DATA_DIR, JSON, done, run_prepared, settings
 
 RESTART = (
     "restart every node (trustyard serve) to use them: until it restarts, a node keeps signing and accepting "
@@ -38,16 +35,7 @@ def keys() -> None:
 def rotate(config_file: Path | None, data_dir: Path | None, as_json: bool) -> None:
     """Replace the token signing key and the web session key with new ones (for a key that may have leaked)."""
     configured = settings(config_file, data_dir)
-
-    async def go() -> None:
-        await prepare(configured)  # as every command: the schema up to date, the keys there to replace
-        await rotate_shared_keys(configured)
-
-    try:
-        asyncio.run(go())
-    except TrustyardError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        sys.exit(1)
+    run_prepared(configured, rotate_shared_keys)
     sentence = f"rotated the token signing key and the web session key; {RESTART}."
     if configured.token_key is not None:
         sentence += (
