@@ -17,7 +17,7 @@ from trustyard.cli.ca import ca, ca_fingerprint
 from trustyard.cli.info import info
 from trustyard.cli.launch import Launch
 from trustyard.config import Settings, load_settings
-from trustyard.errors import StorageUnavailable, TrustyardError
+from trustyard.errors import TrustyardError
 from trustyard.services.actor import Actor
 
 CONFIG = click.option(
@@ -137,11 +137,7 @@ async def _prepare_and_adopt(settings: Settings) -> Startup:
         # Only where nothing else can be writing: one node (SQLite) whose data-dir lock we hold. Nodes sharing
         # PostgreSQL leave staged leftovers to garbage collection, which waits an hour before taking them.
         one_node = settings.database.startswith("sqlite")
-        try:
-            swept = await services.uploads.sweep_interrupted(Actor.system()) if one_node else 0
-        except StorageUnavailable as exc:  # serve anyway: collection removes staged leftovers after an hour
-            click.echo(f"could not look for staged files of interrupted uploads: {exc.message}", err=True)
-            swept = 0
+        swept = await services.uploads.sweep_interrupted(Actor.system()) if one_node else 0
         if swept:
             click.echo(f"removed {swept} staged files that interrupted uploads left behind", err=True)
     return startup
