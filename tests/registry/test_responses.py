@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.responses import JSONResponse
 
+from tests.registry.sending import sent
 from trustyard.registry.responses import SmallResponse, json_response
-
-
-async def sent(response: Any) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        messages.append(message)
-
-    async def receive() -> dict[str, Any]:
-        raise AssertionError("not read")
-
-    await response({"type": "http"}, receive, send)
-    return messages
 
 
 async def test_json_as_starlette_renders_it() -> None:

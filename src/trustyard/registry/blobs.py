@@ -4,33 +4,18 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from trustyard.errors import BlobUnknown, RangeNotSatisfiable
 from trustyard.oci.digest import Digest
+from trustyard.registry.file_response import BlobFileResponse
 from trustyard.registry.http import actor, repository, services
-from trustyard.registry.responses import SmallResponse
+from trustyard.registry.responses import RawHeaders, SmallResponse
 
 OCTET_STREAM = "application/octet-stream"
 CACHE_FOREVER = b"max-age=31536000"  # a blob is named by its digest: it never changes
-
-
-class BlobFileResponse(FileResponse):
-    # Without pathsend (servers other than Granian), read in large chunks.
-    chunk_size = 1024 * 1024
-
-    def __init__(self, path: str, *, ranged: bool, **kwargs: Any) -> None:
-        super().__init__(path, **kwargs)
-        self.ranged = ranged
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.ranged:  # a Range we ignore (see parse_range): hide it from Starlette, which would answer 400
-            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"range"]}
-        await super().__call__(scope, receive, send)
 
 
 async def get_blob(request: Request) -> Response:
@@ -40,16 +25,7 @@ async def get_blob(request: Request) -> Response:
         # The index alone answers: it never names bytes storage lacks (storage first, index second), and a
         # stat of the file or a HEAD to an object store would cost more than the rest of the request.
         info = await blobs.stat(actor(request), name, digest)
-        encoded = str(digest).encode()
-        raw = [
-            (b"docker-content-digest", encoded),
-            (b"etag", b'"%s"' % encoded),
-            (b"cache-control", CACHE_FOREVER),
-            (b"content-length", str(info.size).encode()),
-            (b"accept-ranges", b"bytes"),
-            (b"content-type", OCTET_STREAM.encode()),
-        ]
-        return SmallResponse(b"", raw)
+        return SmallResponse(b"", [*_raw_headers(digest), (b"content-length", str(info.size).encode())])
     headers = {
         "Docker-Content-Digest": str(digest),
         "ETag": f'"{digest}"',
@@ -59,13 +35,7 @@ async def get_blob(request: Request) -> Response:
     size = content.info.size
     byte_range = parse_range(request.headers.get("range"), size)
     if content.path is not None:
-        try:
-            stat = os.stat(content.path)
-        except FileNotFoundError:
-            raise BlobUnknown(f"blob {digest} was deleted while it was requested") from None
-        return BlobFileResponse(
-            content.path, ranged=byte_range is not None, headers=headers, media_type=OCTET_STREAM, stat_result=stat
-        )
+        return _file_response(content.path, digest, size, byte_range)
     if content.redirect is not None:
         return RedirectResponse(content.redirect, status_code=307, headers=headers)
     if byte_range is None:
@@ -75,6 +45,31 @@ async def get_blob(request: Request) -> Response:
     headers.update({"Content-Length": str(end - start + 1), "Content-Range": f"bytes {start}-{end}/{size}"})
     stream = blobs.stream(content, start, end - start + 1)
     return StreamingResponse(stream, status_code=206, headers=headers, media_type=OCTET_STREAM)
+
+
+def _file_response(path: str, digest: Digest, size: int, byte_range: tuple[int, int] | None) -> Response:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise BlobUnknown(f"blob {digest} was deleted while it was requested") from None
+    headers = _raw_headers(digest)
+    if byte_range is None:
+        return BlobFileResponse(fd, 0, size, headers)
+    start, end = byte_range
+    headers.append((b"content-range", f"bytes {start}-{end}/{size}".encode()))
+    return BlobFileResponse(fd, start, end - start + 1, headers, status_code=206)
+
+
+def _raw_headers(digest: Digest) -> RawHeaders:
+    """What every blob response says, Content-Length aside."""
+    encoded = str(digest).encode()
+    return [
+        (b"docker-content-digest", encoded),
+        (b"etag", b'"%s"' % encoded),
+        (b"cache-control", CACHE_FOREVER),
+        (b"accept-ranges", b"bytes"),
+        (b"content-type", OCTET_STREAM.encode()),
+    ]
 
 
 async def delete_blob(request: Request) -> Response:
