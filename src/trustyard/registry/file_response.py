@@ -3,11 +3,11 @@
 Blocks of 256 KiB are read on the event loop when the page cache holds them, and on a thread when it does not,
 so a pull of a warm blob costs no thread hop and a cold one does not stall the loop while the disk answers.
 Whether a block is cached is asked of its first and last byte with ``preadv2(RWF_NOWAIT)``, which fails
-instead of waiting for the disk (two syscalls of a microsecond; a block whose ends are cached but not its middle is
-read on the loop, a short wait that readahead makes rare). Measured against Granian's ``http.response.pathsend``,
-which reads through tokio's blocking pool 128 KiB at a time: 0.39 instead of 0.53 CPU-s per GB sent, 2.3-2.6
-instead of 1.6 GB/s (docs/performance.md, tenth step). Memory per response: one block, plus Granian's queue of
-at most four.
+instead of waiting for the disk (two syscalls of a microsecond; a block whose ends are cached but not its
+middle is read on the loop, a short wait that readahead makes rare). Measured against Granian's
+``http.response.pathsend``, which reads through tokio's blocking pool 128 KiB at a time: 0.39-0.44 instead of
+0.52-0.61 CPU-s per GB sent, 2.3-2.6 instead of 1.5-1.7 GB/s (docs/performance.md, tenth step). Memory per
+response: one block, plus Granian's queue of at most four.
 """
 
 from __future__ import annotations
