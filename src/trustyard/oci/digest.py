@@ -17,6 +17,7 @@ CANONICAL = "sha256"
 
 # The spec's grammar: algorithm-component (+ separators) ":" encoded; we accept only registered algorithms.
 _DIGEST = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+_LOWER_HEX = re.compile(r"[0-9a-f]+")  # one C call: a per-character generator cost ~1.5 µs per digest
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -33,7 +34,7 @@ class Digest:
         length = ALGORITHMS.get(algorithm)
         if length is None:
             raise DigestInvalid(f"unsupported digest algorithm {algorithm!r}: use sha256 or sha512")
-        if len(encoded) != length or not all(c in "0123456789abcdef" for c in encoded):
+        if len(encoded) != length or _LOWER_HEX.fullmatch(encoded) is None:
             raise DigestInvalid(f"invalid {algorithm} digest: expected {length} lowercase hex characters")
         return cls(algorithm, encoded)
 
