@@ -32,8 +32,9 @@ class RepositorySummary:
 class RepositoryStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._repository_id = select(t.repositories.c.id).where(
-            t.repositories.c.name == bindparam("repository", type_=String())
+        # Hot too: a tags list of a repository without tags (or of none at all) asks it to tell the two apart.
+        self._repository_id = db.hot(
+            select(t.repositories.c.id).where(t.repositories.c.name == bindparam("repository", type_=String()))
         )
         self._catalog_page = db.hot(self._build_catalog_page())
         # Every token request asks whether the repository it names is public: one name, the usual case.
