@@ -26,16 +26,16 @@ async def get_blob(request: Request) -> Response:
         # stat of the file or a HEAD to an object store would cost more than the rest of the request.
         info = await blobs.stat(actor(request), name, digest)
         return SmallResponse(b"", [*_raw_headers(digest), (b"content-length", str(info.size).encode())])
-    headers = {
-        "Docker-Content-Digest": str(digest),
-        "ETag": f'"{digest}"',
-        "Cache-Control": CACHE_FOREVER.decode(),
-    }
     content = await blobs.open(actor(request), name, digest)
     size = content.info.size
     byte_range = parse_range(request.headers.get("range"), size)
     if content.path is not None:
         return _file_response(content.path, digest, size, byte_range)
+    headers = {
+        "Docker-Content-Digest": str(digest),
+        "ETag": f'"{digest}"',
+        "Cache-Control": CACHE_FOREVER.decode(),
+    }
     if content.redirect is not None:
         return RedirectResponse(content.redirect, status_code=307, headers=headers)
     if byte_range is None:
