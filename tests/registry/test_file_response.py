@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -108,13 +107,13 @@ async def test_blocks_the_page_cache_lacks_are_read_on_a_thread(
 ) -> None:
     path, data = blob_on_disk
     on_threads: list[int] = []
-    real = asyncio.to_thread
+    real = file_response.read_on_thread
 
-    async def to_thread(call: Any, *args: Any) -> Any:
-        on_threads.append(args[2])  # os.pread(fd, length, offset)
-        return await real(call, *args)
+    async def read_on_thread(fd: int, length: int, offset: int) -> bytes:
+        on_threads.append(offset)
+        return await real(fd, length, offset)
 
-    monkeypatch.setattr(file_response.asyncio, "to_thread", to_thread)
+    monkeypatch.setattr(file_response, "read_on_thread", read_on_thread)
     _, *bodies = await sent(BlobFileResponse(os.open(path, os.O_RDONLY), 0, 4 * BLOCK, []))
     assert b"".join(m["body"] for m in bodies) == data
     assert on_threads[:1] == [0], "a block the disk had to give was read on the event loop"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -22,6 +23,10 @@ from starlette.types import Receive, Scope, Send
 from trustyard.registry.responses import RawHeaders
 
 BLOCK = 256 * 1024
+
+# Reads from the disk get threads of their own (started as needed): in the default executor, six threads on two
+# cores, a burst of cold pulls would queue the filesystem driver's writes and the hashing of pushes behind it.
+_readers = ThreadPoolExecutor(max_workers=32, thread_name_prefix="trustyard-blob-read")
 
 
 class BlobFileResponse(Response):
@@ -42,7 +47,7 @@ class BlobFileResponse(Response):
                 if cached(self.fd, offset, want):
                     block = os.pread(self.fd, want, offset)
                 else:
-                    block = await asyncio.to_thread(os.pread, self.fd, want, offset)
+                    block = await read_on_thread(self.fd, want, offset)
                 if len(block) < want:
                     raise OSError(errno.EIO, f"the blob file ended {end - offset - len(block)} bytes early")
                 offset += want
@@ -51,6 +56,10 @@ class BlobFileResponse(Response):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             os.close(self.fd)
+
+
+async def read_on_thread(fd: int, length: int, offset: int) -> bytes:
+    return await asyncio.get_running_loop().run_in_executor(_readers, os.pread, fd, length, offset)
 
 
 _probe = bytearray(1)  # what the probes read is never looked at
