@@ -26,7 +26,7 @@ class BlobInfo:
 
 @dataclass(frozen=True, slots=True)
 class BlobContent:
-    """How to deliver a blob: a local ``path`` (zero-copy), a ``redirect`` URL, or ``stream()``."""
+    """How to deliver a blob: a local ``path`` (the HTTP edge reads the file), a ``redirect`` URL, or ``stream()``."""
 
     info: BlobInfo
     path: str | None

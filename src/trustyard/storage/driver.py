@@ -129,7 +129,7 @@ class StorageDriver(Protocol):
         ...
 
     def local_path(self, key: str) -> str | None:
-        """A filesystem path for zero-copy sending, or None when the bytes are not local files."""
+        """A filesystem path the HTTP edge can read the bytes from itself, or None when they are not local files."""
         ...
 
     async def start_upload(self, key: str) -> UploadState:
