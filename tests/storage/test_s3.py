@@ -285,6 +285,22 @@ async def test_a_connection_cut_mid_body_resumes_the_read(bucket: S3Bucket, prox
     await driver.close()
 
 
+async def test_a_missing_key_while_an_object_is_replaced_is_asked_again(bucket: S3Bucket, proxy: FaultProxy) -> None:
+    """Swift's S3 API answers NoSuchKey when a PUT swaps the object's files between a GET's listing and its
+    open (see tests/storage/test_swift.py); the proxy gives that answer here. A read asks once more."""
+    driver = bucket.driver(endpoint=proxy.url)
+    await driver.put("t/x", b"the object")
+    proxy.plan(Fault("status", 404, "NoSuchKey"), match=lambda method, _path: method == "GET")
+    assert await driver.get("t/x") == b"the object"
+    assert len(proxy.faulted) == 1
+    proxy.requests.clear()
+    await driver.delete("t/x")
+    with pytest.raises(ObjectNotFound):
+        await driver.get("t/x")
+    assert [method for method, _path in proxy.requests] == ["DELETE", "GET", "GET"]
+    await driver.close()
+
+
 async def test_persistent_failures_end_as_storage_unavailable_and_leave_nothing(
     bucket: S3Bucket, proxy: FaultProxy
 ) -> None:

@@ -422,6 +422,43 @@ async def test_a_read_cut_mid_stream_resumes_where_it_stopped(faulty: SwiftDrive
         await read_all(faulty, "t/x")
 
 
+def _object_reads(method: str, path: str) -> bool:
+    return method in ("GET", "HEAD") and "/files/t/" in path
+
+
+async def test_a_404_while_an_object_is_replaced_is_asked_again(faulty: SwiftDriver, proxy: FaultProxy) -> None:
+    """Swift's object server answers 404 when a PUT's thread swaps the ``.data`` file between a reader's
+    listdir and its open() (swift/obj/diskfile.py). That race needs a loaded machine to show, so the proxy
+    gives the 404 here: every read asks a second time and gets the object."""
+    data = payload(3 * MiB)
+    await faulty.write("t/x", chunked(data, MiB))
+    reads = [(faulty.get("t/x"), data), (read_all(faulty, "t/x"), data), (read_all(faulty, "t/x", 5, 10), data[5:15])]
+    for read, expected in reads:
+        proxy.plan(Fault("status", 404, "NotFound"), match=_object_reads)
+        assert await read == expected
+        assert len(proxy.faulted) == 1
+        proxy.faulted.clear()
+    proxy.plan(Fault("status", 404, "NotFound"), match=_object_reads)
+    info = await faulty.stat("t/x")
+    assert info is not None
+    assert info.size == len(data)
+    await faulty.delete("t/x")
+
+
+async def test_a_missing_object_is_asked_for_twice_then_not_found(faulty: SwiftDriver, proxy: FaultProxy) -> None:
+    def asked() -> list[str]:
+        return [method for method, path in proxy.requests if _object_reads(method, path)]
+
+    proxy.requests.clear()  # the fixture's warm-up
+    assert await faulty.stat("t/none") is None
+    assert asked() == ["HEAD", "HEAD"]
+    for read in (faulty.get("t/none"), read_all(faulty, "t/none")):
+        proxy.requests.clear()
+        with pytest.raises(ObjectNotFound):
+            await read
+        assert asked() == ["GET", "GET"]
+
+
 # -- memory -----------------------------------------------------------------------------------------------------
 
 

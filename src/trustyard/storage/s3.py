@@ -270,6 +270,7 @@ class S3Driver:
         position, end = offset, None if length is None else offset + length  # end is exclusive
         etag: str | None = None
         attempt = 0
+        second_look = False
         while True:
             args: dict[str, Any] = {"Bucket": self.bucket, "Key": full}
             if position > 0 or end is not None:
@@ -280,6 +281,13 @@ class S3Driver:
                 response = await s3.get_object(**args)
             except ClientError as exc:
                 code = _code(exc)
+                if code in _MISSING_CODES and etag is None and not second_look:
+                    # Swift's S3 API can answer NoSuchKey while a PUT replaces the object (its object server
+                    # swaps the files between a reader's listing and open; the swift driver's _look says
+                    # how). A GET is made for an object the caller expects, so it asks once more; stat, the
+                    # push path's probe for a new key, does not: a false "missing" there only writes again.
+                    second_look = True
+                    continue
                 if code in _MISSING_CODES:
                     raise ObjectNotFound(f"s3: {key} not found") from None
                 if code == "InvalidRange" and etag is None:

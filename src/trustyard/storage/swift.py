@@ -238,7 +238,7 @@ class SwiftDriver:
     # -- reading -----------------------------------------------------------------------------------------
 
     async def stat(self, key: str) -> ObjectInfo | None:
-        response = await self._call("HEAD", self._obj(key), expect=(200, 204, 404))
+        response = await self._look("HEAD", self._obj(key), expect=(200, 204, 404))
         if response.status_code == 404:
             return None
         return ObjectInfo(key, int(response.headers.get("Content-Length", 0)), _modified(response.headers))
@@ -257,6 +257,7 @@ class SwiftDriver:
         position = offset
         etag: str | None = None
         resumes = 0
+        second_look = False
         while True:
             headers = {}
             if position or end is not None:
@@ -266,6 +267,9 @@ class SwiftDriver:
             response = await self._get_body(name, headers)
             try:
                 if response.status == 404:
+                    if etag is None and not second_look:  # see _look: an object being replaced
+                        second_look = True
+                        continue
                     raise ObjectNotFound(f"swift: {key} not found")
                 if response.status == 416:
                     return  # offset at or past the end (or an empty object): no bytes
@@ -293,7 +297,7 @@ class SwiftDriver:
                 response.release()
 
     async def get(self, key: str) -> bytes:
-        response = await self._call("GET", self._obj(key), expect=(200, 404))
+        response = await self._look("GET", self._obj(key), expect=(200, 404))
         if response.status_code == 404:
             raise ObjectNotFound(f"swift: {key} not found")
         return response.content
@@ -693,6 +697,20 @@ class SwiftDriver:
             log.warning("swift: could not delete %s: %s", what, exc)
 
     # -- HTTP with retries -----------------------------------------------------------------------------------
+
+    async def _look(self, method: str, name: str, expect: tuple[int, ...]) -> httpx.Response:
+        """A GET or HEAD of an object that asks once more when the answer is 404.
+
+        Swift's object server can answer 404 for an object that exists while a PUT replaces it: the reader lists
+        the object's directory and sees the old ``.data`` file, the PUT's thread renames the new one in and
+        unlinks the old, and the reader's open() of the old name fails (swift/obj/diskfile.py ``open``). A proxy
+        with one replica, or with every replica in that moment, passes the 404 on. The new file is in place
+        before the old one goes, so a second request sees it; a key that is really missing costs one more
+        round trip."""
+        response = await self._call(method, name, expect=expect)
+        if response.status_code == 404:
+            response = await self._call(method, name, expect=expect)
+        return response
 
     async def _call(
         self,
