@@ -46,6 +46,7 @@ from trustyard.services.actor import Actor
 from trustyard.services.gc import GcOptions
 from trustyard.storage import layout
 from trustyard.storage.config import parse_storage_block
+from trustyard.storage.driver import SERVING
 from trustyard.storage.factory import build_driver
 
 REPOSITORIES = 100
@@ -166,7 +167,7 @@ async def stored_blobs(storage: Any) -> set[str]:
 
 def storage_block(kind: str, root: Path) -> dict[str, Any]:
     if kind == "filesystem":
-        return {"filesystem": {"rootdirectory": str(root / "storage")}}
+        return {"filesystem": {"rootdirectory": str(root / "storage", SERVING)}}
     name = f"gc-bench-{uuid.uuid4().hex[:8]}"
     if kind == "swift":
         return {

@@ -46,6 +46,7 @@ from trustyard.services.actor import Actor
 from trustyard.services.migration_copy import PARALLEL
 from trustyard.services.settings import StartupStorage
 from trustyard.storage.config import parse_storage_block
+from trustyard.storage.driver import SERVING
 from trustyard.storage.factory import build_driver
 from trustyard.storage.switchable import SwitchableDriver
 
@@ -185,7 +186,7 @@ async def bench(store: str, mib: int, objects: int) -> None:
             index = open_index(url)
             settings = parse_storage_block(block(store, source))
             startup = StartupStorage(settings, None, Path(tmp) / "default")
-            driver = SwitchableDriver(build_driver(settings, Path(tmp) / "default"))
+            driver = SwitchableDriver(build_driver(settings, Path(tmp) / "default", SERVING))
             services = wire(index, driver, startup=startup)
             try:
                 size = await seed(services, objects, mib * MiB)

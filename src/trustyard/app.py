@@ -50,6 +50,7 @@ from trustyard.services.settings import StartupStorage
 from trustyard.services.shared_secrets import NodeKeys, SharedSecrets
 from trustyard.services.switch import HEARTBEAT_SECONDS, POLL_SECONDS, WorkerIdentity
 from trustyard.services.webhooks import EventSource
+from trustyard.storage.driver import SERVING
 from trustyard.storage.factory import build_driver
 from trustyard.storage.switchable import SwitchableDriver
 from trustyard.web import errors as web_errors
@@ -213,7 +214,7 @@ async def open_node(settings: Settings, *, serving: bool = False) -> AsyncIterat
     index = open_index(settings.database)
     pinned_by = None if settings.storage_source == "default" else settings.storage_source
     startup = StartupStorage(settings.storage, pinned_by, settings.default_storage_root)
-    driver = SwitchableDriver(build_driver(settings.storage, settings.default_storage_root))
+    driver = SwitchableDriver(build_driver(settings.storage, settings.default_storage_root, SERVING))
     box = secret_box(settings)
     source = EventSource.local(settings.listen, settings.public_url)
     try:

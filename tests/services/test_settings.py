@@ -7,15 +7,18 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from pydantic import SecretStr
 
 from tests.services.conftest import backend_of
 from tests.services.wiring import wire
+from tests.storage.faults import Fault, FaultProxy
+from tests.storage.swift_store import SwiftContainer
 from trustyard.auth.secretbox import SecretBox
 from trustyard.db.index import Index
-from trustyard.errors import Denied, SettingPinned, StorageProbeFailed
+from trustyard.errors import Denied, SettingPinned, StorageProbeFailed, StorageUnavailable
 from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName
 from trustyard.services import Services
@@ -23,6 +26,7 @@ from trustyard.services.actor import Action, Actor, Credential
 from trustyard.services.settings import Settings, StartupStorage
 from trustyard.services.uploads import Uploads
 from trustyard.storage.config import FilesystemStorage, S3Storage, StorageSettings
+from trustyard.storage.driver import PROBING, SERVING
 from trustyard.storage.filesystem import FilesystemDriver
 from trustyard.storage.switchable import SwitchableDriver
 
@@ -196,3 +200,33 @@ async def test_secrets_are_sealed_write_only_and_kept_when_left_empty(index: Ind
     assert effective.s3.rootdirectory == "prefix"
     await other.services.switch.close()
     await w.services.switch.close()
+
+
+async def test_a_probe_gives_up_in_probing_tries_and_the_saved_store_is_served_with_serving_ones(
+    index: Index, tmp_path: Path
+) -> None:
+    """An operator waits for a probe: it makes PROBING.attempts tries (a dead S3 endpoint took 20 s with
+    serving's five). The driver a save keeps is built anew, with SERVING's patience for a store's outages."""
+    container = SwiftContainer.create()  # skips when the object store is not running
+    upstream = urlsplit(container.where.authurl)
+    proxy = await FaultProxy(upstream.hostname or "127.0.0.1", upstream.port or 80).start()
+    w = worker(index, tmp_path)
+    candidate = StorageSettings(swift=container.settings(authurl=proxy.url + upstream.path))
+    try:
+        proxy.always(Fault("status", 503, "ServiceUnavailable"))
+        with pytest.raises(StorageProbeFailed, match="503"):
+            await w.settings.test_storage(ADMIN, candidate)
+        assert len(proxy.faulted) == PROBING.attempts
+
+        proxy.always(None)
+        await w.settings.save_storage(ADMIN, candidate)
+        proxy.always(Fault("status", 503, "ServiceUnavailable"))
+        proxy.faulted.clear()
+        with pytest.raises(StorageUnavailable, match="503"):
+            await w.driver.stat("t/x")
+        assert len(proxy.faulted) == SERVING.attempts
+    finally:
+        proxy.always(None)
+        await w.services.switch.close()
+        await proxy.stop()
+        container.remove()

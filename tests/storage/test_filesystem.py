@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from trustyard.storage.driver import Part
+from trustyard.storage.driver import SERVING, Part
 from trustyard.storage.filesystem import TEMP_DIR, FilesystemDriver
 
 
@@ -209,7 +209,7 @@ async def test_directio_parameter_decides_whether_bodies_bypass_the_page_cache(
 
     monkeypatch.setattr(direct_io, "_open_direct", recording)
     settings = StorageSettings.model_validate({"filesystem": {"rootdirectory": str(tmp_path), "directio": directio}})
-    driver = build_driver(settings, tmp_path / "unused")
+    driver = build_driver(settings, tmp_path / "unused", SERVING)
     blob, part = os.urandom(3 * 1024 * 1024 + 5), os.urandom(2 * 1024 * 1024)
 
     await driver.write("docker/registry/v2/blobs/sha256/ab/ab/data", _blocks(blob, 1024 * 1024))

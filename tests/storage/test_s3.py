@@ -27,6 +27,7 @@ from tests.storage.s3_store import S3Bucket, tls_front
 from tests.storage.test_driver_contract import BoomError, chunked, payload, read_all
 from trustyard.errors import ObjectNotFound, StorageUnavailable
 from trustyard.storage.config import StorageSettings
+from trustyard.storage.driver import SERVING
 from trustyard.storage.factory import build_driver
 from trustyard.storage.metered import MeteredDriver
 from trustyard.storage.s3 import S3Driver, _decode_parts, _Received
@@ -237,7 +238,7 @@ def test_a_distribution_s3_config_loads() -> None:
     settings = StorageSettings.model_validate(config)
     assert settings.driver == "s3"
     assert "very-secret" not in repr(settings)
-    metered = build_driver(settings, default_root=None)  # type: ignore[arg-type]
+    metered = build_driver(settings, default_root=None, patience=SERVING)  # type: ignore[arg-type]
     assert isinstance(metered, MeteredDriver)
     driver = metered.inner
     assert isinstance(driver, S3Driver)

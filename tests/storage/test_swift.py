@@ -23,6 +23,7 @@ from tests.storage.swift_store import SwiftContainer
 from tests.storage.test_driver_contract import chunked, keys, payload, read_all
 from trustyard.errors import ObjectNotFound, StorageUnavailable
 from trustyard.storage.config import StorageSettings, SwiftStorage
+from trustyard.storage.driver import SERVING
 from trustyard.storage.factory import build_driver
 from trustyard.storage.metered import MeteredDriver
 from trustyard.storage.swift import SwiftDriver
@@ -185,7 +186,7 @@ def test_config_takes_distributions_swift_block() -> None:
     )
     assert settings.driver == "swift"
     assert "api-key" not in repr(settings)
-    metered = build_driver(settings, default_root=__import__("pathlib").Path("/nonexistent"))
+    metered = build_driver(settings, __import__("pathlib").Path("/nonexistent"), SERVING)
     assert isinstance(metered, MeteredDriver)
     driver = metered.inner
     assert isinstance(driver, SwiftDriver)

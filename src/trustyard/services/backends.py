@@ -21,7 +21,7 @@ from trustyard.auth.secretbox import SecretBox
 from trustyard.db.storage_backends import StorageBackendStore
 from trustyard.errors import ConfigInvalid, StorageBackendGone, StorageProbeFailed, TrustyardError
 from trustyard.storage.config import DRIVERS, StorageSettings
-from trustyard.storage.driver import StorageDriver
+from trustyard.storage.driver import SERVING, Patience, StorageDriver
 from trustyard.storage.factory import build_driver
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Backends:
             found = self._drivers.get(generation)
             if found is None:
                 try:
-                    found = self.build(await self.settings(generation))
+                    found = self.build(await self.settings(generation), SERVING)
                 except (ConfigInvalid, StorageProbeFailed) as exc:
                     raise StorageBackendGone(f"storage backend {generation} cannot be set up: {exc.message}") from None
                 self._drivers[generation] = found
@@ -68,12 +68,13 @@ class Backends:
             raise StorageBackendGone(f"storage backend generation {generation} is not stored")
         return self.unseal(row.settings)
 
-    def build(self, settings: StorageSettings) -> StorageDriver:
+    def build(self, settings: StorageSettings, patience: Patience) -> StorageDriver:
+        """A driver for ``settings``: SERVING for one that serves, PROBING for one that only probes them."""
         fs = settings.filesystem
         if fs is not None and fs.rootdirectory is not None and not fs.rootdirectory.is_absolute():
             raise ConfigInvalid(f"the filesystem root directory must be an absolute path, not {fs.rootdirectory}")
         try:
-            return build_driver(settings, self._default_root)
+            return build_driver(settings, self._default_root, patience)
         except TrustyardError:
             raise
         except (OSError, ValueError) as exc:

@@ -37,7 +37,7 @@ from trustyard.services.backends import Backends, secret_fields
 from trustyard.services.reservations import LEASE as GC_LEASE
 from trustyard.services.switch import StorageSwitch
 from trustyard.storage.config import StorageSettings
-from trustyard.storage.driver import StorageDriver
+from trustyard.storage.driver import PROBING, SERVING, StorageDriver
 
 log = logging.getLogger(__name__)
 #: Where probe objects go, under the backend's root: outside Distribution's docker/ tree.
@@ -105,12 +105,7 @@ class Settings:
     async def test_storage(self, actor: Actor, candidate: StorageSettings) -> None:
         """Probe ``candidate`` without saving it; raises StorageProbeFailed with the backend's message."""
         actor.require_admin()
-        settings = await self._complete_secrets(candidate)
-        driver = self._backends.build(settings)
-        try:
-            await probe(driver)
-        finally:
-            await driver.close()
+        await self._probe(await self._complete_secrets(candidate))
 
     async def save_storage(self, actor: Actor, candidate: StorageSettings) -> StorageView:
         """Probe, store as a new backend generation, switch the plan to it (clearing the index and starting its
@@ -156,13 +151,17 @@ class Settings:
     async def _add_backend(self, actor: Actor, candidate: StorageSettings) -> tuple[StorageSettings, int]:
         """Probe ``candidate`` (saved secrets filled in) and store it as a new backend generation."""
         settings = await self._complete_secrets(candidate)
-        driver = self._backends.build(settings)
+        await self._probe(settings)
+        return settings, await self._backends.add(settings, self._backends.build(settings, SERVING), actor.name)
+
+    async def _probe(self, settings: StorageSettings) -> None:
+        """Probe with a driver of its own that gives up in seconds (PROBING): the operator is waiting for the
+        answer. The driver that serves is built after, with SERVING's patience."""
+        driver = self._backends.build(settings, PROBING)
         try:
             await probe(driver)
-        except BaseException:
+        finally:
             await driver.close()
-            raise
-        return settings, await self._backends.add(settings, driver, actor.name)
 
     async def refresh(self) -> bool:
         """Serve the plan another worker or node saved; True when the backend was swapped."""

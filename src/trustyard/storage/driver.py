@@ -42,6 +42,22 @@ class Part:
     etag: str
 
 
+@dataclass(frozen=True, slots=True)
+class Patience:
+    """How long a network driver waits for its store: tries per request, and the timeouts of each try."""
+
+    attempts: int
+    connect_timeout: float  # seconds to open a connection
+    read_timeout: float  # seconds of silence from the store mid-request
+
+
+#: Serving: ride out a short outage of the store (five tries, ~3 s of backoff between them) and a slow answer.
+SERVING = Patience(attempts=5, connect_timeout=10.0, read_timeout=60.0)
+#: Probing settings an operator is about to save: an answer in seconds (a dead endpoint took 20 s with
+#: SERVING's retries, a silent one five minutes), with one retry so a blip does not fail the probe.
+PROBING = Patience(attempts=2, connect_timeout=5.0, read_timeout=10.0)
+
+
 def check_key(key: str) -> str:
     """``key`` if it is a safe relative key; ValueError if absolute, or with an empty/./.. component or NUL.
 

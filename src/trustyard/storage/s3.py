@@ -46,7 +46,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from trustyard.errors import ObjectNotFound, StorageUnavailable
-from trustyard.storage.driver import ObjectInfo, Part, UploadState, check_key, check_prefix, check_range
+from trustyard.storage.driver import ObjectInfo, Part, Patience, UploadState, check_key, check_prefix, check_range
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -185,7 +185,8 @@ class S3Driver:
             "config": AioConfig(
                 region_name=region,
                 signature_version="s3v4",
-                retries={"mode": "standard", "max_attempts": max_attempts},
+                # total_max_attempts: botocore's "max_attempts" counts the retries only (5 made 6 tries).
+                retries={"mode": "standard", "total_max_attempts": max_attempts},
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
                 max_pool_connections=max_connections,
@@ -213,8 +214,8 @@ class S3Driver:
         self._max_attempts = max_attempts
 
     @classmethod
-    def from_settings(cls, settings: S3Storage, *, redirect: bool | None = None) -> S3Driver:
-        """The driver a Distribution-style ``storage: s3:`` section describes."""
+    def from_settings(cls, settings: S3Storage, *, redirect: bool | None = None, patience: Patience) -> S3Driver:
+        """The driver a Distribution-style ``storage: s3:`` section describes, waiting as ``patience`` says."""
         return cls(
             settings.bucket,
             rootdirectory=settings.rootdirectory,
@@ -238,6 +239,9 @@ class S3Driver:
             useragent=settings.useragent,
             usedualstack=settings.usedualstack,
             accelerate=settings.accelerate,
+            max_attempts=patience.attempts,
+            connect_timeout=patience.connect_timeout,
+            read_timeout=patience.read_timeout,
         )
 
     # -- reading -----------------------------------------------------------------------------------------

@@ -195,6 +195,7 @@ class SwiftDriver:
         attempts: int = 5,
         backoff: float = 0.2,
         backoff_cap: float = 5.0,
+        connect_timeout: float = 15.0,
         timeout: float = 60.0,
     ) -> None:
         self.settings = settings
@@ -216,7 +217,7 @@ class SwiftDriver:
         self._methods = {m.upper() for m in settings.tempurlmethods}
         self._client = httpx.AsyncClient(
             verify=not settings.insecureskipverify,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
             follow_redirects=False,
             headers={"User-Agent": "trustyard"},
@@ -225,6 +226,7 @@ class SwiftDriver:
         # KiB on a busy loopback) and copies each block together, ~2.8 CPU-s per GB read against ~0.35 for
         # aiohttp's buffered stream. Everything else (small requests, streamed PUTs) stays on httpx.
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
         self._body_client: aiohttp.ClientSession | None = None
         self._session_: _Session | None = None
         self._auth_lock = asyncio.Lock()
@@ -751,12 +753,11 @@ class SwiftDriver:
         """The aiohttp session object bodies are read with, made on first use (inside the event loop), with the
         API client's trust store, timeouts and environment (proxies)."""
         if self._body_client is None or self._body_client.closed:
-            timeout = self._timeout
             self._body_client = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
                     limit=64, ssl=httpx.create_ssl_context(verify=not self.settings.insecureskipverify)
                 ),
-                timeout=aiohttp.ClientTimeout(total=None, connect=min(timeout, 15.0), sock_read=timeout),
+                timeout=aiohttp.ClientTimeout(total=None, connect=self._connect_timeout, sock_read=self._timeout),
                 headers={"User-Agent": "trustyard"},
                 auto_decompress=False,  # the bytes as stored: a blob is never content-encoded on the way out
                 trust_env=True,
