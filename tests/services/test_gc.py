@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +25,7 @@ from trustyard.services.actor import Actor
 from trustyard.services.gc import GcOptions, GcSchedule
 from trustyard.services.reservations import LEASE
 from trustyard.storage import layout
+from trustyard.storage.config import InMemoryStorage, StorageSettings
 from trustyard.storage.memory import MemoryDriver
 
 SYSTEM = Actor.system()
@@ -289,3 +290,54 @@ async def test_a_scheduled_run_starts_when_due_and_only_then(env: tuple[Services
     assert await services.gc.run_if_due() is None  # ran within the hour
     schedule = await services.gc.schedule(SYSTEM)
     assert (schedule.every, schedule.source) == (timedelta(hours=1), "runtime")
+
+
+class _PausingDriver(MemoryDriver):
+    """Runs ``before_first_blob_delete`` once, when the collector first deletes a blob's bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before_first_blob_delete: Callable[[], Awaitable[None]] | None = None
+
+    async def delete(self, key: str) -> None:
+        hook = self.before_first_blob_delete
+        if hook is not None and layout.blob_of(key) is not None:
+            self.before_first_blob_delete = None
+            await hook()
+        await super().delete(key)
+
+
+async def test_a_switch_during_a_collection_stops_it_before_the_new_backend_loses_anything(database_url: str) -> None:
+    """The race: a save checks the gc lease, then probes for seconds; a collection begins meanwhile; the save
+    switches (clearing the index, adopting the new backend in the background). The collector must not go on
+    judging the new backend by an index that does not list it yet: its storage scan would take every blob
+    there for bytes a crashed push left behind."""
+    await migrate(database_url)
+    index = open_index(database_url)
+    first = _PausingDriver()
+    services = wire(index, first)
+    try:
+        await push_image(services, "v1", b"kept on the first backend")
+        kept = stored_blobs(first)
+        garbage = await push_blob(services, b"garbage on the first backend")
+        await index.blobs.unlink_blob(APP.value, str(garbage))
+        generation = await services.settings.register(SYSTEM, StorageSettings(inmemory=InMemoryStorage()))
+        bucket = await services.switch.driver(generation)
+        unindexed = b"in the bucket, not indexed yet"
+        await bucket.put(layout.blob_data(Digest.of(unindexed)), unindexed)
+
+        async def the_save_switches() -> None:
+            await index.switch_storage(generation, None, "admin", adopt=True)
+            await services.switch.refresh()
+
+        first.before_first_blob_delete = the_save_switches
+        with pytest.raises(AlreadyExists, match="switched while garbage collection ran"):
+            await services.gc.run(SYSTEM, NOW)
+        assert await bucket.get(layout.blob_data(Digest.of(unindexed))) == unindexed
+        # The page it had judged before the switch was the first backend's, and went there.
+        assert stored_blobs(first) == kept
+        assert (await services.gc.status(SYSTEM)).runs[0].status == "failed"
+        assert not (await services.gc.status(SYSTEM)).running
+    finally:
+        await services.switch.close()
+        await index.dispose()

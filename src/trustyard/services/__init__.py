@@ -121,7 +121,7 @@ class Services:
         manifests = Manifests(index, storage, policies, audit, webhooks)
         gc = GarbageCollector(
             index,
-            storage,
+            switch,
             uploads,
             Retention(index, policies, manifests),
             audit,

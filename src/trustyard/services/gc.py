@@ -42,6 +42,7 @@ from trustyard.services.audit import Audit
 from trustyard.services.leases import take_lease
 from trustyard.services.reservations import LEASE
 from trustyard.services.retention import Expired, Retention
+from trustyard.services.switch import StorageSwitch
 from trustyard.services.uploads import Uploads
 from trustyard.storage import layout
 from trustyard.storage.driver import StorageDriver, UploadState
@@ -165,7 +166,7 @@ class GarbageCollector:
     def __init__(
         self,
         index: Index,
-        storage: StorageDriver,
+        switch: StorageSwitch,
         uploads: Uploads,
         retention: Retention,
         audit: Audit,
@@ -174,7 +175,7 @@ class GarbageCollector:
         configured: GcSchedule,
     ) -> None:
         self._index = index
-        self._storage = storage
+        self._switch = switch
         self._uploads = uploads
         self._retention = retention
         self._audit = audit
@@ -224,33 +225,37 @@ class GarbageCollector:
 
     async def run(self, actor: Actor, options: GcOptions, progress: Progress | None = None) -> GcRunRow:
         """One collection, to the end; raises ``AlreadyExists`` when another collector holds the lease."""
-        run_id = await self._begin(actor, options)
-        return await self._execute(actor, run_id, options, progress or _quiet)
+        began = await self._begin(actor, options)
+        return await self._execute(actor, began, options, progress or _quiet)
 
     async def start(self, actor: Actor, options: GcOptions) -> GcRunRow:
         """Begin a collection in the background of this process (the admin API, the web UI, the schedule);
         returns its run, still running. Raises ``AlreadyExists`` when another collector holds the lease."""
-        run_id = await self._begin(actor, options)
-        task = asyncio.create_task(self._execute(actor, run_id, options, _quiet))
+        began = await self._begin(actor, options)
+        task = asyncio.create_task(self._execute(actor, began, options, _quiet))
         self._tasks.add(task)
         task.add_done_callback(self._finished)
-        return await self._index.gc_runs.get(run_id)
+        return await self._index.gc_runs.get(began.run_id)
 
     def _finished(self, task: asyncio.Task[GcRunRow]) -> None:
         self._tasks.discard(task)
         if not task.cancelled():
             task.exception()  # retrieved: _execute has logged it and recorded it in the run
 
-    async def _begin(self, actor: Actor, options: GcOptions) -> int:
+    async def _begin(self, actor: Actor, options: GcOptions) -> _Began:
         actor.require_admin()
-        if await self._index.adoptions.running() is not None:
-            # Adoption indexes manifests before their tags: an untagged sweep now would take tagged images.
-            raise AlreadyExists(
-                "the storage backend's images are still being indexed (trustyard storage status); "
-                "collect when that is done"
-            )
         await self._acquire()
         try:
+            # The plan the run collects in, read after taking the lease: a save whose check of the lease came
+            # before it switches later, and the run's guard (below) sees that at its next page.
+            await self._switch.refresh()
+            plan = self._switch.plan
+            if await self._index.adoptions.running() is not None:
+                # Adoption indexes manifests before their tags: an untagged sweep now would take tagged images.
+                raise AlreadyExists(
+                    "the storage backend's images are still being indexed (trustyard storage status); "
+                    "collect when that is done"
+                )
             # Checked after taking the lease: a migration starting meanwhile checks the lease after recording
             # itself (services/migration.py), so one of the two always sees the other.
             migration = await self._index.migrations.active()
@@ -261,16 +266,23 @@ class GarbageCollector:
                 )
             await self._index.gc_runs.interrupt_running()
             grace = int(options.grace.total_seconds())
-            return await self._index.gc_runs.start(actor.name, options.dry_run, options.untagged, grace)
+            run_id = await self._index.gc_runs.start(actor.name, options.dry_run, options.untagged, grace)
+            return _Began(run_id, plan.version, await self._switch.driver(plan.active))
         except BaseException:
             await self._index.leases.release(LEASE, self._holder)
             raise
 
-    async def _execute(self, actor: Actor, run_id: int, options: GcOptions, progress: Progress) -> GcRunRow:
+    async def _execute(self, actor: Actor, began: _Began, options: GcOptions, progress: Progress) -> GcRunRow:
+        run_id = began.run_id
         report = GcReport()
         started = time.monotonic()
+
+        async def guard() -> None:
+            await self.renew()
+            await self._same_plan(began.plan_version)
+
         try:
-            sweep = _Sweep(self._index, self._storage, self._uploads, self.renew, options, report, progress)
+            sweep = _Sweep(self._index, began.storage, self._uploads, guard, options, report, progress)
             try:
                 await self._retain(actor, options, report)
                 await sweep.run()
@@ -308,6 +320,27 @@ class GarbageCollector:
     async def renew(self) -> None:
         if not await self._index.leases.renew(LEASE, self._holder, LEASE_TTL):
             raise StorageUnavailable("garbage collection lost its lease (another collector took over); stopped")
+
+    async def _same_plan(self, version: int) -> None:
+        """Stop when the storage plan changed since the run began. A switch clears the index and adopts the new
+        backend in the background: the index no longer describes what this run judged, and deleting what it
+        does not list would delete what it has not indexed yet (a save checks the lease before its probe, so
+        a run can begin in between)."""
+        if (await self._index.backends.plan()).version != version:
+            raise AlreadyExists(
+                "the storage backend was switched while garbage collection ran; it stopped before deleting "
+                "anything more. Collect again once the new backend is indexed (trustyard storage status)"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class _Began:
+    """A run that holds the lease: its row, and the plan it collects in (the version, and the driver of the
+    plan's active backend, which the run uses even if this worker swaps backends meanwhile)."""
+
+    run_id: int
+    plan_version: int
+    storage: StorageDriver
 
 
 #: Storage deletes in flight at once: object stores answer each in milliseconds, so a page goes in parallel.
@@ -352,7 +385,7 @@ class _Sweep:
         index: Index,
         storage: StorageDriver,
         upload_sessions: Uploads,
-        renew: Callable[[], Awaitable[None]],
+        guard: Callable[[], Awaitable[None]],
         options: GcOptions,
         report: GcReport,
         progress: Progress,
@@ -360,7 +393,9 @@ class _Sweep:
         self.index = index
         self.storage = storage
         self.upload_sessions = upload_sessions
-        self.renew = renew
+        # Renews the lease and stops the run when the storage plan moved: called after every page, and between
+        # the index reads that judge a page and the storage deletes that act on them.
+        self.guard = guard
         self.options = options
         self.report = report
         self.progress = progress
@@ -381,22 +416,24 @@ class _Sweep:
         """Blobs tombstoned by a collector that died between marking and forgetting them."""
         done = 0
         while rows := await self.index.blobs.tombstoned_blobs(PAGE):
+            await self.guard()
             await self._delete_bytes([(r.digest, r.size) for r in rows])
             await self.index.blobs.forget_blobs([r.digest for r in rows])
             done += len(rows)
             self.progress("resume", done)
-            await self.renew()
+            await self.guard()
 
     async def untagged(self) -> None:
         after, done = 0, 0
         while rows := await self.index.manifests.untagged_manifests(self.cutoff, after, PAGE):
+            await self.guard()
             for row in rows:
                 if self.dry or await self._delete_untagged(row):
                     self.report.manifests += 1
                     self.report.note(f"manifest {row.repository}@{row.digest}")
             after, done = rows[-1].id, done + len(rows)
             self.progress("untagged manifests", done)
-            await self.renew()
+            await self.guard()
 
     async def _delete_untagged(self, row: UntaggedRow) -> bool:
         # Storage first, then the index under the blob row's lock; a push that touched the row since the
@@ -412,11 +449,12 @@ class _Sweep:
         after: tuple[int, str] = (0, "")
         done = 0
         while rows := await self.index.blobs.stale_links(self.cutoff, after, PAGE):
+            await self.guard()
             self.report.links += len(rows) if self.dry else await self._remove_links(rows)
             last = rows[-1]
             after, done = (last.repository_id, last.digest), done + len(rows)
             self.progress("unused links", done)
-            await self.renew()
+            await self.guard()
 
     async def _remove_links(self, rows: list[LinkRow]) -> int:
         # Storage first, then the index under the blob rows' locks; a link whose blob a push touched since the
@@ -438,7 +476,7 @@ class _Sweep:
                 marked = rows
             else:
                 marked = await self.index.blobs.tombstone_blobs([r.digest for r in rows], self.cutoff)
-                await self.renew()  # still the collector? (a push finishes tombstones of a dead one itself)
+                await self.guard()  # still the collector? (a push finishes tombstones of a dead one itself)
                 await self._delete_bytes([(r.digest, r.size) for r in marked])
                 await self.index.blobs.forget_blobs([r.digest for r in marked])
             for row in marked:
@@ -447,7 +485,7 @@ class _Sweep:
                 self.report.note(f"blob {row.digest}")
             after, done = rows[-1].digest, done + len(rows)
             self.progress("blobs", done)
-            await self.renew()
+            await self.guard()
 
     async def _delete_bytes(self, blobs: list[tuple[str, int]]) -> None:
         await _each(self.storage.delete, [layout.blob_data(Digest.parse(digest)) for digest, _size in blobs])
@@ -465,12 +503,13 @@ class _Sweep:
                 done += await self._orphan_batch(batch)
                 batch = []
                 self.progress("storage scan", done)
-                await self.renew()
+                await self.guard()
         done += await self._orphan_batch(batch)
         self.progress("storage scan", done)
 
     async def _orphan_batch(self, digests: list[str]) -> int:
         known = await self.index.blobs.known_blobs(digests)
+        await self.guard()
         for text in digests:
             if text in known:
                 continue
@@ -507,7 +546,7 @@ class _Sweep:
                 await self._staging(name)
             names_after, done = names[-1], done + len(names)
             self.progress("upload staging", done)
-            await self.renew()
+            await self.guard()
 
     async def open_uploads(self) -> None:
         """The drivers' segmented uploads no session names (a crash between claiming a session and completing
@@ -523,6 +562,8 @@ class _Sweep:
 
     async def _abort_unclaimed(self, states: list[UploadState]) -> None:
         in_use = await self.index.uploads.tokens_in_use([s.token for s in states])
+        if states:
+            await self.guard()
         for state in states:
             if state.token in in_use:
                 continue
@@ -530,8 +571,6 @@ class _Sweep:
                 await self.storage.abort_upload(state)
             self.report.orphans += 1
             self.report.note(f"open upload to {state.key}")
-        if states:
-            await self.renew()
 
     async def _staging(self, repository: str) -> None:
         """Staging directories of ``repository`` without a session, untouched for the window: monolithic
@@ -551,6 +590,7 @@ class _Sweep:
             if modified >= cutoff or await self.index.uploads.upload(repository, upload_id):
                 continue
             if not self.dry:
+                await self.guard()
                 await self.storage.delete_prefix(prefixes[upload_id])
             self.report.orphans += 1
             self.report.note(f"upload staging {repository}/{upload_id}")
