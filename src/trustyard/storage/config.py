@@ -50,7 +50,8 @@ class S3Storage(_Strict):
     objectacl: str | None = None  # canned ACL; "private" (the default) sends none
     # Moves above the threshold use UploadPartCopy in ranges of the chunk size. A store answers a copy only when it
     # is done, so these bound how long one request is silent: on Swift's s3api here, ~9 s per 256 MiB with four
-    # at once; a single 5 GiB CopyObject (the old threshold) ran into the 60 s read timeout on a loaded machine.
+    # at once. 1 GiB ranges (the old default) ran into the 60 s read timeout on a loaded machine, and a single
+    # CopyObject of several GiB (the old threshold was 5 GiB) is slower still.
     multipartcopythresholdsize: int = 512 * 1024**2
     multipartcopychunksize: int = 256 * 1024**2
     multipartcopymaxconcurrency: int = 4
