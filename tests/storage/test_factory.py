@@ -20,18 +20,17 @@ from trustyard.storage.factory import build_driver
 from trustyard.storage.filesystem import FilesystemDriver
 from trustyard.storage.metered import MeteredDriver
 
-#: One try that gives up after half a second of silence.
+#: Two tries, each given up after half a second of silence.
 BRIEF = Patience(attempts=2, connect_timeout=2.0, read_timeout=0.5)
 
 
 class Silent:
-    """A loopback listener that accepts connections, reads what comes, and never answers."""
+    """A loopback listener that accepts connections and never answers (the kernel buffers what is sent)."""
 
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.accepted: list[socket.socket] = []
-        self._stop = False
 
     async def serve(self) -> None:
         self.sock.setblocking(False)
