@@ -264,10 +264,11 @@ class GarbageCollector:
                     f"a storage migration (id {migration.id}) is under way; garbage collection would race its copy, "
                     "so it runs once the migration is done (`trustyard storage migrate --status`)"
                 )
+            storage = await self._switch.driver(plan.active)  # before the run's row: it may not be buildable
             await self._index.gc_runs.interrupt_running()
             grace = int(options.grace.total_seconds())
             run_id = await self._index.gc_runs.start(actor.name, options.dry_run, options.untagged, grace)
-            return _Began(run_id, plan.version, await self._switch.driver(plan.active))
+            return _Began(run_id, plan.version, storage)
         except BaseException:
             await self._index.leases.release(LEASE, self._holder)
             raise
