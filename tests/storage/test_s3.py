@@ -328,6 +328,16 @@ async def test_an_unreachable_store_is_unavailable(bucket: S3Bucket) -> None:
     await driver.close()
 
 
+async def test_a_one_letter_secret_key_does_not_mangle_the_error(bucket: S3Bucket) -> None:
+    # Replaced everywhere, "o" made this read "C***uld n***t c***nnect t*** the end...".
+    driver = bucket.driver(endpoint="http://127.0.0.1:9", secretkey="o", max_attempts=1, connect_timeout=2)
+    with pytest.raises(
+        StorageUnavailable, match=re.escape('Could not connect to the endpoint URL: "http://127.0.0.1:9/')
+    ):
+        await driver.put("t/x", b"x")
+    await driver.close()
+
+
 async def test_the_secret_key_never_shows(bucket: S3Bucket, caplog: pytest.LogCaptureFixture) -> None:
     if bucket.store == "moto":
         pytest.skip("moto checks no signatures")

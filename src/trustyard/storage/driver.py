@@ -12,7 +12,8 @@ Errors: a missing key raises ``ObjectNotFound``; anything the backend does wrong
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -79,6 +80,25 @@ def check_prefix(prefix: str) -> str:
 def check_range(offset: int, length: int | None) -> None:
     if offset < 0 or (length is not None and length < 0):
         raise ValueError(f"invalid range: offset {offset}, length {length}")
+
+
+#: Secrets at least this long are redacted wherever they appear; shorter ones only where they stand alone.
+_REDACT_ANYWHERE = 8
+
+
+def redact(message: str, secrets: Iterable[str]) -> str:
+    """``message`` with each secret replaced by ``[redacted]``: the network drivers pass every error text
+    through this, so no credential reaches an error or a log line, whatever a store echoed back.
+
+    A short secret is replaced only where no letter or digit touches it: replacing a password such as ``o``
+    everywhere made "Could not connect" read "C[redacted]uld n[redacted]t ...", and inside a longer word a
+    short secret cannot be told from the word. Standing alone (``password=o;``, ``"o"``) it is redacted."""
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        if len(secret) >= _REDACT_ANYWHERE:
+            message = message.replace(secret, "[redacted]")
+        else:
+            message = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", "[redacted]", message)
+    return message
 
 
 @runtime_checkable

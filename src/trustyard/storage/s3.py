@@ -46,7 +46,16 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from trustyard.errors import ObjectNotFound, StorageUnavailable
-from trustyard.storage.driver import ObjectInfo, Part, Patience, UploadState, check_key, check_prefix, check_range
+from trustyard.storage.driver import (
+    ObjectInfo,
+    Part,
+    Patience,
+    UploadState,
+    check_key,
+    check_prefix,
+    check_range,
+    redact,
+)
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -784,9 +793,7 @@ class S3Driver:
         raise StorageUnavailable(f"s3: {operation} {what}: {self._describe(exc)}") from None
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact(text, self._secrets)
 
 
 def _code(exc: ClientError) -> str:

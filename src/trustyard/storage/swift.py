@@ -52,7 +52,7 @@ from yarl import URL
 
 from trustyard.errors import ObjectNotFound, StorageUnavailable
 from trustyard.storage.config import SwiftStorage
-from trustyard.storage.driver import ObjectInfo, Part, UploadState, check_key, check_prefix, check_range
+from trustyard.storage.driver import ObjectInfo, Part, UploadState, check_key, check_prefix, check_range, redact
 
 log = logging.getLogger(__name__)
 
@@ -836,10 +836,7 @@ class SwiftDriver:
             secrets_.append(self.settings.secretkey.get_secret_value())
         if self._session_ is not None:
             secrets_.append(self._session_.token)
-        for secret in secrets_:
-            if secret and len(secret) >= 4:
-                message = message.replace(secret, "[redacted]")
-        return message
+        return redact(message, secrets_)
 
     # -- authentication and first-use setup ---------------------------------------------------------------
 
