@@ -446,6 +446,17 @@ async def test_a_404_while_an_object_is_replaced_is_asked_again(faulty: SwiftDri
     await faulty.delete("t/x")
 
 
+async def test_a_delete_that_meets_a_404_while_the_object_is_replaced_still_deletes(
+    faulty: SwiftDriver, proxy: FaultProxy, swift: SwiftDriver
+) -> None:
+    # Believing the 404, the delete returned and left the object (and its segments) in place.
+    await faulty.write("t/x", chunked(payload(3 * MiB), MiB))
+    proxy.plan(Fault("status", 404, "NotFound"), match=_object_reads)
+    await faulty.delete("t/x")
+    assert len(proxy.faulted) == 1
+    assert await swift.stat("t/x") is None
+
+
 async def test_a_missing_object_is_asked_for_twice_then_not_found(faulty: SwiftDriver, proxy: FaultProxy) -> None:
     def asked() -> list[str]:
         return [method for method, path in proxy.requests if _object_reads(method, path)]

@@ -578,6 +578,8 @@ class SwiftDriver:
         if lock is None:
             lock = self._publishing[name] = asyncio.Lock()
         async with lock:
+            # Asked once, unlike _look: a false 404 here needs another process replacing ``name`` this moment,
+            # and that writer drops the old segments itself; asking twice would cost every new key a round trip.
             head = await self._call("HEAD", name, params={"multipart-manifest": "get"}, expect=(200, 204, 404))
             old: set[str] = set()
             if head.status_code != 404:
@@ -593,7 +595,7 @@ class SwiftDriver:
 
     async def _manifest_dirs(self, name: str) -> set[str]:
         """The segment-set directories an SLO manifest references (ours only; foreign segments are left)."""
-        response = await self._call("GET", name, params={"multipart-manifest": "get"}, expect=(200, 404))
+        response = await self._look("GET", name, (200, 404), params={"multipart-manifest": "get"})
         if response.status_code == 404:
             return set()
         try:
@@ -631,7 +633,8 @@ class SwiftDriver:
         await self._delete_names(sorted(found))
 
     async def _delete_object(self, name: str) -> None:
-        head = await self._call("HEAD", name, params={"multipart-manifest": "get"}, expect=(200, 204, 404))
+        # _look: a false 404 here would leave the object in place while the caller counts it deleted.
+        head = await self._look("HEAD", name, (200, 204, 404), params={"multipart-manifest": "get"})
         if head.status_code == 404:
             return
         if head.headers.get("X-Static-Large-Object", "").lower() == "true":
@@ -700,7 +703,9 @@ class SwiftDriver:
 
     # -- HTTP with retries -----------------------------------------------------------------------------------
 
-    async def _look(self, method: str, name: str, expect: tuple[int, ...]) -> httpx.Response:
+    async def _look(
+        self, method: str, name: str, expect: tuple[int, ...], params: dict[str, str] | None = None
+    ) -> httpx.Response:
         """A GET or HEAD of an object that asks once more when the answer is 404.
 
         Swift's object server can answer 404 for an object that exists while a PUT replaces it: the reader lists
@@ -709,9 +714,9 @@ class SwiftDriver:
         with one replica, or with every replica in that moment, passes the 404 on. The new file is in place
         before the old one goes, so a second request sees it; a key that is really missing costs one more
         round trip."""
-        response = await self._call(method, name, expect=expect)
+        response = await self._call(method, name, params=params, expect=expect)
         if response.status_code == 404:
-            response = await self._call(method, name, expect=expect)
+            response = await self._call(method, name, params=params, expect=expect)
         return response
 
     async def _call(
