@@ -130,6 +130,14 @@ class Unauthorized(TrustyardError):
         self.scope = scope
 
 
+class InvalidToken(Unauthorized):
+    """A Bearer token that is malformed, forged or expired: the challenge says ``error="invalid_token"`` and
+    the client fetches a new one. A valid token that does not cover the operation (an anonymous one, too) is
+    not this: that challenge says ``insufficient_scope``."""
+
+    default_message = "invalid or expired token"
+
+
 class Denied(TrustyardError):
     code = "DENIED"
     default_message = "requested access to the resource is denied"

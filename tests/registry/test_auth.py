@@ -237,7 +237,14 @@ async def test_anonymous_tokens_pull_public_repositories_only(world: World) -> N
     anonymous.auth = _anonymous_flow()
     assert (await anonymous.get(f"/v2/{REPO}/manifests/v1")).status_code == 200
     assert (await anonymous.get("/v2/other/thing/manifests/v1")).status_code == 401
-    assert (await anonymous.post(f"/v2/{REPO}/blobs/uploads/")).status_code == 401
+    refused = await anonymous.post(f"/v2/{REPO}/blobs/uploads/")
+    assert refused.status_code == 401
+    # The anonymous token is valid, it just does not cover a push: said so, not "invalid_token", which sent
+    # helm and oras looking for a fault in their token instead of at their login.
+    challenge = refused.headers["www-authenticate"]
+    assert f'scope="repository:{REPO}:push"' in challenge
+    assert 'error="insufficient_scope"' in challenge
+    assert refused.json()["errors"][0]["code"] == "UNAUTHORIZED"
     await anonymous.aclose()
 
 

@@ -81,10 +81,14 @@ def challenge(request: Request, error: e.Unauthorized | e.InsufficientScope) -> 
     parts = [f'Bearer realm="{token_realm(request)}"', f'service="{service}"']
     if error.scope:
         parts.append(f'scope="{error.scope}"')
-    if isinstance(error, e.InsufficientScope):
-        parts.append('error="insufficient_scope"')
-    elif request.headers.get("authorization", "")[:7].lower() == "bearer ":
+    if isinstance(error, e.InvalidToken):
         parts.append('error="invalid_token"')
+    elif isinstance(error, e.InsufficientScope) or (
+        error.scope and request.headers.get("authorization", "")[:7].lower() == "bearer "
+    ):
+        # A valid token, an anonymous one too, that does not cover ``scope``: invalid_token would send the
+        # client (helm, oras) looking for a fault in its token instead of at its login.
+        parts.append('error="insufficient_scope"')
     return ",".join(parts)
 
 

@@ -24,7 +24,7 @@ from trustyard.auth.scopes import CATALOG, CATALOG_SCOPE, REGISTRY, REPOSITORY, 
 from trustyard.auth.tokens import TokenAuthority, TokenInvalid
 from trustyard.db.accounts import AccountStore, AppTokenRow, UserRow
 from trustyard.db.repositories import RepositoryStore
-from trustyard.errors import LoginFailed, TooManyRequests, Unauthorized
+from trustyard.errors import InvalidToken, LoginFailed, TooManyRequests, Unauthorized
 from trustyard.services.accounts import Accounts
 from trustyard.services.actor import Action, Actor, Credential
 from trustyard.services.audit import Audit
@@ -216,7 +216,7 @@ class Tokens:
             claims = self.authority.verify_access(credential.strip())
         except TokenInvalid:
             metrics.AUTH_FAILURES.labels("token").inc()
-            raise Unauthorized("invalid or expired token") from None
+            raise InvalidToken() from None
 
         def allowed(repository: str, action: Action) -> bool:
             return claims.allows(REPOSITORY, repository, action.value)
