@@ -195,10 +195,11 @@ class Registry:
     cert_dir: Path | None = None
     password: str | None = None  # admin's password
     secret: str | None = None  # an app token of admin
+    address: str = "127.0.0.1"  # what clients connect to: an IP or a name that resolves to where it listens
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.address}:{self.port}"
 
     @property
     def tls(self) -> bool:
@@ -268,6 +269,7 @@ def start_registry(
     env: Mapping[str, str] | None = None,
     database_url: str | None = None,
     storage: Mapping[str, Any] | None = None,
+    address: str = "127.0.0.1",
 ) -> Registry:
     """Start `kind` ("trustyard" or "distribution") on `data_dir` and wait until `GET /v2/` answers.
 
@@ -275,7 +277,8 @@ def start_registry(
     it: TLS with its own CA, `admin` with a password (here given by TRUSTYARD_ADMIN_PASSWORD); the returned
     registry has the CA (fetched from `/ca`) and an app token of admin made through the admin API.
     `storage` is a Distribution-style storage block (e.g. ``{"s3": {...}}``) used instead: in trustyard's
-    YAML config file (`--config`) or in Distribution's config.yml.
+    YAML config file (`--config`) or in Distribution's config.yml. `address` is what clients connect to: the
+    registry listens on the IP it resolves to (a host name for clients that treat loopback IPs as plain HTTP).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -285,7 +288,7 @@ def start_registry(
         exe = trustyard_bin()
         if not exe.exists():
             raise AssertionError(f"{exe} does not exist: run `pip install -e .` (or set TRUSTYARD_TEST_TARGET)")
-        cmd = [exe, "serve", "--data-dir", data_dir, "--listen", f"127.0.0.1:{port}"]
+        cmd = [exe, "serve", "--data-dir", data_dir, "--listen", f"{socket.gethostbyname(address)}:{port}"]
         password = "e2e-" + os.urandom(12).hex()
         env = {**(env or {}), "TRUSTYARD_ADMIN_PASSWORD": password}
         if database_url:
@@ -310,7 +313,7 @@ def start_registry(
     if kind == "distribution":
         full_env.pop("AWS_CA_BUNDLE", None)  # aws-sdk-go in Distribution 2.8 fails on it with a plain-HTTP endpoint
     server = Server(cmd, log, env=full_env)
-    registry = Registry(kind=kind, data_dir=data_dir, port=port, server=server)
+    registry = Registry(kind=kind, data_dir=data_dir, port=port, server=server, address=address)
     if kind == "trustyard":
         registry.cert_dir = data_dir.parent / f"{data_dir.name}-certs"
         registry.password = password
