@@ -3,7 +3,8 @@
 Settings > Storage to S3 (Swift's S3 API, then moto) and to Swift, pushing with skopeo after each save, seeing
 the tag in the UI and deleting it there. Wrong credentials show the backend's own error and keep the backend.
 
-Every page is saved as a screenshot at 1280 and 390 pixels wide into docs/screenshots/ (the README shows them).
+Every page is saved as a screenshot at 1280 and 390 pixels wide, into a temporary directory: a test run leaves
+the checkout as it was. ``TRUSTYARD_TEST_SCREENSHOTS=docs/screenshots`` saves them where the README shows them.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 WIDE, NARROW = {"width": 1280, "height": 800}, {"width": 390, "height": 844}
 
 
@@ -50,18 +50,19 @@ class Site:
     clients: Clients
     page: Page
     layout: Path
+    screenshots: Path
 
     def go(self, path: str) -> Page:
         self.page.goto(self.registry.url + path)
         return self.page
 
     def shoot(self, name: str, path: str | None = None) -> None:
-        """Screenshots of the current page (or ``path``) at both widths: docs/screenshots/NAME-1280.png, -390."""
+        """Screenshots of the current page (or ``path``) at both widths: NAME-1280.png and NAME-390.png."""
         if path is not None:
             self.go(path)
         for size in (NARROW, WIDE):
             self.page.set_viewport_size(size)
-            self.page.screenshot(path=SCREENSHOTS / f"{name}-{size['width']}.png", full_page=True)
+            self.page.screenshot(path=self.screenshots / f"{name}-{size['width']}.png", full_page=True)
 
     def push(self, repo: str, tag: str, *extra: str) -> None:
         self.clients.push(self.layout, tag, self.registry.ref(repo, tag), *extra)
@@ -73,8 +74,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         pytest.skip(f"{CHROMIUM} is not installed (scripts/test installs Debian's chromium)")
     if shutil.which("skopeo") is None:
         pytest.skip("skopeo is not installed (scripts/test installs it)")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     base = tmp_path_factory.mktemp("web-browser")
+    screenshots = Path(os.environ.get("TRUSTYARD_TEST_SCREENSHOTS") or base / "screenshots")
+    screenshots.mkdir(parents=True, exist_ok=True)
     layout = write_oci_layout(base / "layout", {"1.0": busybox_image("web"), "multi": multiarch_index("web")})
     registry = start_registry("trustyard", base / "data", env={"TRUSTYARD_WORKERS": "2"})
     clients = Clients(base / "clients")
@@ -85,7 +87,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             context = browser.new_context(ignore_https_errors=True, viewport=WIDE, reduced_motion="reduce")
             context.set_default_timeout(30_000)
             try:
-                yield Site(registry, clients, context.new_page(), layout)
+                yield Site(registry, clients, context.new_page(), layout, screenshots)
             finally:
                 context.close()
                 browser.close()
