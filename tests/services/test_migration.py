@@ -1,7 +1,7 @@
 """Online migration between backends on the service (services/migration.py): two "workers" over one SQLite
 index, real filesystem backends. What is copied and verified, reads falling back meanwhile, resuming after a
-crash, what the report says of missing and corrupt objects, links whose index rows vanished, and what may
-not run beside a migration."""
+crash, what the report says of missing and corrupt objects, links whose index rows vanished, what may not run
+beside a migration, and cancelling one (back to the source, with what was pushed meanwhile)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from sqlalchemy import update
 from tests.services.wiring import wire
 from trustyard.auth.secretbox import SecretBox
 from trustyard.db import tables as t
+from trustyard.db.audit import AuditStore
 from trustyard.db.index import Index
-from trustyard.errors import AlreadyExists
+from trustyard.errors import AlreadyExists, InvalidRequest
 from trustyard.oci import mediatypes as mt
 from trustyard.oci.digest import Digest
 from trustyard.oci.names import RepositoryName, Tag
@@ -327,3 +328,84 @@ async def test_one_worker_copies_once_when_its_start_and_its_maintenance_loop_ra
     await one.migrations.join()
     done = [record.message for record in caplog.records if " done: " in record.message]
     assert len(done) == 1, done
+
+
+# Cancelling.
+
+
+async def test_a_cancelled_migration_goes_back_to_the_source_with_what_was_pushed_meanwhile(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migration, "SETTLE_SECONDS", 0)
+    one, two = worker(index, tmp_path), worker(index, tmp_path)
+    images = await populate(one)
+    started = await one.migrations.start(SYSTEM, on_disk(tmp_path / "new"))
+    await two.switch.refresh()
+    # Pushed while migrating: into the new backend only. A new image, and a tag moved to another image.
+    during = await push_image(two, "during", os.urandom(4000), repository=WEB)
+    moved = await push_image(two, "v0", os.urandom(3000))
+    assert not any(during.hex in key for key in files(tmp_path / "old"))
+
+    cancelling = await one.migrations.cancel(SYSTEM)
+    assert cancelling.state == "cancelling"
+    # Nobody copies it (one's copy never ran): another worker's maintenance loop takes the roll-back over.
+    assert await two.migrations.resume_if_orphaned()
+    await two.migrations.join()
+
+    cancelled = await index.migrations.get(started.id)
+    assert cancelled is not None
+    assert (cancelled.state, cancelled.error) == ("cancelled", None)
+    assert cancelled.report["caught_up"] >= 5  # two layers, two configs, two manifests, their links
+    plan = await index.backends.plan()
+    assert (plan.active, plan.fallback) == (started.source, None)
+    # Served from the old backend alone now: what was pushed during the migration was copied back.
+    fresh = worker(index, tmp_path)
+    await fresh.switch.refresh()
+    await pull(fresh, WEB, "during")
+    await pull(fresh, APP, "v0")
+    assert (await fresh.manifests.get(SYSTEM, APP, Tag.parse("v0"))).digest == str(moved)
+    await pull(fresh, APP, "v1")
+    old = files(tmp_path / "old")
+    assert any(during.hex in key for key in old)
+    assert old[f"{layout.tag_current_link(APP, Tag.parse('v0'))}"] == layout.link_body(moved)
+    assert images["app:v0"] != moved
+    actions = [entry.action for entry in await AuditStore(index.reader, index.writer).events(10)]
+    assert {"storage.migrate.cancel", "storage.migration.cancelled"} <= set(actions)
+    with pytest.raises(InvalidRequest, match="no storage migration is under way"):
+        await one.migrations.cancel(SYSTEM)
+
+
+async def test_a_cancel_stops_the_copier_at_its_next_page(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migration, "SETTLE_SECONDS", 0)
+    monkeypatch.setattr(migration_copy, "PAGE", 2)
+    one, two = worker(index, tmp_path), worker(index, tmp_path)
+    await populate(one)
+    started = await one.migrations.start(SYSTEM, on_disk(tmp_path / "new"))
+    cancels: list[asyncio.Task[migration.MigrationRow]] = []
+
+    def cancel_at_the_first_page(row: migration.MigrationRow) -> None:
+        if row.cursor and not cancels:  # a page was saved: an operator cancels from another worker
+            cancels.append(asyncio.get_running_loop().create_task(two.migrations.cancel(SYSTEM)))
+
+    ended = await one.migrations.run(SYSTEM, started.id, cancel_at_the_first_page)
+    await asyncio.gather(*cancels)
+    assert ended.state == "cancelled"
+    assert ended.objects_done < ended.objects_total, "the copy stopped, it did not run to its end"
+    copied = [key for key in files(tmp_path / "new") if key.endswith("/data")]
+    assert 0 < len(copied) < len([key for key in files(tmp_path / "old") if key.endswith("/data")])
+    plan = await index.backends.plan()
+    assert (plan.active, plan.fallback) == (started.source, None)
+
+
+async def test_a_migration_that_has_finished_copying_can_no_longer_be_cancelled(index: Index, tmp_path: Path) -> None:
+    one = worker(index, tmp_path)
+    await populate(one)
+    started = await one.migrations.start(SYSTEM, on_disk(tmp_path / "new"))
+    assert await index.migrations.move_state(started.id, "copying", "switching")  # the copier's last step
+    assert not await index.migrations.move_state(started.id, "copying", "cancelling")  # a cancel loses the race
+    with pytest.raises(AlreadyExists, match="can no longer be cancelled"):
+        await one.migrations.cancel(SYSTEM)
+    done = await one.migrations.run(SYSTEM, started.id)
+    assert done.state == "done"

@@ -20,7 +20,9 @@ from sqlalchemy import func, select, update
 from trustyard.db import tables as t
 from trustyard.db.database import Database, now
 
-ACTIVE = ("copying", "switching")
+#: States of a migration under way: copying to the target, switching to it, or (cancelled by an operator)
+#: copying back what was written to the target meanwhile. The others are final: done, failed, cancelled.
+ACTIVE = ("copying", "switching", "cancelling")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,7 @@ class MigrationRow:
     id: int
     source: int
     target: int
-    state: str  # copying, switching, done, failed, cancelled
+    state: str  # copying, switching, cancelling; done, failed, cancelled
     phase: str  # blobs, links, recent, done
     cursor: str
     objects_total: int
@@ -152,6 +154,18 @@ class MigrationStore:
                 .where(t.storage_migrations.c.id == migration_id)
                 .values(state=state, error=error, updated_at=now(), finished_at=finished)
             )
+
+    async def move_state(self, migration_id: int, expected: str, state: str) -> bool:
+        """``expected`` -> ``state`` in one statement; False (nothing changed) when the migration is not in
+        ``expected``: the copier finishing and an operator cancelling cannot both win."""
+        finished = now() if state not in ACTIVE else None
+        async with self._db.writer.begin() as conn:
+            result = await conn.execute(
+                update(t.storage_migrations)
+                .where(t.storage_migrations.c.id == migration_id, t.storage_migrations.c.state == expected)
+                .values(state=state, error=None, updated_at=now(), finished_at=finished)
+            )
+            return bool(result.rowcount)
 
     # What a migration copies, read from the index.
 

@@ -349,7 +349,7 @@ storage_migrations = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("source", Integer, nullable=False),  # storage backend generation copied from
     Column("target", Integer, nullable=False),  # ... and to
-    Column("state", String(16), nullable=False),  # copying, switching, done, failed, cancelled
+    Column("state", String(16), nullable=False),  # copying, switching, cancelling; done, failed, cancelled
     Column("phase", String(16), nullable=False),  # blobs, links, done: where the copy is
     Column("cursor", String(512), nullable=False),  # the last key done in the phase (keyset order), "" at its start
     Column("objects_total", BigInteger, nullable=False),

@@ -21,6 +21,13 @@ The flow (docs/storage.md, "Moving to another backend"; the design in docs/archi
 3. The plan switches atomically to ``{"active": target, "fallback": null}``; the migration is ``done`` and its
    report says what was copied, verified, missing or mismatched. The source is left intact.
 
+An operator may ``cancel`` while the copy runs: the migration becomes ``cancelling`` (in one statement, so the
+copier finishing and the cancel cannot both win), and whichever process holds the lease rolls back. The copier
+stops at its next page or lease renewal, the plan switches to ``{"active": source, "fallback": target}``, what
+was recorded since the migration began is copied back from the target (the copier's catch-up pass, reversed),
+and the plan becomes ``{"active": source, "fallback": null}``: the migration is ``cancelled`` and nothing pushed
+meanwhile is lost. The target keeps what had been copied, for the operator to delete.
+
 Garbage collection does not run while a migration is active (services/gc.py asks), and a migration does not
 start while a collection or an adoption runs.
 """
@@ -30,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,6 +65,14 @@ LEASE = "storage-migration"
 LEASE_TTL = timedelta(minutes=1)
 #: How often ``migrate`` looks at a migration another process copies.
 FOLLOW_SECONDS = 1.0
+#: A cancel waits this long after switching back to the source before copying back: a request that read the
+#: plan just before the switch writes to the target and records its rows a moment later, and the copy back
+#: must see those rows.
+SETTLE_SECONDS = 5.0
+
+
+class _Cancelled(Exception):
+    """The migration is no longer copying (an operator cancelled it): the copier stops and rolls back."""
 
 
 class StoragePlans:
@@ -223,6 +238,41 @@ class Migrations:
         assert status is not None
         return status
 
+    async def cancel(self, actor: Actor) -> MigrationRow:
+        """Cancel the migration under way: it becomes ``cancelling``, and the process holding the lease (a
+        copier stops at its next page) or the next to take it rolls back (module docstring). Too late once the
+        copy has finished and the plan is switching to the target."""
+        actor.require_admin()
+        migration = await self._index.migrations.active()
+        if migration is None:
+            raise InvalidRequest("no storage migration is under way")
+        if migration.state == "copying":
+            await self._index.migrations.move_state(migration.id, "copying", "cancelling")
+            migration = await self._get(migration.id)
+        if migration.state != "cancelling":
+            raise AlreadyExists(
+                f"migration {migration.id} is {migration.state}: the copy has finished, so it can no longer be "
+                "cancelled; once it is done, migrate back to the old backend the same way"
+            )
+        await self._audit.record(
+            actor,
+            "storage.migrate.cancel",
+            await self._plans.describe(migration.target),
+            source=await self._plans.describe(migration.source),
+            migration=migration.id,
+        )
+        return migration
+
+    async def cancel_in_background(self, actor: Actor) -> MigrationStatus:
+        """``cancel``, then roll back in the background of this process (the admin API, the web UI), unless a
+        copier elsewhere holds the lease (it rolls back itself); the migration's status."""
+        migration = await self.cancel(actor)
+        with contextlib.suppress(AlreadyExists):
+            await self.start_copy(actor, migration.id)
+        status = await self.status(actor, migration.id)
+        assert status is not None
+        return status
+
     async def _refuse_if_busy(self) -> None:
         running = await self._index.migrations.active()
         if running is not None:
@@ -288,7 +338,13 @@ class Migrations:
                 await self._acquire()
             except AlreadyExists:
                 return False
-            log.warning("storage migration %d: resuming at %s %r", migration.id, migration.phase, migration.cursor)
+            log.warning(
+                "storage migration %d: resuming (%s) at %s %r",
+                migration.id,
+                migration.state,
+                migration.phase,
+                migration.cursor,
+            )
             self._background(migration.id)
             return True
 
@@ -322,14 +378,14 @@ class Migrations:
         if holder is not None:
             raise AlreadyExists(f"the storage migration is being copied by {holder}")
 
-    async def _holding_lease(self, work: Awaitable[None]) -> None:
-        """Run ``work`` while renewing the lease every quarter of its life (a page of links or large blobs on a
-        slow store can outlast the lease); a lease lost to another copier stops the work."""
+    async def _holding_lease(self, work: Awaitable[None], renew: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` while calling ``renew`` every quarter of the lease's life (a page of links or large blobs
+        on a slow store can outlast the lease); a lease lost to another copier, or a cancel, stops the work."""
 
         async def keep() -> None:
             while True:
                 await asyncio.sleep(LEASE_TTL.total_seconds() / 4)
-                await self._renew()
+                await renew()
 
         renewing = asyncio.ensure_future(keep())
         working = asyncio.ensure_future(work)
@@ -349,6 +405,16 @@ class Migrations:
         if not await self._index.leases.renew(LEASE, self._holder, LEASE_TTL):
             raise StorageUnavailable("the storage migration lost its lease (another copier took over); stopped")
 
+    def _renew_copying(self, migration_id: int) -> Callable[[], Awaitable[None]]:
+        """The forward copy's renewal: the lease, and a look at the state, so a cancel stops the copy."""
+
+        async def renew() -> None:
+            await self._renew()
+            if (await self._get(migration_id)).state != "copying":
+                raise _Cancelled
+
+        return renew
+
     async def _get(self, migration_id: int) -> MigrationRow:
         row = await self._index.migrations.get(migration_id)
         if row is None:
@@ -361,18 +427,10 @@ class Migrations:
             return migration
         store = self._index.migrations
         try:
-            # Idempotent: a copier that died between recording the migration and switching the plan left it
-            # unswitched; the plan must read through before anything is copied.
             if migration.state == "copying":
-                await self._plans.switch(Actor.system(), migration.target, migration.source)
-            source, target = (
-                await self._plans.driver(migration.source),
-                await self._plans.driver(migration.target),
-            )
-            copy = Copy(self._index, source, target, migration, self._renew, watcher)
-            if migration.state == "copying":
-                await self._holding_lease(copy.run())
-                await store.set_state(migration_id, "switching")
+                migration = await self._copy_forward(migration, watcher)
+            if migration.state == "cancelling":
+                return await self._roll_back(migration, watcher)
             await self._plans.switch(Actor.system(), migration.target, None)
             await store.set_state(migration_id, "done")
         except Exception as exc:
@@ -397,6 +455,41 @@ class Migrations:
             **counts,
         )
         return done
+
+    async def _copy_forward(self, migration: MigrationRow, watcher: Watcher) -> MigrationRow:
+        """The copy, then ``switching``; the migration as it stands after (``cancelling`` if cancelled)."""
+        # Idempotent: a copier that died between recording the migration and switching the plan left it
+        # unswitched; the plan must read through before anything is copied.
+        await self._plans.switch(Actor.system(), migration.target, migration.source)
+        source, target = await self._plans.driver(migration.source), await self._plans.driver(migration.target)
+        renew = self._renew_copying(migration.id)
+        try:
+            await self._holding_lease(Copy(self._index, source, target, migration, renew, watcher).run(), renew)
+            await self._index.migrations.move_state(migration.id, "copying", "switching")
+        except _Cancelled:
+            log.warning("storage migration %d: cancelled; rolling back", migration.id)
+        return await self._get(migration.id)
+
+    async def _roll_back(self, migration: MigrationRow, watcher: Watcher) -> MigrationRow:
+        """A cancelled migration: back to the source, what only the target holds copied back, the target out
+        of the plan. Every step may run again (a process that died here is taken over)."""
+        await self._plans.switch(Actor.system(), migration.source, migration.target)
+        await asyncio.sleep(SETTLE_SECONDS)
+        source, target = await self._plans.driver(migration.source), await self._plans.driver(migration.target)
+        back = Copy(self._index, target, source, migration, self._renew, watcher)
+        await self._holding_lease(back.catch_up(), self._renew)
+        await self._plans.switch(Actor.system(), migration.source, None)
+        await self._index.migrations.set_state(migration.id, "cancelled")
+        cancelled = await self._get(migration.id)
+        log.info("storage migration %d cancelled: %s", migration.id, cancelled.report.get("summary", {}))
+        await self._audit.record(
+            Actor.system(),
+            "storage.migration.cancelled",
+            await self._plans.describe(migration.source),
+            left=await self._plans.describe(migration.target),
+            caught_up=cancelled.report.get("caught_up", 0),
+        )
+        return cancelled
 
 
 def _status(row: MigrationRow, running: bool) -> MigrationStatus:

@@ -121,6 +121,11 @@ class Copy:
             await self._recent()
             await self._save("done", "")
 
+    async def catch_up(self) -> None:
+        """Only the last pass: what was recorded since the migration began, from this copy's source to its
+        target. A cancelled migration runs it from the target back to the source (services/migration.py)."""
+        await self._recent()
+
     async def _save(self, phase: str, cursor: str) -> None:
         self._phase, self._cursor = phase, cursor
         await self._renew()
