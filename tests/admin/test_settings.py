@@ -9,7 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from trustyard.services import Services
+from trustyard.services import Services, migration
+from trustyard.services.actor import Actor
+from trustyard.storage.config import FilesystemStorage, StorageSettings
 
 from ..registry.conftest import ADMIN, BASE_URL, Registry, push_image, running
 
@@ -166,3 +168,30 @@ async def test_a_migration_to_a_failing_backend_is_refused(admin: httpx.AsyncCli
     assert response.json()["error"]["code"] == "STORAGE_PROBE_FAILED"
     assert "Not a directory" in response.json()["error"]["message"]
     assert (await admin.get(MIGRATION)).status_code == 404  # nothing was started
+
+
+async def test_cancelling_a_migration_over_the_api(
+    admin: httpx.AsyncClient, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migration, "SETTLE_SECONDS", 0)
+    none = await admin.delete(MIGRATION)
+    assert none.status_code == 400
+    assert "no storage migration is under way" in none.json()["error"]["message"]
+    await push_image(registry.client, "acme/app", "v1", seed="stays")
+    services: Services = registry.asgi.state.services
+    target = StorageSettings(filesystem=FilesystemStorage(rootdirectory=tmp_path / "abandoned"))
+    started = await services.migrations.start(Actor.system(), target)  # recorded and switched; not copied yet
+    cancelled = await admin.delete(MIGRATION)
+    assert cancelled.status_code == 202, cancelled.text
+    assert cancelled.json()["state"] in ("cancelling", "cancelled")
+    await services.migrations.join()
+    ended = (await admin.get(MIGRATION)).json()
+    assert (ended["id"], ended["state"], ended["source"]) == (started.id, "cancelled", started.source)
+    again = await admin.delete(MIGRATION)
+    assert again.status_code == 400
+    pulled = await registry.client.get(
+        "/v2/acme/app/manifests/v1", headers=await _bearer(registry, "repository:acme/app:pull")
+    )
+    assert pulled.status_code == 200
+    events = (await admin.get("/api/v1/audit", params={"action": "storage.migrate.cancel"})).json()["events"]
+    assert events[0]["actor"] == "admin"

@@ -146,3 +146,42 @@ def test_migrate_from_a_storage_block_file_and_bad_inputs(tmp_path: Path) -> Non
     code, out = invoke("migrate", "--data-dir", str(data), "--to", str(block))
     assert code == 0, out
     assert "done" in out
+
+
+def test_migrate_cancel_goes_back_with_what_was_pushed_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trustyard.app import open_services
+    from trustyard.services import migration
+    from trustyard.services.actor import Actor
+    from trustyard.storage.config import FilesystemStorage, StorageSettings
+
+    from ..services.test_migration import push_image
+
+    monkeypatch.setattr(migration, "SETTLE_SECONDS", 0)
+    data = tmp_path / "data"
+    _push(data)
+    code, out = invoke("migrate", "--data-dir", str(data), "--cancel")
+    assert code == 1
+    assert "no storage migration is under way" in out
+
+    async def start_then_push() -> None:
+        """A migration that a server began (its copy not run yet), and a push landing in its target."""
+        async with open_services(Settings(data_dir=data)) as services:
+            target = StorageSettings(filesystem=FilesystemStorage(rootdirectory=tmp_path / "moved"))
+            await services.migrations.start(Actor.system(), target)
+            await push_image(services, "v3", b"pushed while migrating" * 100)
+
+    asyncio.run(start_then_push())
+    code, out = invoke("migrate", "--data-dir", str(data), "--cancel", "--to", "filesystem")
+    assert code == 2
+    assert "--cancel takes no --to or --param" in out
+    code, out = invoke("migrate", "--data-dir", str(data), "--cancel")
+    assert code == 0, out
+    assert "migration 1 cancelled: " in out
+    code, out = invoke("migrate", "--data-dir", str(data), "--status")
+    assert json.loads(out)["state"] == "cancelled"
+    tags = data / "storage/docker/registry/v2/repositories/team/app/_manifests/tags"
+    assert sorted(p.name for p in tags.iterdir()) == ["v1", "v2", "v3"]  # v3 came back from the target
+    code, out = invoke("show", "--data-dir", str(data))
+    assert json.loads(out)["source"] == "default"

@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.registry.conftest import Registry, push_image, running
-from trustyard.services import Services
+from trustyard.services import Services, migration
+from trustyard.services.actor import Actor
 from trustyard.services.adoption import LEASE
-from trustyard.storage.config import parse_storage_block
+from trustyard.storage.config import FilesystemStorage, StorageSettings, parse_storage_block
 
 from .conftest import Browser, browser_of
 
@@ -163,3 +166,28 @@ async def test_a_running_adoption_shows_its_progress_and_the_page_refreshes(admi
     assert "indexing" in page.text
     assert "1,234 manifests" in page.text
     assert '<meta http-equiv="refresh" content="3">' in page.text
+
+
+async def test_a_migration_under_way_can_be_cancelled_from_its_panel(
+    admin: Browser, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migration, "SETTLE_SECONDS", 0)
+    await push_image(registry.client, "acme/app", "v1")
+    services: Services = registry.asgi.state.services
+    target = StorageSettings(filesystem=FilesystemStorage(rootdirectory=tmp_path / "abandoned"))
+    started = await services.migrations.start(Actor.system(), target)  # recorded and switched; not copied yet
+    panel = await admin.get("/settings/storage/migration")
+    assert 'action="/settings/storage/migration/cancel"' in panel.text
+    assert "data-confirm=" in panel.text
+    await admin.get("/settings/storage")  # the form's CSRF token
+    cancelled = await admin.post("/settings/storage/migration/cancel", {})
+    assert cancelled.status_code == 303, cancelled.text
+    await services.migrations.join()
+    page = await admin.get("/settings/storage")
+    assert f"Migration {started.id} cancelled: every worker stores images in the old backend again" in page.text
+    panel = await admin.get("/settings/storage/migration")
+    assert '<strong id="migration-state">cancelled: back on the old backend</strong>' in panel.text
+    assert "migration/cancel" not in panel.text  # nothing left to cancel
+    again = await admin.post("/settings/storage/migration/cancel", {})
+    assert again.status_code == 303
+    assert "no storage migration is under way" in (await admin.get("/settings/storage")).text

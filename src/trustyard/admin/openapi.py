@@ -126,7 +126,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "StorageMigration": _object(
         ["id", "state", "objects", "bytes"],
         id=INTEGER,
-        state={**STRING, "enum": ["copying", "switching", "done", "failed", "cancelled"]},
+        state={**STRING, "enum": ["copying", "switching", "cancelling", "done", "failed", "cancelled"]},
         phase={**STRING, "enum": ["blobs", "links", "recent", "done"]},
         source={**INTEGER, "description": "the backend generation copied from (left intact)"},
         target={**INTEGER, "description": "the backend generation copied to (active from the start)"},

@@ -162,6 +162,13 @@ ENDPOINTS = [
         response="StorageMigration",
     ),
     Endpoint(
+        "DELETE",
+        "/settings/storage/migration",
+        settings.cancel_migration,
+        "Cancel the migration under way: back to its source, with what was pushed meanwhile copied back (admin)",
+        response="StorageMigration",
+    ),
+    Endpoint(
         "GET",
         "/settings/storage/migration",
         settings.get_migration,

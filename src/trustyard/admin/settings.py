@@ -1,6 +1,6 @@
 """``/api/v1/settings/storage``: show, test and save the storage backend (Distribution's storage block as JSON
 or YAML; secrets write-only); ``/adoption``: how far indexing what the backend holds got (or start it again);
-``/migration``: migrate to another backend, and its progress."""
+``/migration``: migrate to another backend, its progress, and cancelling it."""
 
 from __future__ import annotations
 
@@ -34,6 +34,13 @@ async def start_migration(request: Request) -> Response:
     background; 202 with the migration's progress."""
     caller, candidate = await actor(request), await storage_body(request)
     status = await services(request).migrations.begin(caller, candidate)
+    return render(status.document(), status=202)
+
+
+async def cancel_migration(request: Request) -> Response:
+    """Cancel the migration under way: back to the backend it copies from, with what was pushed meanwhile
+    copied back, in the background; 202 with its progress (``cancelling``, then ``cancelled``)."""
+    status = await services(request).migrations.cancel_in_background(await actor(request))
     return render(status.document(), status=202)
 
 

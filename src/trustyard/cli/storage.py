@@ -181,24 +181,41 @@ def summary(view: AdoptionView) -> str:
 )
 @PARAMS
 @click.option("--status", "status_only", is_flag=True, help="Show how far the latest migration got, and stop.")
+@click.option(
+    "--cancel",
+    is_flag=True,
+    help="Stop the migration under way and go back to the backend it copies from, with what was pushed meanwhile.",
+)
 def migrate_storage(
-    config_file: Path | None, data_dir: Path | None, to: str | None, params: tuple[str, ...], status_only: bool
+    config_file: Path | None,
+    data_dir: Path | None,
+    to: str | None,
+    params: tuple[str, ...],
+    status_only: bool,
+    cancel: bool,
 ) -> None:
     """Move every image to another backend while the registry serves: copy and verify each blob, manifest,
     tag and link, then switch every server to it. New pushes go to the new backend at once; reads fall back to
     the current one for what is not copied yet; it is left intact. Re-run to resume after a crash (a running
-    server also resumes it)."""
+    server also resumes it). --cancel goes back to the current backend, copying back what was pushed since."""
     if status_only:
         state = run(config_file, data_dir, lambda services, actor: services.migrations.status(actor))
         show(state.document() if state is not None else {"state": "none"})
         return
+    if cancel and (to or params):
+        raise click.UsageError("--cancel takes no --to or --param: it goes back to where the migration started")
     candidate = _target(to, params) if to else None
     if candidate is None and params:
         raise click.UsageError("--param goes with --to DRIVER")
+
+    async def migrate(services: Services, actor: Actor) -> MigrationRow:
+        if cancel:
+            await services.migrations.cancel(actor)
+        # Copies (or rolls back) here, or follows the process that does, to the end.
+        return await services.migrations.migrate(actor, candidate, bar.update)
+
     with MigrationBar() as bar:
-        migration = run(
-            config_file, data_dir, lambda services, actor: services.migrations.migrate(actor, candidate, bar.update)
-        )
+        migration = run(config_file, data_dir, migrate)
     report = migration.report
     click.echo(f"migration {migration.id} {migration.state}: {report.get('summary', '')}")
     if migration.state == "done" and migration.failed:

@@ -58,6 +58,7 @@ PAGES: list[tuple[str, Handler, list[str]]] = [
     ("/settings/storage", settings.save_storage, POST),
     ("/settings/storage/upload", settings.upload_storage, POST),
     ("/settings/storage/migration", settings.migration_panel, GET),
+    ("/settings/storage/migration/cancel", settings.cancel_migration, POST),
     ("/settings/webhooks", webhooks.webhooks_page, GET),
     ("/settings/webhooks", webhooks.save_endpoint, POST),
     ("/settings/webhooks/{name}", webhooks.endpoint_page, GET),

@@ -126,6 +126,24 @@ async def migration_panel(request: Request) -> Response:
     return render(request, "storage_migration.html", caller, migration=document)
 
 
+async def cancel_migration(request: Request) -> Response:
+    """The migration panel's Cancel: back to the old backend, what was pushed meanwhile copied back there."""
+    await form(request)
+    caller = await actor(request)
+    try:
+        status = await services(request).migrations.cancel_in_background(caller)
+    except TrustyardError as error:
+        flash(request, "error", message_of(error))
+        return redirect(request, STORAGE_URL + "#migration")
+    flash(
+        request,
+        "ok",
+        f"Migration {status.migration.id} cancelled: every worker stores images in the old backend again, and what was "
+        "pushed during the migration is being copied back there (progress below).",
+    )
+    return redirect(request, STORAGE_URL + "#migration")
+
+
 async def storage_page(request: Request) -> Response:
     caller = await actor(request)
     view = await services(request).settings.storage(caller)
