@@ -558,6 +558,21 @@ EOF
 # --------------------------------------------------------------------------
 # moto
 # --------------------------------------------------------------------------
+moto_program_gone() {   # moto_program_gone: the running moto's files were deleted (print which one)
+    # moto runs from a virtualenv, often a checkout's .venv, and imports parts of itself lazily: once that
+    # checkout is deleted, it keeps answering ListBuckets and fails CreateBucket with a 500, forever.
+    local pid arg argv=()
+    pid=$(pid_of moto) || return 1
+    mapfile -d '' -t argv 2>/dev/null < "/proc/$pid/cmdline" || return 1
+    for arg in "${argv[@]}"; do
+        if [[ $arg == /* ]] && [ ! -e "$arg" ]; then
+            echo "$arg"
+            return 0
+        fi
+    done
+    return 1
+}
+
 moto_command() {   # print the command that runs moto, or fail
     if [ -n "${OBJECT_STORE_MOTO_SERVER:-}" ]; then
         echo "$OBJECT_STORE_MOTO_SERVER"
@@ -627,6 +642,12 @@ cmd_start() {
     ensure_packages
     [ -x "$PYTHON" ] || die "$PYTHON not found (set OBJECT_STORE_PYTHON)"
     mkdir -p "$DIR" "$RUN" "$LOGS"
+
+    local gone
+    if [ $with_moto = 1 ] && gone=$(moto_program_gone); then
+        log "the running moto's $gone is gone (its virtualenv was deleted): restarting moto"
+        stop_services moto >/dev/null
+    fi
 
     # What is missing? (memcached and the Swift servers always; moto if asked)
     local missing=()
