@@ -184,7 +184,7 @@ async def test_a_migration_under_way_can_be_cancelled_from_its_panel(
     assert cancelled.status_code == 303, cancelled.text
     await services.migrations.join()
     page = await admin.get("/settings/storage")
-    assert f"Migration {started.id} cancelled: every worker stores images in the old backend again" in page.text
+    assert f"Cancelling migration {started.id}: every worker goes back to the old backend" in page.text
     panel = await admin.get("/settings/storage/migration")
     assert '<strong id="migration-state">cancelled: back on the old backend</strong>' in panel.text
     assert "migration/cancel" not in panel.text  # nothing left to cancel

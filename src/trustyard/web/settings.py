@@ -138,8 +138,8 @@ async def cancel_migration(request: Request) -> Response:
     flash(
         request,
         "ok",
-        f"Migration {status.migration.id} cancelled: every worker stores images in the old backend again, and what was "
-        "pushed during the migration is being copied back there (progress below).",
+        f"Cancelling migration {status.migration.id}: every worker goes back to the old backend, and what was pushed "
+        "during the migration is copied back there (progress below).",
     )
     return redirect(request, STORAGE_URL + "#migration")
 
