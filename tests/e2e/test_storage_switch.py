@@ -17,7 +17,16 @@ from typing import Any
 import httpx
 import pytest
 
-from . import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Registry, canonical_json, sha256_digest, start_registry
+from . import (
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    Registry,
+    canonical_json,
+    sha256_digest,
+    start_registry,
+    wait_until,
+)
 from .stores import Store
 from .test_gc_soak import Pushed, pull_and_verify
 
@@ -105,9 +114,14 @@ def backends(registry: Registry, stores: list[Store], tmp: Path) -> list[dict[st
 def test_save_then_push_at_once_across_workers_twenty_times(
     registry: Registry, stores: list[Store], tmp_path: Path
 ) -> None:
-    with admin(registry) as api:  # both workers serve and have recorded themselves
-        nodes = api.get("/info").json()["nodes"]
-    assert [node["workers"] for node in nodes] == [2], nodes
+    # Both workers serve and have recorded themselves. /v2/ answering (the start's check) means one has: the
+    # other may still be importing on a loaded machine, so wait for it rather than assert at once.
+    with admin(registry) as api:
+
+        def both_workers() -> bool:
+            return [node["workers"] for node in api.get("/info").json()["nodes"]] == [2]
+
+        wait_until(both_workers, registry.server, "the second worker", timeout=60)
     cycle = backends(registry, stores, tmp_path)
     failures: list[str] = []
     for round_number in range(SWITCHES):
