@@ -134,7 +134,7 @@ class Services:
             uploads=uploads,
             manifests=manifests,
             tags=Tags(index),
-            repositories=Repositories(index, policies, storage, audit, pull_filter=accounts.pull_filter),
+            repositories=Repositories(index, policies, storage, audit, accounts.pull_filter),
             referrers=Referrers(index),
             storage=storage_admin,
             accounts=accounts,

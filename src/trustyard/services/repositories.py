@@ -32,9 +32,8 @@ class Repositories:
         self,
         index: Index,
         policies: TagPolicies,
-        storage: StorageDriver | None = None,
-        audit: Audit | None = None,
-        *,
+        storage: StorageDriver,
+        audit: Audit,
         pull_filter: PullFilterFor,
     ) -> None:
         self._index = index
@@ -75,20 +74,15 @@ class Repositories:
     async def set_public(self, actor: Actor, repository: RepositoryName, public: bool) -> None:
         actor.require(repository, Action.ADMIN)
         before = await self._index.repositories.set_public(repository.value, public)
-        if self._audit is not None and before != public:
+        if before != public:
             await self._audit.record(actor, "repository.visibility", repository.value, public=public, was=before)
 
     async def delete(self, actor: Actor, repository: RepositoryName) -> None:
         """Remove a repository: index first, then its links in storage (blobs stay for garbage collection)."""
         actor.require(repository, Action.ADMIN)
         await self._policies.check_repository_delete(repository.value)
-        if self._storage is None:
-            if not await self._index.repositories.delete_repository(repository.value):
-                raise NameUnknown(f"repository {repository} is not known to this registry")
-        else:
-            await remove_repository(self._index.repositories, self._storage, repository)
-        if self._audit is not None:
-            await self._audit.record(actor, "repository.delete", repository.value)
+        await remove_repository(self._index.repositories, self._storage, repository)
+        await self._audit.record(actor, "repository.delete", repository.value)
 
 
 async def remove_repository(store: RepositoryStore, storage: StorageDriver, repository: RepositoryName) -> None:
