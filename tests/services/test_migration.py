@@ -178,6 +178,39 @@ async def test_reads_fall_back_and_pushes_land_in_the_new_backend(index: Index, 
     await pull(two, WEB, "during")
 
 
+@pytest.mark.parametrize("ending", ["finished", "cancelled"])
+async def test_what_is_deleted_during_a_migration_stays_deleted_in_both_backends(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    monkeypatch.setattr(migration, "SETTLE_SECONDS", 0)
+    one, two = worker(index, tmp_path), worker(index, tmp_path)
+    images = await populate(one)
+    started = await one.migrations.start(SYSTEM, on_disk(tmp_path / "new"))
+    await two.switch.refresh()
+    await two.manifests.delete(SYSTEM, APP, Tag.parse("v1"))
+    await two.manifests.delete(SYSTEM, APP, images["app:v2"])
+    await two.repositories.delete(SYSTEM, WEB)
+    if ending == "finished":
+        ended = await one.migrations.run(SYSTEM, started.id)
+    else:
+        await one.migrations.cancel(SYSTEM)
+        assert await two.migrations.resume_if_orphaned()
+        await two.migrations.join()
+        ended = await index.migrations.get(started.id)
+    assert ended is not None
+    assert ended.state == ("done" if ending == "finished" else "cancelled")
+
+    # Either backend may serve this registry again (a cancel goes back to the old one; an operator may adopt
+    # it later): neither names what was deleted, and the one serving still names what was not.
+    for backend in ("old", "new") if ending == "finished" else ("old",):
+        held = files(tmp_path / backend)
+        assert not [key for key in held if f"/{WEB.value}/_manifests/" in key or f"/{WEB.value}/_layers/" in key]
+        assert layout.tag_current_link(APP, Tag.parse("v1")) not in held
+        assert layout.revision_link(APP, images["app:v2"]) not in held
+        assert layout.tag_current_link(APP, Tag.parse("v2")) not in held
+        assert held[layout.tag_current_link(APP, Tag.parse("v3"))] == layout.link_body(images["app:v3"])
+
+
 async def test_a_crashed_copier_is_resumed_where_it_stopped(
     index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

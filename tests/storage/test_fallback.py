@@ -1,14 +1,16 @@
 """FallbackDriver (storage/fallback.py) beyond the contract suite (which runs it with an empty fallback): what
-is only in the old backend is still read, and nothing ever writes to the old backend."""
+is only in the old backend is still read, nothing but a delete reaches the old backend, and a delete reaches
+both."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from tests.storage.test_driver_contract import chunked, keys, read_all
-from trustyard.errors import ObjectNotFound
+from trustyard.errors import ObjectNotFound, StorageUnavailable
 from trustyard.storage.fallback import FallbackDriver
 from trustyard.storage.filesystem import FilesystemDriver
 from trustyard.storage.memory import MemoryDriver, MemoryStore
@@ -59,16 +61,55 @@ async def test_writes_never_reach_the_old_backend(
     driver = FallbackDriver(new, old)
     await driver.put("links/a", b"a")
     await driver.write("blobs/written", chunked(b"streamed", 3))
-    await driver.delete("blobs/only-old")
-    await driver.delete_prefix("blobs")
     upload = await driver.start_upload("blobs/uploaded")
     await driver.complete_upload(upload, [await driver.write_part(upload, 1, 0, chunked(b"part", 2))])
     await driver.move("blobs/uploaded", "blobs/moved")
     assert stores[1].objects == before, "the old backend is left intact"
     assert stores[1].uploads == {}
-    assert sorted(stores[0].objects) == ["blobs/moved", "links/a"]
-    # A key deleted during the migration still reads from the old backend: reads are gated by the SQL index.
-    assert await driver.get("blobs/only-old") == b"old bytes"
+    assert sorted(stores[0].objects) == ["blobs/both", "blobs/moved", "blobs/only-new", "blobs/written", "links/a"]
+
+
+async def test_deletes_reach_both_backends(
+    old_and_new: tuple[MemoryDriver, MemoryDriver], stores: tuple[MemoryStore, MemoryStore]
+) -> None:
+    old, new = old_and_new
+    await old.put("links/team/a", b"a")
+    await old.put("links/team/b", b"b")
+    await old.put("links/other", b"o")
+    driver = FallbackDriver(new, old)
+    await driver.delete("blobs/only-old")
+    await driver.delete("blobs/both")
+    await driver.delete_prefix("links/team")
+    # Deleted during a migration means deleted in the backend the registry may go back to (a cancel) too.
+    assert sorted(stores[1].objects) == ["links/other"]
+    assert sorted(stores[0].objects) == ["blobs/only-new"]
+    with pytest.raises(ObjectNotFound):
+        await driver.get("blobs/only-old")
+
+
+async def test_a_failing_old_backend_does_not_fail_the_delete(
+    old_and_new: tuple[MemoryDriver, MemoryDriver],
+    stores: tuple[MemoryStore, MemoryStore],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Unavailable(MemoryDriver):
+        async def delete(self, key: str) -> None:
+            raise StorageUnavailable("the old store answered 503")
+
+        async def delete_prefix(self, prefix: str) -> None:
+            raise StorageUnavailable("the old store answered 503")
+
+    old, new = old_and_new
+    driver = FallbackDriver(new, Unavailable(old.store))
+    with caplog.at_level(logging.WARNING, "trustyard.storage.fallback"):
+        await driver.delete("blobs/both")
+        await driver.delete_prefix("blobs")
+    assert sorted(stores[0].objects) == []  # the primary's delete happened, and the caller was told so
+    assert "blobs/both" in stores[1].objects
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "deleted blobs/both from the active backend (memory) but not from the migration's other one (memory)",
+        "deleted blobs/ from the active backend (memory) but not from the migration's other one (memory)",
+    ]
 
 
 async def test_redirects_only_to_the_primary_when_it_holds_the_key(

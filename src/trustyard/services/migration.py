@@ -19,7 +19,8 @@ The flow (docs/storage.md, "Moving to another backend"; the design in docs/archi
    every page, so a copier that died resumes there: any worker's maintenance loop takes over a migration whose
    holder is gone, and so does re-running ``trustyard storage migrate``.
 3. The plan switches atomically to ``{"active": target, "fallback": null}``; the migration is ``done`` and its
-   report says what was copied, verified, missing or mismatched. The source is left intact.
+   report says what was copied, verified, missing or mismatched. Nothing was written to the source (deletes
+   made meanwhile reached it too: storage/fallback.py).
 
 An operator may ``cancel`` while the copy runs: the migration becomes ``cancelling`` (in one statement, so the
 copier finishing and the cancel cannot both win), and whichever process holds the lease rolls back. The copier

@@ -2,22 +2,29 @@
 
 Reads go to the *primary* (the backend being migrated to) and, on a miss, to the *fallback* (the backend
 being migrated from), so everything not copied yet is still served. Everything that writes goes to the
-primary only: new pushes land where they will stay, and the old backend is left exactly as it was (the
-operator deletes it once the migration's report says everything arrived).
+primary only: new pushes land where they will stay, and the old backend keeps what it held (the operator
+deletes it once the migration's report says everything arrived).
 
-Deleting a key removes it from the primary only, so a read of a key deleted during the migration may still
-find the fallback's copy. Nothing the registry serves depends on that: every read of a blob, a manifest or a
-tag is checked against the SQL index first, and the migration writes links from the index, not from the old
-backend (services/migration.py).
+Deletes reach both backends. What a user deletes during a migration (a tag, a manifest, a repository's links)
+must stay deleted whichever way the migration ends: a cancelled one goes back to the old backend, and a
+completed one leaves the old backend for the operator to fall back on or adopt again, where a link deleted
+only from the new backend would bring the deleted image back. The fallback's delete is best effort: the index
+row is gone and the primary's copy with it, so nothing serves the key whatever the fallback says; a failure
+there is logged, not returned to the client as if the delete had not happened. (While the delete runs, a read
+may still find the fallback's copy; every read of a blob, a manifest or a tag is checked against the SQL index
+first.)
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Collection, Mapping
 
-from trustyard.errors import ObjectNotFound
+from trustyard.errors import ObjectNotFound, StorageUnavailable
 from trustyard.storage.driver import ObjectInfo, Part, StorageDriver, UploadState
+
+log = logging.getLogger(__name__)
 
 
 class FallbackDriver:
@@ -82,7 +89,7 @@ class FallbackDriver:
     def local_path(self, key: str) -> str | None:
         return self.primary.local_path(key) or self.fallback.local_path(key)
 
-    # Everything that writes: the primary only.
+    # Everything that writes: the primary only. Deletes: both.
 
     async def put(self, key: str, data: bytes) -> None:
         await self.primary.put(key, data)
@@ -92,9 +99,23 @@ class FallbackDriver:
 
     async def delete(self, key: str) -> None:
         await self.primary.delete(key)
+        await self._from_fallback(key, self.fallback.delete(key))
 
     async def delete_prefix(self, prefix: str) -> None:
         await self.primary.delete_prefix(prefix)
+        await self._from_fallback(f"{prefix}/", self.fallback.delete_prefix(prefix))
+
+    async def _from_fallback(self, what: str, deleting: Awaitable[None]) -> None:
+        try:
+            await deleting
+        except (StorageUnavailable, OSError) as exc:
+            log.warning(
+                "deleted %s from the active backend (%s) but not from the migration's other one (%s): %s",
+                what,
+                self.primary.name,
+                self.fallback.name,
+                exc,
+            )
 
     async def move(self, source: str, destination: str) -> None:
         await self.primary.move(source, destination)
