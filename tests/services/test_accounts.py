@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 
 from tests.services.wiring import wire
+from trustyard.db import app_tokens
 from trustyard.db.engine import migrate, open_index
 from trustyard.errors import AlreadyExists, Denied, InvalidRequest, LoginFailed, NotFound, TooManyRequests, Unauthorized
 from trustyard.services import Services
@@ -158,8 +160,6 @@ async def test_an_app_token_records_its_last_use_to_the_minute(
 ) -> None:
     """A login with an app token writes ``last_used_at`` only when the recorded one is older than a minute:
     a CI job fetching a token per image does not make every fetch a write."""
-    from trustyard.db import accounts as account_store
-
     await services.accounts.create_user(SYSTEM, "erin", PASSWORD)
     token = await services.accounts.create_token(SYSTEM, "erin", "ci")
 
@@ -174,6 +174,6 @@ async def test_an_app_token_records_its_last_use_to_the_minute(
     assert first is not None
     await services.tokens.login("erin", token.secret, "10.0.0.1")
     assert await last_used() == first
-    monkeypatch.setattr(account_store, "TOKEN_USE_PRECISION", account_store.timedelta(0))
+    monkeypatch.setattr(app_tokens, "USE_PRECISION", timedelta(0))
     await services.tokens.login("erin", token.secret, "10.0.0.1")
     assert await last_used() != first

@@ -11,12 +11,17 @@ from dataclasses import dataclass
 from trustyard.auth.credential_cache import DEFAULT_SIZE, CredentialCache
 from trustyard.auth.secretbox import SecretBox
 from trustyard.auth.tokens import TokenAuthority
-from trustyard.db.accounts import AccountStore
+from trustyard.db.app_tokens import AppTokenStore
 from trustyard.db.audit import AuditStore
+from trustyard.db.grants import GrantStore
 from trustyard.db.health import DatabaseProbe
 from trustyard.db.index import Index
+from trustyard.db.namespaces import NamespaceStore
+from trustyard.db.organizations import OrganizationStore
 from trustyard.db.sessions import SessionStore
 from trustyard.db.settings import RuntimeSettings
+from trustyard.db.teams import TeamStore
+from trustyard.db.users import UserStore
 from trustyard.db.webhooks import WebhookStore
 from trustyard.services.accounts import Accounts
 from trustyard.services.adoption import Adoption
@@ -104,7 +109,7 @@ class Services:
         backends = Backends(index.backends, box, storage.current, startup.settings, startup.default_root)
         switch = StorageSwitch(index, backends, storage, worker, pinned=startup.pinned_by is not None)
         audit = Audit(AuditStore(index.reader, index.writer))
-        account_store = AccountStore(index.db)
+        users, app_tokens = UserStore(index.db), AppTokenStore(index.db)
         repository_store = index.repositories
         policies = TagPolicies(index, audit)
         password_checks = PasswordChecks(
@@ -112,7 +117,19 @@ class Services:
             PASSWORD_CHECKS_PER_WORKER,
             PASSWORD_CHECKS_WAITING_PER_WORKER,
         )
-        accounts = Accounts(account_store, repository_store, storage, policies, audit, password_checks)
+        accounts = Accounts(
+            users,
+            OrganizationStore(index.db),
+            TeamStore(index.db),
+            GrantStore(index.db),
+            app_tokens,
+            NamespaceStore(index.db),
+            repository_store,
+            storage,
+            policies,
+            audit,
+            password_checks,
+        )
         storage_admin = StorageAdmin(index, storage)
         webhooks = Webhooks(WebhookStore(index.reader, index.writer), box, audit, source)
         adoption = Adoption(index, storage_admin, switch, collector_id(), background=worker is not None)
@@ -140,7 +157,8 @@ class Services:
             accounts=accounts,
             tokens=Tokens(
                 authority,
-                account_store,
+                users,
+                app_tokens,
                 repository_store,
                 accounts,
                 audit,
@@ -149,7 +167,7 @@ class Services:
                 password_checks,
                 refresh_tokens=refresh_tokens,
             ),
-            sessions=Sessions(SessionStore(index.reader, index.writer), account_store, accounts),
+            sessions=Sessions(SessionStore(index.reader, index.writer), users, accounts),
             audit=audit,
             settings=settings,
             health=Health(DatabaseProbe(index.reader, index.writer), storage),

@@ -14,8 +14,13 @@ from dataclasses import dataclass
 
 from trustyard.auth import passwords
 from trustyard.auth.policy import PULL, Grant, Role, Subject, allowed_actions
-from trustyard.db.accounts import AccountStore, AppTokenRow, GrantRow, ReservedName, TeamRow, UserRow
+from trustyard.db.app_tokens import AppTokenRow, AppTokenStore
+from trustyard.db.grants import GrantRow, GrantStore
+from trustyard.db.namespaces import NamespaceStore, ReservedName
+from trustyard.db.organizations import OrganizationStore
 from trustyard.db.repositories import RepositoryStore
+from trustyard.db.teams import TeamRow, TeamStore
+from trustyard.db.users import UserRow, UserStore
 from trustyard.errors import AlreadyExists, Denied, InvalidRequest, NotFound
 from trustyard.oci.names import RepositoryName
 from trustyard.services.actor import Action, Actor, Credential
@@ -84,7 +89,12 @@ class Target:
 class Accounts:
     def __init__(
         self,
-        store: AccountStore,
+        users: UserStore,
+        organizations: OrganizationStore,
+        teams: TeamStore,
+        grants: GrantStore,
+        app_tokens: AppTokenStore,
+        namespaces: NamespaceStore,
         repositories: RepositoryStore,
         storage: StorageDriver,
         policies: TagPolicies,
@@ -92,7 +102,12 @@ class Accounts:
         password_checks: PasswordChecks,
     ) -> None:
         """``policies`` keep a namespace deleted with its repositories from taking immutable tags along."""
-        self._store = store
+        self._users = users
+        self._organizations = organizations
+        self._teams = teams
+        self._grants = grants
+        self._app_tokens = app_tokens
+        self._namespaces = namespaces
         self._repositories = repositories
         self._storage = storage
         self._policies = policies
@@ -103,14 +118,14 @@ class Accounts:
 
     async def subject(self, name: str) -> Subject | None:
         """The policy's view of an active user (None when unknown or deactivated)."""
-        view = await self._store.policy_view(name)  # one query: the user and every grant reaching them
-        if view is None or not view[1]:
+        view = await self._grants.policy_view(name)  # one query: the user and every grant reaching them
+        if view is None or not view.active:
             return None
-        admin, _active, reaching = view
-        return Subject(name, admin, tuple(Grant(target, namespace, Role(role)) for target, namespace, role in reaching))
+        grants = tuple(Grant(target, namespace, Role(role)) for target, namespace, role in view.grants)
+        return Subject(name, view.admin, grants)
 
     async def _subject(self, user: UserRow) -> Subject:
-        reaching = await self._store.grants_reaching(user.id)
+        reaching = await self._grants.reaching(user.id)
         grants = tuple(Grant(target, namespace, Role(role)) for target, namespace, role in reaching)
         return Subject(user.name, user.admin, grants)
 
@@ -145,12 +160,12 @@ class Accounts:
 
     async def bootstrap_admin(self, password: str | None) -> str | None:
         """Create ``admin`` on first start; returns the generated password (None when given or existing)."""
-        if await self._store.user(ADMIN) is not None:
+        if await self._users.get(ADMIN) is not None:
             return None
         generated = None if password else passwords.generate_password()
         try:
             stored_hash = await self._password_checks.hash(password or generated or "")
-            await self._store.create_user(ADMIN, stored_hash, admin=True)
+            await self._users.create(ADMIN, stored_hash, admin=True)
         except AlreadyExists:
             return None  # another node starting at the same moment created it first
         await self._audit.record(Actor.system(), "user.create", ADMIN, admin=True, bootstrap=True)
@@ -165,23 +180,23 @@ class Accounts:
         if actor.is_anonymous or actor.name != name:
             actor.require_admin()
         elif actor.credential is not Credential.SYSTEM:
-            user = await self._store.user(name)
+            user = await self._users.get(name)
             if current is None or user is None or not await self._password_checks.verify(user.password_hash, current):
                 raise Denied("the current password is wrong or missing: changing your password needs it")
         new = password or passwords.generate_password()
         _check_password(new)
-        await self._store.update_user(name, password_hash=await self._password_checks.hash(new))
+        await self._users.update(name, password_hash=await self._password_checks.hash(new))
         await self._audit.record(actor, "user.password", name)
         return new
 
     async def users(self, actor: Actor) -> list[UserRow]:
         actor.require_admin()
-        return await self._store.users()
+        return await self._users.all()
 
     async def user(self, actor: Actor, name: str) -> UserRow:
         if actor.is_anonymous or actor.name != name:
             actor.require_admin()
-        found = await self._store.user(name)
+        found = await self._users.get(name)
         if found is None:
             raise NotFound(f"no user {name}")
         return found
@@ -192,7 +207,7 @@ class Accounts:
         if password is not None:
             _check_password(password)
         stored_hash = await self._password_checks.hash(password) if password else None
-        created = await self._store.create_user(name, stored_hash, admin)
+        created = await self._users.create(name, stored_hash, admin)
         await self._audit.record(actor, "user.create", name, admin=admin)
         return created
 
@@ -203,7 +218,7 @@ class Accounts:
         values = {k: v for k, v in {"admin": admin, "active": active}.items() if v is not None}
         if name == actor.name and values and not all(values.values()):
             raise InvalidRequest("administrators cannot demote or deactivate themselves")
-        updated = await self._store.update_user(name, **values) if values else await self.user(actor, name)
+        updated = await self._users.update(name, **values) if values else await self.user(actor, name)
         await self._audit.record(actor, "user.update", name, **values)
         return updated
 
@@ -214,22 +229,20 @@ class Accounts:
             raise InvalidRequest("administrators cannot delete themselves")
         await self.user(actor, name)
         removed = await self._empty_namespace(actor, "user", name, with_repositories)
-        await self._store.delete_user(name, actor.name)
+        await self._users.delete(name, actor.name)
         await self._audit.record(actor, "user.delete", name, repositories=removed)
 
     # Organizations and teams ----------------------------------------------------------------------------
 
     async def organizations(self, actor: Actor) -> list[str]:
         actor.require_admin()
-        return [name for name, _ in await self._store.organizations()]
+        return await self._organizations.all()
 
     async def create_organization(self, actor: Actor, name: str) -> None:
         """Create an organization and its ``owners`` team, which holds admin on the organization's namespace."""
         actor.require_admin()
         check_name("organization", name)
-        await self._store.create_organization(name)
-        await self._store.create_team(name, OWNERS)
-        await self._store.put_grant(None, (name, OWNERS), name, True, Role.ADMIN)
+        await self._organizations.create(name, OWNERS, Role.ADMIN)
         await self._audit.record(actor, "organization.create", name)
 
     async def delete_organization(self, actor: Actor, name: str, with_repositories: bool = False) -> None:
@@ -238,7 +251,7 @@ class Accounts:
         if name not in await self.organizations(actor):
             raise NotFound(f"no organization {name}")
         removed = await self._empty_namespace(actor, "organization", name, with_repositories)
-        await self._store.delete_organization(name, actor.name)
+        await self._organizations.delete(name, actor.name)
         await self._audit.record(actor, "organization.delete", name, repositories=removed)
 
     async def _empty_namespace(self, actor: Actor, kind: str, name: str, with_repositories: bool) -> int:
@@ -264,41 +277,41 @@ class Accounts:
     async def reserved_names(self, actor: Actor) -> list[ReservedName]:
         """Names of deleted users and organizations, which nobody may register until released."""
         actor.require_admin()
-        return await self._store.reserved()
+        return await self._namespaces.reserved()
 
     async def release_name(self, actor: Actor, name: str) -> None:
         """Let a reserved name be registered again (by whoever the administrator means it for)."""
         actor.require_admin()
-        await self._store.release(name)
+        await self._namespaces.release(name)
         await self._audit.record(actor, "namespace.release", name)
 
     async def teams(self, actor: Actor, organization: str) -> list[TeamRow]:
         actor.require_admin()
-        return await self._store.teams(organization)
+        return await self._teams.of(organization)
 
     async def create_team(self, actor: Actor, organization: str, name: str) -> None:
         actor.require_admin()
         check_name("team", name)
-        await self._store.create_team(organization, name)
+        await self._teams.create(organization, name)
         await self._audit.record(actor, "team.create", f"{organization}/{name}")
 
     async def delete_team(self, actor: Actor, organization: str, name: str) -> None:
         actor.require_admin()
-        await self._store.delete_team(organization, name)
+        await self._teams.delete(organization, name)
         await self._audit.record(actor, "team.delete", f"{organization}/{name}")
 
     async def members(self, actor: Actor, organization: str, team: str) -> list[str]:
         actor.require_admin()
-        return await self._store.members(organization, team)
+        return await self._teams.members(organization, team)
 
     async def add_member(self, actor: Actor, organization: str, team: str, user: str) -> None:
         actor.require_admin()
-        if await self._store.add_member(organization, team, user):
+        if await self._teams.add_member(organization, team, user):
             await self._audit.record(actor, "team.member.add", f"{organization}/{team}", user=user)
 
     async def remove_member(self, actor: Actor, organization: str, team: str, user: str) -> None:
         actor.require_admin()
-        if not await self._store.remove_member(organization, team, user):
+        if not await self._teams.remove_member(organization, team, user):
             raise NotFound(f"{user} is not a member of {organization}/{team}")
         await self._audit.record(actor, "team.member.remove", f"{organization}/{team}", user=user)
 
@@ -307,10 +320,10 @@ class Accounts:
     async def grants(self, actor: Actor, target: str | None = None) -> list[GrantRow]:
         if target is None:
             actor.require_admin()
-            return await self._store.grants()
+            return await self._grants.all()
         parsed = Target.parse(target)
         self._require_target_admin(actor, parsed)
-        return await self._store.grants(parsed.name)
+        return await self._grants.all(parsed.name)
 
     async def put_grant(
         self, actor: Actor, target: str, role: str, user: str | None = None, team: str | None = None
@@ -330,16 +343,16 @@ class Accounts:
             if not sep:
                 raise InvalidRequest(f"team {team!r}: write organization/team")
             team_key = (organization, team_name)
-        row = await self._store.put_grant(user, team_key, parsed.name, parsed.namespace, level)
+        row = await self._grants.put(user, team_key, parsed.name, parsed.namespace, level)
         await self._audit.record(actor, "grant.put", str(parsed), role=level.label, user=user, team=team, grant=row.id)
         return row
 
     async def delete_grant(self, actor: Actor, grant_id: int) -> None:
-        row = await self._store.grant(grant_id)
+        row = await self._grants.get(grant_id)
         if row is None:
             raise NotFound(f"no grant {grant_id}")
         self._require_target_admin(actor, Target(row.target, row.namespace))
-        await self._store.delete_grant(grant_id)
+        await self._grants.delete(grant_id)
         await self._audit.record(
             actor, "grant.delete", str(Target(row.target, row.namespace)), user=row.user, team=row.team, grant=row.id
         )
@@ -353,7 +366,7 @@ class Accounts:
 
     async def tokens(self, actor: Actor, user: str) -> list[AppTokenRow]:
         self._require_self_or_admin(actor, user)
-        return await self._store.tokens(user)
+        return await self._app_tokens.of(user)
 
     async def create_token(self, actor: Actor, user: str, name: str, read_only: bool = False) -> CreatedToken:
         """A new app token (``read_only``: it may only pull, whatever the user may do); needs the password."""
@@ -362,14 +375,14 @@ class Accounts:
         if not name.strip() or len(name) > 100:
             raise InvalidRequest("a token needs a name of 1 to 100 characters")
         token = passwords.new_app_token()
-        row = await self._store.create_token(user, token.id, name.strip(), token.secret_hash, read_only)
+        row = await self._app_tokens.create(user, token.id, name.strip(), token.secret_hash, read_only)
         await self._audit.record(actor, "token.create", user, token=token.id, name=row.name, read_only=read_only)
         return CreatedToken(row, token.secret)
 
     async def revoke_token(self, actor: Actor, user: str, token_id: str) -> None:
         self._require_self_or_admin(actor, user)
         actor.require_password("revoking an app token")
-        await self._store.delete_token(user, token_id)
+        await self._app_tokens.delete(user, token_id)
         await self._audit.record(actor, "token.revoke", user, token=token_id)
 
     def _require_self_or_admin(self, actor: Actor, user: str) -> None:

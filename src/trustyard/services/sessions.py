@@ -1,7 +1,7 @@
 """Web UI sessions, held server-side: ``start`` after a password login, ``resume`` on every request, ``end``
 on logout. The cookie carries a random secret; the ``web_sessions`` table its SHA-256. Logging out deletes
 the row, so a copied cookie stops working; a new password, deactivation or deletion of the user deletes all
-of theirs (``db/accounts.py``, in the same transaction as the change)."""
+of theirs (``db/users.py``, in the same transaction as the change)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from trustyard.db.accounts import AccountStore
 from trustyard.db.sessions import SessionStore
+from trustyard.db.users import UserStore
 from trustyard.errors import InvalidRequest
 from trustyard.services.accounts import Accounts
 from trustyard.services.actor import Actor, Credential
@@ -25,9 +25,9 @@ def _key(secret: str) -> str:
 
 
 class Sessions:
-    def __init__(self, store: SessionStore, accounts_store: AccountStore, accounts: Accounts) -> None:
+    def __init__(self, store: SessionStore, users: UserStore, accounts: Accounts) -> None:
         self._store = store
-        self._accounts_store = accounts_store
+        self._users = users
         self._accounts = accounts
 
     async def start(self, principal: Principal) -> str:
@@ -45,7 +45,7 @@ class Sessions:
         if not secret:
             return None
         name = await self._store.user_of(_key(secret), datetime.now(UTC))
-        user = await self._accounts_store.user(name) if name else None
+        user = await self._users.get(name) if name else None
         if user is None or not user.active:
             return None
         return await self._accounts.actor_for(user, source, Credential.PASSWORD)

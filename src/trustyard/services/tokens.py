@@ -22,8 +22,9 @@ from trustyard.auth.credential_cache import CredentialCache
 from trustyard.auth.policy import PULL, Subject, allowed_actions, grant, role_on
 from trustyard.auth.scopes import CATALOG, CATALOG_SCOPE, REGISTRY, REPOSITORY, Scope
 from trustyard.auth.tokens import TokenAuthority, TokenInvalid
-from trustyard.db.accounts import AccountStore, AppTokenRow, UserRow
+from trustyard.db.app_tokens import AppTokenRow, AppTokenStore
 from trustyard.db.repositories import RepositoryStore
+from trustyard.db.users import UserRow, UserStore
 from trustyard.errors import InvalidToken, LoginFailed, TooManyRequests, Unauthorized
 from trustyard.services.accounts import Accounts
 from trustyard.services.actor import Action, Actor, Credential
@@ -67,7 +68,8 @@ class Tokens:
     def __init__(
         self,
         authority: TokenAuthority,
-        store: AccountStore,
+        users: UserStore,
+        app_tokens: AppTokenStore,
         repositories: RepositoryStore,
         accounts: Accounts,
         audit: Audit,
@@ -79,7 +81,8 @@ class Tokens:
     ) -> None:
         self.authority = authority
         self.refresh_tokens = refresh_tokens
-        self._store = store
+        self._users = users
+        self._app_tokens = app_tokens
         self._repositories = repositories
         self._accounts = accounts
         self._audit = audit
@@ -107,10 +110,10 @@ class Tokens:
             except TooManyRequests:
                 metrics.AUTH_FAILURES.labels("throttled").inc()
                 raise
-        user = await self._store.user(username)
+        user = await self._users.get(username)
         row = None
         if token_id is not None:
-            row = await self._store.token(token_id)
+            row = await self._app_tokens.get(token_id)
             ok = row is not None and user is not None and row.user == user.name
             ok = ok and row is not None and passwords.token_matches(row.secret_hash, secret)
         else:
@@ -124,7 +127,7 @@ class Tokens:
             await self._audit.record(Actor.claimant(username, source), "login.failed", username)
             raise LoginFailed()
         if row is not None:
-            await self._store.touch_token(row.id, row.last_used_at)
+            await self._app_tokens.touch(row.id, row.last_used_at)
         return Principal(user, row)
 
     async def login_basic(self, authorization: str | None, source: str | None) -> Principal | None:
@@ -186,11 +189,11 @@ class Tokens:
             claims = self.authority.verify_refresh(refresh_token)
         except TokenInvalid:
             raise LoginFailed("invalid refresh token") from None
-        user = await self._store.user(claims.subject)
+        user = await self._users.get(claims.subject)
         valid = user is not None and user.active
         row = None
         if valid and user is not None and claims.app_token is not None:
-            row = await self._store.token(claims.app_token)
+            row = await self._app_tokens.get(claims.app_token)
             valid = row is not None and row.user == user.name
         elif valid and user is not None:
             current = passwords.password_stamp(user.password_hash) if user.password_hash else None
