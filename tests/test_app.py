@@ -100,7 +100,7 @@ async def test_nodes_started_at_once_on_an_empty_database_all_come_up(tmp_path: 
     for node in nodes:
         async with open_node(node) as (services, keys):
             found.append(keys)
-            assert await services.accounts.bootstrap_admin(None) is None  # exactly one admin, already there
+            assert await services.users.bootstrap_admin(None) is None  # exactly one admin, already there
     assert found[0] is not None
     assert found == [found[0]] * 3
 

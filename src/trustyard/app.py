@@ -111,7 +111,7 @@ async def prepare(settings: Settings, *, serving: bool = False) -> Startup:
     tls = tls_files(settings)
     async with open_services(settings) as services:
         given = settings.admin_password.get_secret_value() if settings.admin_password else None
-        generated = await services.accounts.bootstrap_admin(given)
+        generated = await services.users.bootstrap_admin(given)
         await services.webhooks.sync_config(settings.notifications)
         await services.webhooks.recover()
     return Startup(generated, tls)

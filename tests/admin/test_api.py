@@ -24,12 +24,12 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Services
         services: Services = registry.asgi.state.services
         system = Actor.system()
         for name in ("reader", "owner", "outsider"):
-            await services.accounts.create_user(system, name, PASSWORD)
-        await services.accounts.put_grant(system, "acme/app", "read", user="reader")
-        await services.accounts.put_grant(system, "acme/app", "admin", user="owner")
-        token = await services.accounts.create_token(system, "reader", "ci")
-        revoked = await services.accounts.create_token(system, "reader", "old")
-        await services.accounts.revoke_token(system, "reader", revoked.row.id)
+            await services.users.create(system, name, PASSWORD)
+        await services.grants.put(system, "acme/app", "read", user="reader")
+        await services.grants.put(system, "acme/app", "admin", user="owner")
+        token = await services.app_tokens.create(system, "reader", "ci")
+        revoked = await services.app_tokens.create(system, "reader", "old")
+        await services.app_tokens.revoke(system, "reader", revoked.row.id)
         await push_image(registry.client, "acme/app", "v1")
         callers: dict[str, tuple[str, str] | None] = {
             "anonymous": None,
@@ -129,7 +129,7 @@ async def test_users_teams_grants_tokens_round_trip(
     )
     assert grant.status_code == 201
     assert grant.json()["target"] == "team/*"
-    subject = await services.accounts.subject("dev")
+    subject = await services.permissions.subject("dev")
     assert subject is not None
     assert [g.target for g in subject.grants] == ["team"]
 
@@ -266,7 +266,7 @@ async def test_a_deleted_namespace_cannot_be_inherited(tmp_path: Path) -> None:
     async with running(tmp_path / "data") as registry:
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=registry.asgi), base_url=BASE_URL, auth=ADMIN)
         services: Services = registry.asgi.state.services
-        await services.accounts.create_user(Actor.system(), "outsider", PASSWORD)
+        await services.users.create(Actor.system(), "outsider", PASSWORD)
         assert (await client.post("/api/v1/organizations", json={"name": "tmporg"})).status_code == 201
         await push_image(registry.client, "tmporg/private", "1")
         on_namespace = {"target": "tmporg/*", "role": "read", "user": "outsider"}
@@ -292,7 +292,7 @@ async def test_a_deleted_namespace_cannot_be_inherited(tmp_path: Path) -> None:
         created = await client.post("/api/v1/users", json={"name": "tmporg", "password": PASSWORD})
         assert created.status_code == 201
         assert (await client.get("/api/v1/grants", params={"target": "tmporg/*"})).json()["grants"] == []
-        outsider = await services.accounts.subject("outsider")
+        outsider = await services.permissions.subject("outsider")
         assert outsider is not None
         assert outsider.grants == ()
         await client.aclose()
@@ -302,7 +302,7 @@ async def test_a_deleted_user_keeps_their_repositories_until_told(tmp_path: Path
     async with running(tmp_path / "data") as registry:
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=registry.asgi), base_url=BASE_URL, auth=ADMIN)
         services: Services = registry.asgi.state.services
-        await services.accounts.create_user(Actor.system(), "leaver", PASSWORD)
+        await services.users.create(Actor.system(), "leaver", PASSWORD)
         await push_image(registry.client, "leaver/app", "v1")
         refused = await client.delete("/api/v1/users/leaver")
         assert refused.status_code == 400

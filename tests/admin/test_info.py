@@ -15,7 +15,7 @@ PASSWORD = "a-long-enough-password"
 
 async def test_site_admins_see_it_and_nobody_else(tmp_path: Path) -> None:
     async with running(tmp_path / "data", public_url="https://registry.example") as registry:
-        await registry.asgi.state.services.accounts.create_user(Actor.system(), "alice", PASSWORD)
+        await registry.asgi.state.services.users.create(Actor.system(), "alice", PASSWORD)
         await push_image(registry.client, "acme/app", "v1")
         transport = httpx.ASGITransport(app=registry.asgi)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:

@@ -71,17 +71,17 @@ async def populated(data_dir: Path, **settings: Any) -> AsyncIterator[World]:
         services: Services = registry.asgi.state.services
         system = Actor.system()
         for name in ("reader", "writer", "owner", "outsider"):
-            await services.accounts.create_user(system, name, PASSWORD)
-        await services.accounts.put_grant(system, REPO, "read", user="reader")
-        await services.accounts.put_grant(system, REPO, "read-write", user="writer")
-        await services.accounts.put_grant(system, REPO, "admin", user="owner")
-        await services.accounts.create_organization(system, "other")
-        await services.accounts.create_team(system, "other", "devs")
-        await services.accounts.add_member(system, "other", "devs", "outsider")
-        await services.accounts.put_grant(system, "other/*", "read-write", team="other/devs")
-        token = await services.accounts.create_token(system, "writer", "ci")
-        revoked = await services.accounts.create_token(system, "writer", "old")
-        await services.accounts.revoke_token(system, "writer", revoked.row.id)
+            await services.users.create(system, name, PASSWORD)
+        await services.grants.put(system, REPO, "read", user="reader")
+        await services.grants.put(system, REPO, "read-write", user="writer")
+        await services.grants.put(system, REPO, "admin", user="owner")
+        await services.organizations.create(system, "other")
+        await services.teams.create(system, "other", "devs")
+        await services.teams.add_member(system, "other", "devs", "outsider")
+        await services.grants.put(system, "other/*", "read-write", team="other/devs")
+        token = await services.app_tokens.create(system, "writer", "ci")
+        revoked = await services.app_tokens.create(system, "writer", "old")
+        await services.app_tokens.revoke(system, "writer", revoked.row.id)
         await push_image(registry.client, REPO, "v1")
         await push_image(registry.client, "other/thing", "v1")
         secrets = {"admin": ADMIN_PASSWORD, "reader": PASSWORD, "writer": token.secret, "owner": PASSWORD}
@@ -292,9 +292,9 @@ async def test_catalog_pages_fill_through_filtered_names_and_follow_grant_change
 
     # outsider: other/* through the team "other/devs", and the public repository; 2 per page.
     assert await pages("outsider", 2) == [["other/thing", "other/x"], ["other/y", "pub/open"]]
-    await world.services.accounts.put_grant(Actor.system(), "c/hidden", "read", user="outsider")
+    await world.services.grants.put(Actor.system(), "c/hidden", "read", user="outsider")
     assert await pages("outsider", 10) == [["c/hidden", "other/thing", "other/x", "other/y", "pub/open"]]
-    await world.services.accounts.update_user(Actor.system(), "outsider", active=False)
+    await world.services.users.update(Actor.system(), "outsider", active=False)
     deactivated = client_as(world.registry, "outsider", PASSWORD)
     assert (await deactivated.get("/v2/_catalog")).status_code == 401  # a deactivated user gets no token at all
     await deactivated.aclose()
@@ -306,7 +306,7 @@ async def test_mount_needs_pull_on_the_source(world: World) -> None:
     layer = manifest["layers"][0]["digest"]
     refused = await client.post("/v2/other/copy/blobs/uploads/", params={"mount": layer, "from": REPO})
     assert refused.status_code == 202  # no pull on acme/app: an ordinary upload session instead of a mount
-    await world.services.accounts.put_grant(Actor.system(), REPO, "read", team="other/devs")
+    await world.services.grants.put(Actor.system(), REPO, "read", team="other/devs")
     client.auth = type(client.auth)("outsider", PASSWORD, f"{BASE_URL}/auth/token")  # type: ignore[call-arg]
     mounted = await client.post("/v2/other/copy/blobs/uploads/", params={"mount": layer, "from": REPO})
     assert mounted.status_code == 201
@@ -367,7 +367,7 @@ async def test_oauth2_post_and_refresh_tokens(world_with_refresh: World) -> None
     assert claims.access == {("repository", REPO): {"pull", "push"}}
     # The app token behind it is revoked: so is the refresh token.
     token_id = world.secrets["writer"].split("_")[1]
-    await world.services.accounts.revoke_token(Actor.system(), "writer", token_id)
+    await world.services.app_tokens.revoke(Actor.system(), "writer", token_id)
     revoked = await client.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh})
     assert revoked.status_code == 401
 
@@ -381,7 +381,7 @@ async def test_a_password_change_revokes_refresh_tokens(world_with_refresh: Worl
     refresh = got.json()["refresh_token"]
     ok = await client.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh})
     assert ok.status_code == 200
-    await world.services.accounts.reset_password(Actor.system(), "reader", "another-long-password")
+    await world.services.users.set_password(Actor.system(), "reader", "another-long-password")
     gone = await client.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": refresh})
     assert gone.status_code == 401
 

@@ -59,13 +59,13 @@ async def make_world(registry: Registry) -> World:
     services: Services = registry.asgi.state.services
     system = Actor.system()
     for name in ("alice", "bob", "carol"):
-        await services.accounts.create_user(system, name, PASSWORD)
-    await services.accounts.create_organization(system, "acme")
-    await services.accounts.create_team(system, "acme", "devs")
-    await services.accounts.add_member(system, "acme", "devs", "bob")
-    await services.accounts.put_grant(system, "acme/*", "read-write", team="acme/devs")
-    await services.accounts.put_grant(system, "shared/src", "read", user="bob")
-    created = await services.accounts.create_token(system, "alice", "ci")
+        await services.users.create(system, name, PASSWORD)
+    await services.organizations.create(system, "acme")
+    await services.teams.create(system, "acme", "devs")
+    await services.teams.add_member(system, "acme", "devs", "bob")
+    await services.grants.put(system, "acme/*", "read-write", team="acme/devs")
+    await services.grants.put(system, "shared/src", "read", user="bob")
+    created = await services.app_tokens.create(system, "alice", "ci")
     await push_blob(registry.client, "shared/src", b"a layer in shared/src")
     return World(registry, created.secret, created.row.id)
 
@@ -154,18 +154,18 @@ async def test_revocation_takes_effect_within_the_cache_ttl(tmp_path: Path) -> N
         world = await make_world(registry)
         async with world.client("alice", world.token) as client:
             assert (await client.get("/v2/")).status_code == 200
-            await world.services.accounts.revoke_token(Actor.system(), "alice", world.token_id)
+            await world.services.app_tokens.revoke(Actor.system(), "alice", world.token_id)
             assert (await client.get("/v2/")).status_code == 200
     # ... and once it has ended (a TTL of 0: every request is checked again) the revoked token is refused.
     async with running(tmp_path / "uncached", basic_auth_cache_ttl=0) as registry:
         world = await make_world(registry)
         async with world.client("alice", world.token) as client:
             assert (await client.get("/v2/")).status_code == 200
-            await world.services.accounts.revoke_token(Actor.system(), "alice", world.token_id)
+            await world.services.app_tokens.revoke(Actor.system(), "alice", world.token_id)
             refused = await client.get("/v2/")
             assert refused.status_code == 401
             assert refused.headers["www-authenticate"].startswith(CHALLENGE)
-            await world.services.accounts.reset_password(Actor.system(), "alice", "a-new-long-password")
+            await world.services.users.set_password(Actor.system(), "alice", "a-new-long-password")
         async with world.client("alice") as client:
             assert (await client.get("/v2/")).status_code == 401
 
@@ -295,7 +295,7 @@ async def test_a_subject_who_may_not_read_the_source_cannot_tell_whether_the_blo
 async def test_a_read_only_app_token_only_pulls_over_basic(world: World) -> None:
     async with world.client("alice") as alice:
         await push_image(alice, "alice/app", "v1")
-    read_only = await world.services.accounts.create_token(Actor.system(), "alice", "pull-only", read_only=True)
+    read_only = await world.services.app_tokens.create(Actor.system(), "alice", "pull-only", read_only=True)
     async with world.client("alice", read_only.secret) as client:
         assert (await client.get("/v2/alice/app/manifests/v1")).status_code == 200
         refused = await client.post("/v2/alice/app/blobs/uploads/")

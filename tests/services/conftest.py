@@ -28,6 +28,17 @@ async def services(tmp_path: Path) -> AsyncIterator[Services]:
 
 
 @pytest.fixture
+async def services_on_each_database(database_url: str) -> AsyncIterator[Services]:
+    """Services over a migrated index on SQLite and on PostgreSQL (``database_url``) and the in-memory driver."""
+    await migrate(database_url)
+    index = open_index(database_url)
+    try:
+        yield wire(index, MemoryDriver())
+    finally:
+        await index.dispose()
+
+
+@pytest.fixture
 async def object_store_services(tmp_path: Path) -> AsyncIterator[tuple[Services, MemoryDriver]]:
     """Services over a driver that, like S3, refuses parts below a minimum size except the last."""
     driver = MemoryDriver(min_part_size=OBJECT_STORE_MIN_PART)

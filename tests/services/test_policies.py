@@ -96,14 +96,14 @@ async def test_an_immutable_tag_keeps_its_namespace_from_being_deleted_with_it(
     env: tuple[Services, Index, MemoryDriver],  # noqa: F811
 ) -> None:
     services, _index, _driver = env
-    await services.accounts.create_organization(SYSTEM, "team")
+    await services.organizations.create(SYSTEM, "team")
     await push_image(services, "v1", b"one")  # team/app:v1
     await push_image(services, "v1", b"two", repository=RepositoryName.parse("team/other"))
     await services.policies.put(SYSTEM, TagPolicy.parse("team/app", immutable=True))
     with pytest.raises(Denied, match=r"tag v1 in team/app is immutable"):
-        await services.accounts.delete_organization(SYSTEM, "team", with_repositories=True)
-    assert "team" in await services.accounts.organizations(SYSTEM)  # refused before anything was deleted
+        await services.organizations.delete(SYSTEM, "team", with_repositories=True)
+    assert "team" in await services.organizations.all(SYSTEM)  # refused before anything was deleted
     assert await services.tags.list(SYSTEM, RepositoryName.parse("team/other"), None, None) == ["v1"]
     await services.policies.delete(SYSTEM, "team/app")
-    await services.accounts.delete_organization(SYSTEM, "team", with_repositories=True)
-    assert "team" not in await services.accounts.organizations(SYSTEM)
+    await services.organizations.delete(SYSTEM, "team", with_repositories=True)
+    assert "team" not in await services.organizations.all(SYSTEM)

@@ -26,7 +26,7 @@ async def test_a_site_admin_sees_the_registry_at_a_glance(registry: Registry, ad
 
 
 async def test_a_user_sees_nothing_of_it(registry: Registry) -> None:
-    await registry.asgi.state.services.accounts.create_user(Actor.system(), "alice", PASSWORD)
+    await registry.asgi.state.services.users.create(Actor.system(), "alice", PASSWORD)
     await push_image(registry.client, "acme/app", "v1")
     user = browser_of(registry)
     async with user.http:

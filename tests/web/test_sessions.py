@@ -133,7 +133,7 @@ async def test_deleting_a_user_ends_their_sessions(admin: Browser, registry: Reg
 async def test_an_app_token_does_not_open_a_web_session(browser: Browser, registry: Registry) -> None:
     """Today an app token logs in to the web UI, where the account itself is managed."""
     services: Services = registry.asgi.state.services
-    token = await services.accounts.create_token(Actor.system(), "admin", "ci")
+    token = await services.app_tokens.create(Actor.system(), "admin", "ci")
     await browser.get("/login")
     response = await browser.post("/login", {"username": "admin", "password": token.secret})
     assert response.status_code == 401

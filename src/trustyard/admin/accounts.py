@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from trustyard.admin.http import actor, body, field, render, services, when
-from trustyard.services.accounts import AppTokenRow, UserRow
+from trustyard.services.app_tokens import AppTokenRow
+from trustyard.services.users import UserRow
 
 
 def _user(row: UserRow) -> dict[str, object]:
@@ -26,35 +27,35 @@ def _token(row: AppTokenRow) -> dict[str, object]:
 
 async def me(request: Request) -> Response:
     caller = await actor(request)
-    return render(_user(await services(request).accounts.user(caller, caller.name)))
+    return render(_user(await services(request).users.get(caller, caller.name)))
 
 
 async def list_users(request: Request) -> Response:
-    users = await services(request).accounts.users(await actor(request))
+    users = await services(request).users.all(await actor(request))
     return render({"users": [_user(u) for u in users]})
 
 
 async def create_user(request: Request) -> Response:
     """A new user; without ``password`` one is generated and returned once, as the CLI and the UI do."""
     data = await body(request)
-    accounts, caller = services(request).accounts, await actor(request)
+    users, caller = services(request).users, await actor(request)
     given = field(data, "password", str, required=False)
-    created = await accounts.create_user(
+    created = await users.create(
         caller, field(data, "name", str), given, bool(field(data, "admin", bool, required=False))
     )
     if given is not None:
         return render(_user(created), 201)
-    return render({**_user(created), "password": await accounts.reset_password(caller, created.name)}, 201)
+    return render({**_user(created), "password": await users.set_password(caller, created.name)}, 201)
 
 
 async def get_user(request: Request) -> Response:
-    user = await services(request).accounts.user(await actor(request), request.path_params["user"])
+    user = await services(request).users.get(await actor(request), request.path_params["user"])
     return render(_user(user))
 
 
 async def update_user(request: Request) -> Response:
     data = await body(request)
-    updated = await services(request).accounts.update_user(
+    updated = await services(request).users.update(
         await actor(request),
         request.path_params["user"],
         admin=field(data, "admin", bool, required=False),
@@ -70,7 +71,7 @@ def _with_repositories(request: Request) -> bool:
 
 async def delete_user(request: Request) -> Response:
     name, everything = request.path_params["user"], _with_repositories(request)
-    await services(request).accounts.delete_user(await actor(request), name, everything)
+    await services(request).users.delete(await actor(request), name, everything)
     return Response(status_code=204)
 
 
@@ -81,29 +82,29 @@ async def set_password(request: Request) -> Response:
     given = field(data, "password", str, required=False)
     current = field(data, "current_password", str, required=False)
     caller, name = await actor(request), request.path_params["user"]
-    password = await services(request).accounts.reset_password(caller, name, given, current)
+    password = await services(request).users.set_password(caller, name, given, current)
     return render({} if given else {"password": password})
 
 
 async def list_organizations(request: Request) -> Response:
-    names = await services(request).accounts.organizations(await actor(request))
+    names = await services(request).organizations.all(await actor(request))
     return render({"organizations": names})
 
 
 async def create_organization(request: Request) -> Response:
     name = field(await body(request), "name", str)
-    await services(request).accounts.create_organization(await actor(request), name)
+    await services(request).organizations.create(await actor(request), name)
     return render({"name": name}, 201)
 
 
 async def delete_organization(request: Request) -> Response:
     name, everything = request.path_params["org"], _with_repositories(request)
-    await services(request).accounts.delete_organization(await actor(request), name, everything)
+    await services(request).organizations.delete(await actor(request), name, everything)
     return Response(status_code=204)
 
 
 async def list_reserved(request: Request) -> Response:
-    names = await services(request).accounts.reserved_names(await actor(request))
+    names = await services(request).namespaces.reserved(await actor(request))
     return render(
         {
             "reserved": [
@@ -115,46 +116,46 @@ async def list_reserved(request: Request) -> Response:
 
 
 async def release_name(request: Request) -> Response:
-    await services(request).accounts.release_name(await actor(request), request.path_params["name"])
+    await services(request).namespaces.release(await actor(request), request.path_params["name"])
     return Response(status_code=204)
 
 
 async def list_teams(request: Request) -> Response:
-    teams = await services(request).accounts.teams(await actor(request), request.path_params["org"])
+    teams = await services(request).teams.of(await actor(request), request.path_params["org"])
     return render({"teams": [{"name": t.name, "created_at": when(t.created_at)} for t in teams]})
 
 
 async def create_team(request: Request) -> Response:
     name = field(await body(request), "name", str)
-    await services(request).accounts.create_team(await actor(request), request.path_params["org"], name)
+    await services(request).teams.create(await actor(request), request.path_params["org"], name)
     return render({"name": name}, 201)
 
 
 async def delete_team(request: Request) -> Response:
     org, team = request.path_params["org"], request.path_params["team"]
-    await services(request).accounts.delete_team(await actor(request), org, team)
+    await services(request).teams.delete(await actor(request), org, team)
     return Response(status_code=204)
 
 
 async def list_members(request: Request) -> Response:
     org, team = request.path_params["org"], request.path_params["team"]
-    return render({"members": await services(request).accounts.members(await actor(request), org, team)})
+    return render({"members": await services(request).teams.members(await actor(request), org, team)})
 
 
 async def add_member(request: Request) -> Response:
     org, team, user = request.path_params["org"], request.path_params["team"], request.path_params["user"]
-    await services(request).accounts.add_member(await actor(request), org, team, user)
+    await services(request).teams.add_member(await actor(request), org, team, user)
     return Response(status_code=204)
 
 
 async def remove_member(request: Request) -> Response:
     org, team, user = request.path_params["org"], request.path_params["team"], request.path_params["user"]
-    await services(request).accounts.remove_member(await actor(request), org, team, user)
+    await services(request).teams.remove_member(await actor(request), org, team, user)
     return Response(status_code=204)
 
 
 async def list_tokens(request: Request) -> Response:
-    tokens = await services(request).accounts.tokens(await actor(request), request.path_params["user"])
+    tokens = await services(request).app_tokens.of(await actor(request), request.path_params["user"])
     return render({"tokens": [_token(t) for t in tokens]})
 
 
@@ -163,11 +164,11 @@ async def create_token(request: Request) -> Response:
     data = await body(request)
     name, read_only = field(data, "name", str), bool(field(data, "read_only", bool, required=False))
     caller, user = await actor(request), request.path_params["user"]
-    created = await services(request).accounts.create_token(caller, user, name, read_only)
+    created = await services(request).app_tokens.create(caller, user, name, read_only)
     return render({**_token(created.row), "token": created.secret}, 201)
 
 
 async def revoke_token(request: Request) -> Response:
     user, token_id = request.path_params["user"], request.path_params["token"]
-    await services(request).accounts.revoke_token(await actor(request), user, token_id)
+    await services(request).app_tokens.revoke(await actor(request), user, token_id)
     return Response(status_code=204)

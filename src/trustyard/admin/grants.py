@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from trustyard.admin.http import actor, body, field, render, services, when
 from trustyard.auth.policy import Role
-from trustyard.services.accounts import GrantRow
+from trustyard.services.grants import GrantRow
 
 
 def grant_json(row: GrantRow) -> dict[str, object]:
@@ -23,13 +23,13 @@ def grant_json(row: GrantRow) -> dict[str, object]:
 
 async def list_grants(request: Request) -> Response:
     target = request.query_params.get("target")
-    grants = await services(request).accounts.grants(await actor(request), target)
+    grants = await services(request).grants.all(await actor(request), target)
     return render({"grants": [grant_json(g) for g in grants]})
 
 
 async def put_grant(request: Request) -> Response:
     data = await body(request)
-    row = await services(request).accounts.put_grant(
+    row = await services(request).grants.put(
         await actor(request),
         field(data, "target", str),
         field(data, "role", str),
@@ -40,5 +40,5 @@ async def put_grant(request: Request) -> Response:
 
 
 async def delete_grant(request: Request) -> Response:
-    await services(request).accounts.delete_grant(await actor(request), request.path_params["grant"])
+    await services(request).grants.delete(await actor(request), request.path_params["grant"])
     return Response(status_code=204)

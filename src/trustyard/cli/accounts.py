@@ -35,7 +35,7 @@ def reset_password(
     given = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     if password_stdin and not given:
         raise click.UsageError("--password-stdin: standard input held no password")
-    password = run(config_file, data_dir, lambda s, a: s.accounts.reset_password(a, user, given))
+    password = run(config_file, data_dir, lambda s, a: s.users.set_password(a, user, given))
     if given is not None:
         done(as_json, f"set the password of {user}", user=user)
     else:
@@ -54,7 +54,7 @@ def user() -> None:
 @CONFIG
 @DATA_DIR
 def user_list(config_file: Path | None, data_dir: Path | None) -> None:
-    users = run(config_file, data_dir, lambda s, a: s.accounts.users(a))
+    users = run(config_file, data_dir, lambda s, a: s.users.all(a))
     show([{"name": u.name, "admin": u.admin, "active": u.active} for u in users])
 
 
@@ -68,8 +68,8 @@ def user_create(config_file: Path | None, data_dir: Path | None, name: str, is_a
     """Create a user with a generated password, printed once."""
 
     async def call(s: Services, a: Actor) -> str:
-        await s.accounts.create_user(a, name, None, is_admin)
-        return await s.accounts.reset_password(a, name)
+        await s.users.create(a, name, None, is_admin)
+        return await s.users.set_password(a, name)
 
     password = run(config_file, data_dir, call)
     kind = "administrator" if is_admin else "user"
@@ -86,7 +86,7 @@ def user_delete(
     config_file: Path | None, data_dir: Path | None, name: str, with_repositories: bool, as_json: bool
 ) -> None:
     """Delete a user (refused while they own repositories); their name stays reserved until released."""
-    run(config_file, data_dir, lambda s, a: s.accounts.delete_user(a, name, with_repositories))
+    run(config_file, data_dir, lambda s, a: s.users.delete(a, name, with_repositories))
     done(as_json, f"deleted user {name}; the name stays reserved until released", user=name, deleted=True)
 
 
@@ -101,7 +101,7 @@ def user_set(
     config_file: Path | None, data_dir: Path | None, name: str, admin: bool | None, active: bool | None, as_json: bool
 ) -> None:
     """Make a user (not) an administrator, or (de)activate them."""
-    row = run(config_file, data_dir, lambda s, a: s.accounts.update_user(a, name, admin=admin, active=active))
+    row = run(config_file, data_dir, lambda s, a: s.users.update(a, name, admin=admin, active=active))
     state = f"{'an administrator' if row.admin else 'not an administrator'}, {'active' if row.active else 'inactive'}"
     done(as_json, f"user {name} is {state}", user=name, admin=row.admin, active=row.active)
 
@@ -118,7 +118,7 @@ def org() -> None:
 @CONFIG
 @DATA_DIR
 def org_list(config_file: Path | None, data_dir: Path | None) -> None:
-    show(run(config_file, data_dir, lambda s, a: s.accounts.organizations(a)))
+    show(run(config_file, data_dir, lambda s, a: s.organizations.all(a)))
 
 
 @org.command("create")
@@ -128,7 +128,7 @@ def org_list(config_file: Path | None, data_dir: Path | None) -> None:
 @JSON
 def org_create(config_file: Path | None, data_dir: Path | None, name: str, as_json: bool) -> None:
     """Create an organization and its `owners` team (admin on NAME/*)."""
-    run(config_file, data_dir, lambda s, a: s.accounts.create_organization(a, name))
+    run(config_file, data_dir, lambda s, a: s.organizations.create(a, name))
     done(as_json, f"created organization {name} with team {name}/owners (admin on {name}/*)", organization=name)
 
 
@@ -142,7 +142,7 @@ def org_delete(
     config_file: Path | None, data_dir: Path | None, name: str, with_repositories: bool, as_json: bool
 ) -> None:
     """Delete an organization (refused while it owns repositories); its name stays reserved until released."""
-    run(config_file, data_dir, lambda s, a: s.accounts.delete_organization(a, name, with_repositories))
+    run(config_file, data_dir, lambda s, a: s.organizations.delete(a, name, with_repositories))
     done(
         as_json, f"deleted organization {name}; the name stays reserved until released", organization=name, deleted=True
     )
@@ -158,7 +158,7 @@ def namespace() -> None:
 @DATA_DIR
 def namespace_reserved(config_file: Path | None, data_dir: Path | None) -> None:
     """List the reserved names."""
-    rows = run(config_file, data_dir, lambda s, a: s.accounts.reserved_names(a))
+    rows = run(config_file, data_dir, lambda s, a: s.namespaces.reserved(a))
     show([{"name": r.name, "kind": r.kind, "reserved_at": r.reserved_at, "reserved_by": r.reserved_by} for r in rows])
 
 
@@ -169,7 +169,7 @@ def namespace_reserved(config_file: Path | None, data_dir: Path | None) -> None:
 @JSON
 def namespace_release(config_file: Path | None, data_dir: Path | None, name: str, as_json: bool) -> None:
     """Let NAME be registered again (as a user or an organization)."""
-    run(config_file, data_dir, lambda s, a: s.accounts.release_name(a, name))
+    run(config_file, data_dir, lambda s, a: s.namespaces.release(a, name))
     done(as_json, f"Released {name}: it can be registered again.", name=name, released=True)
 
 
@@ -191,7 +191,7 @@ def _team(text: str) -> tuple[str, str]:
 @click.argument("team_name", metavar="ORG/TEAM")
 @JSON
 def team_create(config_file: Path | None, data_dir: Path | None, team_name: str, as_json: bool) -> None:
-    run(config_file, data_dir, lambda s, a: s.accounts.create_team(a, *_team(team_name)))
+    run(config_file, data_dir, lambda s, a: s.teams.create(a, *_team(team_name)))
     done(as_json, f"created team {team_name}", team=team_name)
 
 
@@ -201,7 +201,7 @@ def team_create(config_file: Path | None, data_dir: Path | None, team_name: str,
 @click.argument("team_name", metavar="ORG/TEAM")
 @JSON
 def team_delete(config_file: Path | None, data_dir: Path | None, team_name: str, as_json: bool) -> None:
-    run(config_file, data_dir, lambda s, a: s.accounts.delete_team(a, *_team(team_name)))
+    run(config_file, data_dir, lambda s, a: s.teams.delete(a, *_team(team_name)))
     done(as_json, f"deleted team {team_name}", team=team_name, deleted=True)
 
 
@@ -210,7 +210,7 @@ def team_delete(config_file: Path | None, data_dir: Path | None, team_name: str,
 @DATA_DIR
 @click.argument("organization")
 def team_list(config_file: Path | None, data_dir: Path | None, organization: str) -> None:
-    teams = run(config_file, data_dir, lambda s, a: s.accounts.teams(a, organization))
+    teams = run(config_file, data_dir, lambda s, a: s.teams.of(a, organization))
     show([t.name for t in teams])
 
 
@@ -219,7 +219,7 @@ def team_list(config_file: Path | None, data_dir: Path | None, organization: str
 @DATA_DIR
 @click.argument("team_name", metavar="ORG/TEAM")
 def team_members(config_file: Path | None, data_dir: Path | None, team_name: str) -> None:
-    show(run(config_file, data_dir, lambda s, a: s.accounts.members(a, *_team(team_name))))
+    show(run(config_file, data_dir, lambda s, a: s.teams.members(a, *_team(team_name))))
 
 
 @team.command("add")
@@ -229,7 +229,7 @@ def team_members(config_file: Path | None, data_dir: Path | None, team_name: str
 @click.argument("user_name", metavar="USER")
 @JSON
 def team_add(config_file: Path | None, data_dir: Path | None, team_name: str, user_name: str, as_json: bool) -> None:
-    run(config_file, data_dir, lambda s, a: s.accounts.add_member(a, *_team(team_name), user_name))
+    run(config_file, data_dir, lambda s, a: s.teams.add_member(a, *_team(team_name), user_name))
     done(as_json, f"{user_name} is a member of {team_name}", team=team_name, user=user_name)
 
 
@@ -240,7 +240,7 @@ def team_add(config_file: Path | None, data_dir: Path | None, team_name: str, us
 @click.argument("user_name", metavar="USER")
 @JSON
 def team_remove(config_file: Path | None, data_dir: Path | None, team_name: str, user_name: str, as_json: bool) -> None:
-    run(config_file, data_dir, lambda s, a: s.accounts.remove_member(a, *_team(team_name), user_name))
+    run(config_file, data_dir, lambda s, a: s.teams.remove_member(a, *_team(team_name), user_name))
     done(as_json, f"removed {user_name} from {team_name}", team=team_name, user=user_name, removed=True)
 
 
@@ -270,7 +270,7 @@ def grant_add(
     as_json: bool,
 ) -> None:
     """Give ROLE on TARGET to a user or a team (replacing what they held there)."""
-    row = run(config_file, data_dir, lambda s, a: s.accounts.put_grant(a, target, role, user_name, team_name))
+    row = run(config_file, data_dir, lambda s, a: s.grants.put(a, target, role, user_name, team_name))
     who = f"user {user_name}" if user_name else f"team {team_name}"
     done(
         as_json,
@@ -290,7 +290,7 @@ def grant_add(
 def grant_list(config_file: Path | None, data_dir: Path | None, target: str | None) -> None:
     from trustyard.auth.policy import Role
 
-    rows = run(config_file, data_dir, lambda s, a: s.accounts.grants(a, target))
+    rows = run(config_file, data_dir, lambda s, a: s.grants.all(a, target))
     show(
         [
             {
@@ -311,7 +311,7 @@ def grant_list(config_file: Path | None, data_dir: Path | None, target: str | No
 @click.argument("grant_id", type=int)
 @JSON
 def grant_remove(config_file: Path | None, data_dir: Path | None, grant_id: int, as_json: bool) -> None:
-    run(config_file, data_dir, lambda s, a: s.accounts.delete_grant(a, grant_id))
+    run(config_file, data_dir, lambda s, a: s.grants.delete(a, grant_id))
     done(as_json, f"removed grant {grant_id}", id=grant_id, removed=True)
 
 
@@ -334,7 +334,7 @@ def token_create(
     config_file: Path | None, data_dir: Path | None, user_name: str, name: str, read_only: bool, as_json: bool
 ) -> None:
     """Create a token and print it once."""
-    created = run(config_file, data_dir, lambda s, a: s.accounts.create_token(a, user_name, name, read_only))
+    created = run(config_file, data_dir, lambda s, a: s.app_tokens.create(a, user_name, name, read_only))
     kind = "read-only app token" if read_only else "app token"
     done(
         as_json,
@@ -352,7 +352,7 @@ def token_create(
 @DATA_DIR
 @click.argument("user_name", metavar="USER")
 def token_list(config_file: Path | None, data_dir: Path | None, user_name: str) -> None:
-    rows = run(config_file, data_dir, lambda s, a: s.accounts.tokens(a, user_name))
+    rows = run(config_file, data_dir, lambda s, a: s.app_tokens.of(a, user_name))
     show([{"id": t.id, "name": t.name, "created_at": t.created_at, "last_used_at": t.last_used_at} for t in rows])
 
 
@@ -363,7 +363,7 @@ def token_list(config_file: Path | None, data_dir: Path | None, user_name: str) 
 @click.argument("token_id", metavar="ID")
 @JSON
 def token_revoke(config_file: Path | None, data_dir: Path | None, user_name: str, token_id: str, as_json: bool) -> None:
-    run(config_file, data_dir, lambda s, a: s.accounts.revoke_token(a, user_name, token_id))
+    run(config_file, data_dir, lambda s, a: s.app_tokens.revoke(a, user_name, token_id))
     done(as_json, f"revoked app token {token_id} of {user_name}", user=user_name, id=token_id, revoked=True)
 
 

@@ -23,18 +23,22 @@ from trustyard.db.settings import RuntimeSettings
 from trustyard.db.teams import TeamStore
 from trustyard.db.users import UserStore
 from trustyard.db.webhooks import WebhookStore
-from trustyard.services.accounts import Accounts
 from trustyard.services.adoption import Adoption
+from trustyard.services.app_tokens import AppTokens
 from trustyard.services.audit import Audit
 from trustyard.services.backends import Backends
 from trustyard.services.blobs import Blobs
 from trustyard.services.gc import GarbageCollector, GcSchedule, collector_id
+from trustyard.services.grants import Grants
 from trustyard.services.health import Health
 from trustyard.services.info import InfoService, Node
 from trustyard.services.lockout import Lockout
 from trustyard.services.manifests import Manifests
 from trustyard.services.migration import Migrations, StoragePlans
+from trustyard.services.namespaces import Namespaces
+from trustyard.services.organizations import Organizations
 from trustyard.services.password_checks import PasswordChecks
+from trustyard.services.permissions import Permissions
 from trustyard.services.policies import TagPolicies
 from trustyard.services.referrers import Referrers
 from trustyard.services.repositories import Repositories
@@ -44,9 +48,11 @@ from trustyard.services.settings import Settings, StartupStorage
 from trustyard.services.storage import StorageAdmin
 from trustyard.services.switch import StorageSwitch, WorkerIdentity
 from trustyard.services.tags import Tags
+from trustyard.services.teams import Teams
 from trustyard.services.tokens import Tokens
 from trustyard.services.upkeep import Upkeep
 from trustyard.services.uploads import Uploads
+from trustyard.services.users import Users
 from trustyard.services.webhooks import EventSource, Webhooks
 from trustyard.storage.switchable import SwitchableDriver
 
@@ -66,7 +72,13 @@ class Services:
     repositories: Repositories
     referrers: Referrers
     storage: StorageAdmin
-    accounts: Accounts
+    users: Users
+    organizations: Organizations
+    teams: Teams
+    grants: Grants
+    app_tokens: AppTokens
+    namespaces: Namespaces
+    permissions: Permissions
     tokens: Tokens
     sessions: Sessions
     audit: Audit
@@ -109,7 +121,7 @@ class Services:
         backends = Backends(index.backends, box, storage.current, startup.settings, startup.default_root)
         switch = StorageSwitch(index, backends, storage, worker, pinned=startup.pinned_by is not None)
         audit = Audit(AuditStore(index.reader, index.writer))
-        users, app_tokens = UserStore(index.db), AppTokenStore(index.db)
+        users, app_tokens, grants = UserStore(index.db), AppTokenStore(index.db), GrantStore(index.db)
         repository_store = index.repositories
         policies = TagPolicies(index, audit)
         password_checks = PasswordChecks(
@@ -117,24 +129,13 @@ class Services:
             PASSWORD_CHECKS_PER_WORKER,
             PASSWORD_CHECKS_WAITING_PER_WORKER,
         )
-        accounts = Accounts(
-            users,
-            OrganizationStore(index.db),
-            TeamStore(index.db),
-            GrantStore(index.db),
-            app_tokens,
-            NamespaceStore(index.db),
-            repository_store,
-            storage,
-            policies,
-            audit,
-            password_checks,
-        )
+        namespaces = Namespaces(NamespaceStore(index.db), repository_store, storage, policies, audit)
+        permissions = Permissions(grants, repository_store)
         storage_admin = StorageAdmin(index, storage)
         webhooks = Webhooks(WebhookStore(index.reader, index.writer), box, audit, source)
         adoption = Adoption(index, storage_admin, switch, collector_id(), background=worker is not None)
         settings = Settings(index, backends, switch, adoption, startup, audit)
-        uploads = Uploads(index, storage, switch, accounts.pullable, webhooks)
+        uploads = Uploads(index, storage, switch, permissions.pullable, webhooks)
         manifests = Manifests(index, storage, policies, audit, webhooks)
         gc = GarbageCollector(
             index,
@@ -151,23 +152,29 @@ class Services:
             uploads=uploads,
             manifests=manifests,
             tags=Tags(index),
-            repositories=Repositories(index, policies, storage, audit, accounts.pull_filter),
+            repositories=Repositories(index, policies, storage, audit, permissions.pull_filter),
             referrers=Referrers(index),
             storage=storage_admin,
-            accounts=accounts,
+            users=Users(users, namespaces, audit, password_checks),
+            organizations=Organizations(OrganizationStore(index.db), namespaces, audit),
+            teams=Teams(TeamStore(index.db), audit),
+            grants=Grants(grants, audit),
+            app_tokens=AppTokens(app_tokens, audit),
+            namespaces=namespaces,
+            permissions=permissions,
             tokens=Tokens(
                 authority,
                 users,
                 app_tokens,
                 repository_store,
-                accounts,
+                permissions,
                 audit,
                 Lockout(audit),
                 CredentialCache(basic_auth_cache_ttl, DEFAULT_SIZE, time.monotonic),
                 password_checks,
                 refresh_tokens=refresh_tokens,
             ),
-            sessions=Sessions(SessionStore(index.reader, index.writer), users, accounts),
+            sessions=Sessions(SessionStore(index.reader, index.writer), users, permissions),
             audit=audit,
             settings=settings,
             health=Health(DatabaseProbe(index.reader, index.writer), storage),

@@ -20,10 +20,10 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 10_000
 CATALOG_SCOPE = "registry:catalog:*"
 
-#: Which of some repository names an actor may pull (``Accounts.pullable``; cross-repository mounts).
+#: Which of some repository names an actor may pull (``Permissions.pullable``; cross-repository mounts).
 Pullable = Callable[[Actor, Sequence[str]], Awaitable[list[str]]]
 #: Resolves once per request whether an actor may pull a repository given its visibility
-#: (``Accounts.pull_filter``): ``(name, public) -> bool``.
+#: (``Permissions.pull_filter``): ``(name, public) -> bool``.
 PullFilterFor = Callable[[Actor], Awaitable[Callable[[str, bool], bool]]]
 
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from trustyard.db.sessions import SessionStore
 from trustyard.db.users import UserStore
 from trustyard.errors import InvalidRequest
-from trustyard.services.accounts import Accounts
 from trustyard.services.actor import Actor, Credential
+from trustyard.services.permissions import Permissions
 from trustyard.services.tokens import Principal
 
 #: How long a session lasts without logging in again (the cookie lives as long).
@@ -25,10 +25,10 @@ def _key(secret: str) -> str:
 
 
 class Sessions:
-    def __init__(self, store: SessionStore, users: UserStore, accounts: Accounts) -> None:
+    def __init__(self, store: SessionStore, users: UserStore, permissions: Permissions) -> None:
         self._store = store
         self._users = users
-        self._accounts = accounts
+        self._permissions = permissions
 
     async def start(self, principal: Principal) -> str:
         """A new session for a password login; returns the secret the cookie carries."""
@@ -48,7 +48,7 @@ class Sessions:
         user = await self._users.get(name) if name else None
         if user is None or not user.active:
             return None
-        return await self._accounts.actor_for(user, source, Credential.PASSWORD)
+        return await self._permissions.actor_for(user, source, Credential.PASSWORD)
 
     async def end(self, secret: str) -> None:
         if secret:

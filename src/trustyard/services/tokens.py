@@ -26,11 +26,11 @@ from trustyard.db.app_tokens import AppTokenRow, AppTokenStore
 from trustyard.db.repositories import RepositoryStore
 from trustyard.db.users import UserRow, UserStore
 from trustyard.errors import InvalidToken, LoginFailed, TooManyRequests, Unauthorized
-from trustyard.services.accounts import Accounts
 from trustyard.services.actor import Action, Actor, Credential
 from trustyard.services.audit import Audit
 from trustyard.services.lockout import Lockout
 from trustyard.services.password_checks import PasswordChecks
+from trustyard.services.permissions import Permissions
 
 MAX_SCOPES = 64
 
@@ -71,7 +71,7 @@ class Tokens:
         users: UserStore,
         app_tokens: AppTokenStore,
         repositories: RepositoryStore,
-        accounts: Accounts,
+        permissions: Permissions,
         audit: Audit,
         lockout: Lockout,
         verified: CredentialCache[Verified],
@@ -84,7 +84,7 @@ class Tokens:
         self._users = users
         self._app_tokens = app_tokens
         self._repositories = repositories
-        self._accounts = accounts
+        self._permissions = permissions
         self._audit = audit
         self._lockout = lockout
         self._verified = verified
@@ -147,7 +147,7 @@ class Tokens:
 
     async def actor_for(self, principal: Principal, source: str | None) -> Actor:
         """The principal's actor with their whole permission, marked with the credential they proved."""
-        return await self._accounts.actor_for(principal.user, source, principal.credential)
+        return await self._permissions.actor_for(principal.user, source, principal.credential)
 
     # Issuing --------------------------------------------------------------------------------------------
 
@@ -156,7 +156,7 @@ class Tokens:
         ``offline`` asks for a refresh token too, granted only when refresh tokens are on: otherwise the client
         keeps the credentials it logged in with, as it does with Distribution and Harbor."""
         user = principal.user if principal else None
-        subject = await self._accounts.subject(user.name) if user else None
+        subject = await self._permissions.subject(user.name) if user else None
         wanted = requested[:MAX_SCOPES]
         names = [s.name for s in wanted if s.type == REPOSITORY]
         public = await self._repositories.public(names)
@@ -235,7 +235,7 @@ class Tokens:
         verified = self._verified.get(key)
         if verified is None:
             principal = await self.login_basic(authorization, source)
-            subject = await self._accounts.subject(principal.user.name) if principal else None
+            subject = await self._permissions.subject(principal.user.name) if principal else None
             if principal is None or subject is None:
                 raise LoginFailed()
             verified = Verified(subject, principal.app_token is not None and principal.app_token.read_only)
